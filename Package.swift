@@ -1,0 +1,46 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .unsafeFlags(["-warnings-as-errors"]),
+]
+
+let package = Package(
+    name: "kube-actions-runner",
+    products: [
+        .executable(name: "kube-actions-runner", targets: ["kube-actions-runner"]),
+        .library(name: "KubeActionsRunner", targets: ["KubeActionsRunner"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.0.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        .target(name: "CLinuxShims"),
+        .target(
+            name: "KubeActionsRunner",
+            dependencies: [
+                "CLinuxShims",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "kube-actions-runner",
+            dependencies: ["KubeActionsRunner"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "KubeActionsRunnerTests",
+            dependencies: ["KubeActionsRunner"],
+            exclude: ["Fixtures"],
+            swiftSettings: strict
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

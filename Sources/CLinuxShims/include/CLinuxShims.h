@@ -1,0 +1,30 @@
+#ifndef CLINUXSHIMS_H
+#define CLINUXSHIMS_H
+
+#include <stdint.h>
+
+/// epoll and eventfd, which Swift's Glibc module does not export, behind plain C functions.
+/// `struct epoll_event` is packed on x86_64; these helpers keep that layout out of Swift.
+
+typedef struct {
+    uint32_t events;
+    int32_t fd;
+} kar_event;
+
+extern const uint32_t KAR_EPOLLIN;
+extern const uint32_t KAR_EPOLLOUT;
+extern const uint32_t KAR_EPOLLERR;
+extern const uint32_t KAR_EPOLLHUP;
+
+int kar_epoll_create(void);
+int kar_epoll_add(int epfd, int fd, uint32_t events);
+int kar_epoll_mod(int epfd, int fd, uint32_t events);
+int kar_epoll_del(int epfd, int fd);
+/// Waits for at most `max` (up to 512) events; returns their count, or -1 with errno set.
+int kar_epoll_wait(int epfd, kar_event *out, int max, int timeout_ms);
+
+int kar_eventfd(void);
+/// accept4 with SOCK_NONBLOCK | SOCK_CLOEXEC.
+int kar_accept(int fd);
+
+#endif

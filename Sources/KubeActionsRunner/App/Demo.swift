@@ -1,0 +1,78 @@
+import Logging
+
+/// `kube-actions-runner demo`: the real server in dry-run mode on a free loopback port, one real signed
+/// `workflow_job` delivery over HTTP, and the Job and Secret that would have been created.
+///
+/// Needs no cluster, no GitHub token and no files. `RUNNER_MODE`, `RUNNER_IMAGE`, `DIND_IMAGE`, `DIND_MTU`,
+/// `NAMESPACE`, `LABEL_MATCHERS` and `JOB_TTL_SECONDS` from the environment are honoured.
+public enum Demo {
+    public static func run(environment: [String: String], output: @escaping @Sendable (String) -> Void = { print($0) }) async throws
+        -> Bool
+    {
+        var generator = SystemRandomNumberGenerator()
+        let secret = (0..<16).map { _ in
+            let byte = UInt8.random(in: 0...255, using: &generator)
+            return String(byte, radix: 16).count == 1 ? "0" + String(byte, radix: 16) : String(byte, radix: 16)
+        }.joined()
+        var env: [String: String] = [:]
+        for key in ["RUNNER_MODE", "RUNNER_IMAGE", "DIND_IMAGE", "DIND_MTU", "NAMESPACE", "LABEL_MATCHERS", "JOB_TTL_SECONDS"] {
+            env[key] = environment[key]
+        }
+        env["LABEL_MATCHERS"] = env["LABEL_MATCHERS"] ?? "ubuntu-latest"  // the bundled payload's runs-on
+        env["WEBHOOK_SECRET"] = secret
+        env["DRY_RUN"] = "true"
+        let configuration = try Configuration(environment: env, files: InMemoryFiles())
+
+        let logger = Logger(label: "kube-actions-runner") { label in
+            JSONLogHandler(label: label, level: .info, format: .json) { line in output("  log | " + line.droppingTrailingNewlines()) }
+        }
+        let provisioner = DryRunProvisioner(settings: RunnerJob.Settings(configuration), logger: logger)
+        var serverConfiguration = HTTPServer.Configuration()
+        serverConfiguration.host = "127.0.0.1"
+        serverConfiguration.port = 0
+        let app = try Application.build(
+            configuration: configuration, logger: logger, provisioner: provisioner, serverConfiguration: serverConfiguration)
+        let server = Task { try await app.server.run() }
+        defer { app.server.shutdown() }
+
+        let port = app.server.port
+        output("kube-actions-runner \(KubeActionsRunnerVersion.current) demo (dry run: no GitHub, no cluster)")
+        output("server listening on 127.0.0.1:\(port), mode \(configuration.runnerMode), label matchers '\(configuration.labelMatcher)'")
+        output("")
+
+        let body = Array((DemoPayload.workflowJobQueued + "\n").utf8)  // the fixture's exact bytes
+        let headers = [
+            ("Content-Type", "application/json"),
+            ("User-Agent", "GitHub-Hookshot/demo"),
+            ("X-GitHub-Event", "workflow_job"),
+            ("X-GitHub-Delivery", "00000000-0000-4000-8000-000000000001"),
+            ("X-Hub-Signature-256", SignatureVerifier.sign(body, secret: configuration.webhookSecret)),
+        ]
+        let (first, second, unsigned) = try await LoopbackClient.run {
+            let client = try LoopbackClient(port: port)
+            let first = try client.request("POST", "/webhook", headers: headers, body: body)
+            let second = try client.request("POST", "/webhook", headers: headers, body: body)
+            let unsigned = try client.request(
+                "POST", "/webhook", headers: headers.filter { $0.0 != "X-Hub-Signature-256" }, body: body)
+            return (first, second, unsigned)
+        }
+        output("POST /webhook  workflow_job queued (job 289782451, \(body.count) bytes, signed)")
+        output("  -> \(first.status) \(first.text.droppingTrailingNewlines())")
+        output("POST /webhook  the same delivery again (GitHub's redelivery keeps X-GitHub-Delivery)")
+        output("  -> \(second.status) \(second.text.droppingTrailingNewlines())")
+        output("POST /webhook  without a signature")
+        output("  -> \(unsigned.status) \(unsigned.text.droppingTrailingNewlines())")
+        output("")
+
+        for (_, rendered) in provisioner.renderedJobs() {
+            output("Job that would be created (POST /apis/batch/v1/namespaces/\(rendered.job.namespace)/jobs):")
+            output(rendered.job.job.rendered(pretty: true))
+            output("")
+            output("Secret that would be created after it, owned by the Job (JIT config redacted):")
+            output(rendered.secret.rendered(pretty: true))
+        }
+        app.server.shutdown()
+        try await server.value
+        return first.status == 200 && second.status == 200 && unsigned.status == 401
+    }
+}

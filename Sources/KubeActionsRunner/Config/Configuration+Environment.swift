@@ -1,0 +1,238 @@
+import Logging
+
+/// One problem with the configuration, naming its key; never carries a secret's value.
+public struct ConfigurationError: Error, Equatable, CustomStringConvertible {
+    public var key: String
+    public var message: String
+
+    public var description: String { "\(key): \(message)" }
+}
+
+/// Every problem found at once, so an operator fixes them in one round.
+public struct ConfigurationErrors: Error, Equatable, CustomStringConvertible {
+    public var errors: [ConfigurationError]
+
+    public var description: String { errors.map(\.description).joined(separator: "\n") }
+}
+
+extension Configuration {
+    /// Reads and validates the configuration. The environment is a parameter: tests never touch the process's.
+    public init(environment: [String: String], files: some FileReading = LocalFiles()) throws(ConfigurationErrors) {
+        var reader = EnvironmentReader(environment: environment, files: files)
+
+        let dryRun = reader.bool("DRY_RUN", default: false)
+        let webhookSecret = reader.secret("WEBHOOK_SECRET", required: true)
+        let previousWebhookSecret = reader.secret("WEBHOOK_SECRET_PREVIOUS", required: false)
+        let githubToken = reader.secret("GITHUB_TOKEN", required: !dryRun)
+        let githubAPIURL = reader.url("GITHUB_API_URL", default: Defaults.githubAPIURL)
+        let runnerMode = reader.choice("RUNNER_MODE", default: Defaults.runnerMode)
+        let runnerImage = reader.image("RUNNER_IMAGE", default: Defaults.runnerImage)
+        let dindImage = reader.image("DIND_IMAGE", default: Defaults.dindImage)
+        let dindMTU = reader.optionalInt("DIND_MTU", range: 576...9216)
+        let namespace = reader.namespace(files: files)
+        let labelMatcher = reader.labelMatcher()
+        let listenAddress = reader.string("LISTEN_ADDRESS", default: Defaults.listenAddress)
+        let port = reader.int("PORT", default: Defaults.port, range: 1...65535)
+        let jobTTLSeconds = reader.int("JOB_TTL_SECONDS", default: Defaults.jobTTLSeconds, range: 0...Int(Int32.max))
+        let runnerGroupID = reader.int("RUNNER_GROUP_ID", default: Defaults.runnerGroupID, range: 1...Int(Int32.max))
+        let maxBodyBytes = reader.int(
+            "MAX_BODY_BYTES", default: Defaults.maxBodyBytes, range: 1024...Defaults.maxBodyBytesLimit)
+        let maxConnections = reader.int("MAX_CONNECTIONS", default: Defaults.maxConnections, range: 16...1_000_000)
+        let logLevel = reader.logLevel()
+        let logFormat = reader.choice("LOG_FORMAT", default: LogFormat.json)
+
+        guard reader.errors.isEmpty, let webhookSecret else {
+            throw ConfigurationErrors(errors: reader.errors)
+        }
+        self.init(
+            webhookSecret: webhookSecret,
+            previousWebhookSecret: previousWebhookSecret,
+            githubToken: githubToken,
+            githubAPIURL: githubAPIURL,
+            runnerMode: runnerMode,
+            runnerImage: runnerImage,
+            dindImage: dindImage,
+            dindMTU: dindMTU,
+            namespace: namespace,
+            labelMatcher: labelMatcher,
+            listenAddress: listenAddress,
+            port: port,
+            jobTTLSeconds: jobTTLSeconds,
+            runnerGroupID: runnerGroupID,
+            maxBodyBytes: maxBodyBytes,
+            maxConnections: maxConnections,
+            logLevel: logLevel,
+            logFormat: logFormat,
+            dryRun: dryRun
+        )
+    }
+}
+
+/// Reads typed values and collects problems instead of stopping at the first.
+private struct EnvironmentReader<Files: FileReading> {
+    let environment: [String: String]
+    let files: Files
+    var errors: [ConfigurationError] = []
+
+    init(environment: [String: String], files: Files) {
+        self.environment = environment
+        self.files = files
+    }
+
+    /// A set, non-blank value; blank counts as unset (templated manifests often render empty values).
+    func value(_ key: String) -> String? {
+        guard let raw = environment[key] else { return nil }
+        let trimmed = raw.trimmingOWS()
+        return trimmed.isEmpty ? nil : trimmed
+    }
+
+    mutating func fail(_ key: String, _ message: String) {
+        errors.append(ConfigurationError(key: key, message: message))
+    }
+
+    mutating func secret(_ key: String, required: Bool) -> Secret? {
+        let fileKey = key + "_FILE"
+        let direct = environment[key].flatMap { $0.isEmpty ? nil : $0 }
+        let path = value(fileKey)
+        if direct != nil, path != nil {
+            fail(key, "set either \(key) or \(fileKey), not both")
+            return nil
+        }
+        var secret: String?
+        if let path {
+            do {
+                guard let contents = try files.read(path) else {
+                    fail(fileKey, "file \(path) does not exist")
+                    return nil
+                }
+                secret = contents.droppingTrailingNewlines()
+            } catch {
+                fail(fileKey, "\(error)")
+                return nil
+            }
+        } else {
+            secret = direct
+        }
+        guard let secret, !secret.isEmpty else {
+            if required { fail(key, "required (set \(key) or \(fileKey))") }
+            return nil
+        }
+        if secret.utf8.contains(where: { $0 == 0x0A || $0 == 0x0D }) {
+            fail(key, "must be a single line")
+            return nil
+        }
+        return Secret(secret)
+    }
+
+    func string(_ key: String, default defaultValue: String) -> String {
+        value(key) ?? defaultValue
+    }
+
+    mutating func int(_ key: String, default defaultValue: Int, range: ClosedRange<Int>) -> Int {
+        guard let text = value(key) else { return defaultValue }
+        guard let number = Int(text), range.contains(number) else {
+            fail(key, "'\(text)' is not a whole number in \(range.lowerBound)...\(range.upperBound)")
+            return defaultValue
+        }
+        return number
+    }
+
+    mutating func optionalInt(_ key: String, range: ClosedRange<Int>) -> Int? {
+        guard value(key) != nil else { return nil }
+        return int(key, default: range.lowerBound, range: range)
+    }
+
+    mutating func bool(_ key: String, default defaultValue: Bool) -> Bool {
+        guard let text = value(key)?.asciiLowercased else { return defaultValue }
+        switch text {
+        case "true", "1", "yes", "on": return true
+        case "false", "0", "no", "off": return false
+        default:
+            fail(key, "'\(text)' is not a boolean (true or false)")
+            return defaultValue
+        }
+    }
+
+    mutating func choice<T: RawRepresentable & CaseIterable>(_ key: String, default defaultValue: T) -> T
+    where T.RawValue == String {
+        guard let text = value(key) else { return defaultValue }
+        guard let choice = T(rawValue: text.asciiLowercased) else {
+            let allowed = T.allCases.map(\.rawValue).joined(separator: ", ")
+            fail(key, "'\(text)' is not one of \(allowed)")
+            return defaultValue
+        }
+        return choice
+    }
+
+    mutating func url(_ key: String, default defaultValue: String) -> String {
+        guard let text = value(key) else { return defaultValue }
+        let lowered = text.asciiLowercased
+        guard lowered.hasPrefix("https://") || lowered.hasPrefix("http://"),
+            !text.utf8.contains(where: { $0 <= 0x20 || $0 == 0x7F }),
+            text.split(separator: "/", omittingEmptySubsequences: true).count >= 2
+        else {
+            fail(key, "'\(text)' is not an http(s) URL")
+            return defaultValue
+        }
+        return text.hasSuffix("/") ? String(text.dropLast()) : text
+    }
+
+    mutating func image(_ key: String, default defaultValue: String) -> String {
+        guard let text = value(key) else { return defaultValue }
+        guard !text.utf8.contains(where: { $0 <= 0x20 || $0 == 0x7F }) else {
+            fail(key, "'\(text)' is not an image reference")
+            return defaultValue
+        }
+        return text
+    }
+
+    mutating func namespace(files: Files) -> String {
+        if let text = value("NAMESPACE") {
+            guard isDNSLabel(text) else {
+                fail("NAMESPACE", "'\(text)' is not a valid namespace name (lowercase DNS label, at most 63 characters)")
+                return Configuration.Defaults.namespace
+            }
+            return text
+        }
+        if let contents = try? files.read(Configuration.Defaults.serviceAccountNamespaceFile) {
+            let text = contents.trimmingOWS().droppingTrailingNewlines()
+            if isDNSLabel(text) { return text }
+        }
+        return Configuration.Defaults.namespace
+    }
+
+    mutating func labelMatcher() -> LabelMatcher {
+        do {
+            return try LabelMatcher(parsing: environment["LABEL_MATCHERS"])
+        } catch {
+            fail("LABEL_MATCHERS", error.description)
+            return .selfHosted
+        }
+    }
+
+    mutating func logLevel() -> Logger.Level {
+        guard let text = value("LOG_LEVEL") else { return .info }
+        guard let level = Logger.Level(rawValue: text.asciiLowercased) else {
+            let allowed = Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")
+            fail("LOG_LEVEL", "'\(text)' is not one of \(allowed)")
+            return .info
+        }
+        return level
+    }
+}
+
+/// RFC 1123 label: what Kubernetes accepts for namespace names.
+func isDNSLabel(_ text: String) -> Bool {
+    let bytes = Array(text.utf8)
+    guard !bytes.isEmpty, bytes.count <= 63 else { return false }
+    let allowed = bytes.allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 45 }
+    return allowed && bytes.first != 45 && bytes.last != 45
+}
+
+extension String {
+    func droppingTrailingNewlines() -> String {
+        var s = self[...]
+        while let last = s.last, last == "\n" || last == "\r" || last == "\r\n" { s = s.dropLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,512 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import CLinuxShims
+import Logging
+import Synchronization
+
+/// Identifies a request handed to a handler, so its response finds the right connection.
+struct RequestTicket: Sendable {
+    var fd: Int32
+    var serial: UInt64
+}
+
+/// A single-threaded epoll loop that owns the listening socket and every connection.
+///
+/// Only the loop's own thread reads or writes connection state. Other threads talk to it through
+/// `complete(_:with:)` and `beginShutdown()`, which queue work under a mutex and wake the loop through an
+/// eventfd. That is the whole of its cross-thread surface, hence `@unchecked Sendable`.
+final class EventLoop: @unchecked Sendable {
+    struct Configuration: Sendable {
+        var maxConnections: Int
+        var limits: RequestParser.Limits
+        var headerTimeout: Duration
+        var bodyTimeout: Duration
+        var idleTimeout: Duration
+        var writeTimeout: Duration
+        var shutdownTimeout: Duration
+        /// How long a closing connection may drain input before it is closed hard.
+        var lingerTimeout: Duration = .seconds(2)
+    }
+
+    private struct Shared {
+        var completions: [(RequestTicket, HTTPResponse)] = []
+        var shutdownRequested = false
+    }
+
+    private let configuration: Configuration
+    private let logger: Logger
+    private let listenFD: Int32
+    private let epollFD: Int32
+    private let wakeFD: Int32
+    private let shared = Mutex(Shared())
+    private let shuttingDownFlag = Atomic<Bool>(false)
+
+    // Loop-thread state.
+    private var connections: [Int32: Connection] = [:]
+    private var nextSerial: UInt64 = 1
+    private var shutdownDeadline: UInt64?
+    private var listening = true
+    private var acceptPausedUntil: UInt64?
+    private var nextSweep: UInt64 = 0
+    private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
+    private var dateCache = DateHeaderCache()
+
+    init(listenFD: Int32, configuration: Configuration, logger: Logger) throws(HTTPServerError) {
+        self.listenFD = listenFD
+        self.configuration = configuration
+        self.logger = logger
+        epollFD = kar_epoll_create()
+        guard epollFD >= 0 else { throw HTTPServerError.system("epoll_create1", errno) }
+        wakeFD = kar_eventfd()
+        guard wakeFD >= 0 else { throw HTTPServerError.system("eventfd", errno) }
+        kar_epoll_add(epollFD, listenFD, KAR_EPOLLIN)
+        kar_epoll_add(epollFD, wakeFD, KAR_EPOLLIN)
+    }
+
+    deinit {
+        scratch.deallocate()
+        close(epollFD)
+        close(wakeFD)
+    }
+
+    var isShuttingDown: Bool { shuttingDownFlag.load(ordering: .relaxed) }
+
+    // MARK: - Cross-thread entry points
+
+    /// Hands a handler's response back to the loop. Drops it if the connection has gone.
+    func complete(_ ticket: RequestTicket, with response: HTTPResponse) {
+        shared.withLock { $0.completions.append((ticket, response)) }
+        wake()
+    }
+
+    /// Stops accepting, closes idle connections, lets in-flight requests finish within the shutdown bound.
+    func beginShutdown() {
+        shuttingDownFlag.store(true, ordering: .relaxed)
+        shared.withLock { $0.shutdownRequested = true }
+        wake()
+    }
+
+    private func wake() {
+        var one: UInt64 = 1
+        _ = withUnsafeBytes(of: &one) { write(wakeFD, $0.baseAddress, 8) }
+    }
+
+    // MARK: - The loop
+
+    /// Runs until shutdown completes; `dispatch` receives each complete request on the loop thread.
+    func run(dispatch: (RequestTicket, HTTPRequest) -> Void) {
+        let maxEvents = 256
+        var events = [kar_event](repeating: kar_event(), count: maxEvents)
+        while true {
+            let now = monotonicNanoseconds()
+            if let deadline = shutdownDeadline, connections.isEmpty || now >= deadline {
+                break
+            }
+            let timeout: Int32
+            if connections.isEmpty && shutdownDeadline == nil && acceptPausedUntil == nil {
+                timeout = -1
+            } else {
+                timeout = 100
+            }
+            let count = kar_epoll_wait(epollFD, &events, Int32(maxEvents), timeout)
+            if count < 0 {
+                if errno == EINTR { continue }
+                logger.critical("epoll_wait failed", metadata: ["errno": "\(errno)"])
+                break
+            }
+            let now2 = monotonicNanoseconds()
+            for index in 0..<Int(count) {
+                let event = events[index]
+                let fd = event.fd
+                if fd == listenFD {
+                    acceptConnections(now: now2)
+                } else if fd == wakeFD {
+                    drainWake()
+                    handleCrossThreadWork(now: now2, dispatch: dispatch)
+                } else if let connection = connections[fd] {
+                    handle(event: event.events, on: connection, now: now2, dispatch: dispatch)
+                }
+            }
+            if now2 >= nextSweep {
+                sweep(now: now2)
+                nextSweep = now2 + 100_000_000
+            }
+        }
+        for connection in Array(connections.values) {
+            closeConnection(connection)
+        }
+        if listening {
+            close(listenFD)
+            listening = false
+        }
+    }
+
+    private func drainWake() {
+        var value: UInt64 = 0
+        _ = withUnsafeMutableBytes(of: &value) { read(wakeFD, $0.baseAddress, 8) }
+    }
+
+    private func handleCrossThreadWork(now: UInt64, dispatch: (RequestTicket, HTTPRequest) -> Void) {
+        let (completions, shutdown) = shared.withLock { state -> ([(RequestTicket, HTTPResponse)], Bool) in
+            let taken = state.completions
+            state.completions.removeAll(keepingCapacity: true)
+            return (taken, state.shutdownRequested)
+        }
+        if shutdown, shutdownDeadline == nil {
+            startShutdown(now: now)
+        }
+        for (ticket, response) in completions {
+            guard let connection = connections[ticket.fd], connection.serial == ticket.serial,
+                connection.state == .processing
+            else { continue }
+            send(response, on: connection, now: now, dispatch: dispatch)
+        }
+    }
+
+    private func startShutdown(now: UInt64) {
+        shutdownDeadline = now + configuration.shutdownTimeout.nanoseconds
+        if listening {
+            kar_epoll_del(epollFD, listenFD)
+            close(listenFD)
+            listening = false
+        }
+        for connection in Array(connections.values) {
+            connection.keepAlive = false
+            if connection.state == .reading && connection.phase == .idle && connection.parser.bufferedByteCount == 0 {
+                closeConnection(connection)
+            }
+        }
+        logger.info("http server draining", metadata: ["connections": "\(connections.count)"])
+    }
+
+    // MARK: - Accepting
+
+    private func acceptConnections(now: UInt64) {
+        if let until = acceptPausedUntil, now < until { return }
+        acceptPausedUntil = nil
+        while listening {
+            let fd = kar_accept(listenFD)
+            if fd < 0 {
+                let error = errno
+                if error == EAGAIN || error == EWOULDBLOCK || error == EINTR { return }
+                if error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM {
+                    // Out of descriptors: stop accepting briefly instead of spinning on a ready listener.
+                    logger.error("accept failed; pausing accepts", metadata: ["errno": "\(error)"])
+                    acceptPausedUntil = now + 100_000_000
+                    kar_epoll_mod(epollFD, listenFD, 0)
+                    return
+                }
+                continue  // ECONNABORTED and the like concern one connection only
+            }
+            if connections.count >= configuration.maxConnections, !evictIdleConnection(now: now) {
+                rejectAtCapacity(fd)
+                continue
+            }
+            var one: Int32 = 1
+            _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+            let connection = Connection(
+                fd: fd,
+                serial: nextSerial,
+                limits: configuration.limits,
+                now: now,
+                deadline: now + configuration.headerTimeout.nanoseconds,
+                interest: KAR_EPOLLIN
+            )
+            nextSerial += 1
+            connections[fd] = connection
+            kar_epoll_add(epollFD, fd, KAR_EPOLLIN)
+        }
+    }
+
+    /// Closes the longest-idle keep-alive connection (or else a silent new one) to make room.
+    private func evictIdleConnection(now: UInt64) -> Bool {
+        var victim: Connection?
+        for connection in connections.values where connection.isIdleKeepAlive {
+            if victim == nil || connection.lastActivity < victim!.lastActivity { victim = connection }
+        }
+        if victim == nil {
+            for connection in connections.values
+            where connection.isIdleNew && now - connection.lastActivity > 1_000_000_000 {
+                if victim == nil || connection.lastActivity < victim!.lastActivity { victim = connection }
+            }
+        }
+        guard let victim else { return false }
+        closeConnection(victim)
+        return true
+    }
+
+    private func rejectAtCapacity(_ fd: Int32) {
+        let response = HTTPResponse.text(503, "server at connection capacity", headers: [("Retry-After", "1")])
+        let bytes = response.serialized(keepAlive: false, headOnly: false, version: .http1_1, date: dateCache.current())
+        _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        close(fd)
+        logger.warning("connection rejected at capacity", metadata: ["max_connections": "\(configuration.maxConnections)"])
+    }
+
+    // MARK: - Connection events
+
+    private func handle(event: UInt32, on connection: Connection, now: UInt64, dispatch: (RequestTicket, HTTPRequest) -> Void) {
+        if event & (KAR_EPOLLERR | KAR_EPOLLHUP) != 0, connection.state != .reading {
+            // The peer is gone; a pending response has nowhere to go.
+            closeConnection(connection)
+            return
+        }
+        if event & KAR_EPOLLOUT != 0, !connection.outbound.isEmpty {
+            flush(connection, now: now, dispatch: dispatch)
+            if connections[connection.fd] !== connection { return }
+        }
+        if event & (KAR_EPOLLIN | KAR_EPOLLHUP | KAR_EPOLLERR) != 0 {
+            switch connection.state {
+            case .reading: readRequests(connection, now: now, dispatch: dispatch)
+            case .lingering: drainLingering(connection)
+            case .processing, .writing: break
+            }
+        }
+    }
+
+    private func readRequests(_ connection: Connection, now: UInt64, dispatch: (RequestTicket, HTTPRequest) -> Void) {
+        var total = 0
+        while total < 256 * 1024 {
+            let n = recv(connection.fd, scratch.baseAddress, scratch.count, 0)
+            if n > 0 {
+                connection.parser.append(UnsafeRawBufferPointer(rebasing: scratch[0..<n]))
+                total += n
+                continue
+            }
+            if n == 0 {
+                // The client closed its side. An incomplete request is abandoned; a complete one already
+                // buffered is still answered (a half-close after a request is legal).
+                drive(connection, now: now, dispatch: dispatch)
+                if connections[connection.fd] === connection, connection.state == .reading {
+                    closeConnection(connection)
+                }
+                return
+            }
+            let error = errno
+            if error == EAGAIN || error == EWOULDBLOCK { break }
+            if error == EINTR { continue }
+            closeConnection(connection)
+            return
+        }
+        connection.lastActivity = now
+        drive(connection, now: now, dispatch: dispatch)
+    }
+
+    /// Runs the parser over what is buffered until it needs bytes, hands off a request, or fails.
+    private func drive(_ connection: Connection, now: UInt64, dispatch: (RequestTicket, HTTPRequest) -> Void) {
+        while connection.state == .reading {
+            switch connection.parser.next() {
+            case .needMoreData:
+                updatePhase(connection, now: now)
+                return
+            case .continueExpected:
+                updatePhase(connection, now: now)
+                connection.outbound.append(contentsOf: continueResponse)
+                flushPartial(connection)
+            case .request(let request):
+                connection.state = .processing
+                connection.phase = .idle
+                connection.isHeadRequest = request.method == "HEAD"
+                connection.keepAlive = connection.keepAlive && wantsKeepAlive(request)
+                setInterest(connection, 0)
+                dispatch(RequestTicket(fd: connection.fd, serial: connection.serial), request)
+                return
+            case .failure(let error):
+                logger.debug("rejected request", metadata: ["status": "\(error.status)", "reason": "\(error)"])
+                connection.keepAlive = false
+                connection.state = .processing
+                send(.text(error.status, error.description), on: connection, now: now, dispatch: dispatch)
+                return
+            }
+        }
+    }
+
+    private func updatePhase(_ connection: Connection, now: UInt64) {
+        let phase = connection.parser.phase
+        guard phase != connection.phase else { return }
+        switch phase {
+        case .idle:
+            break
+        case .head:
+            // The first request's header deadline counts from accept; later ones from their first byte.
+            if connection.requestsServed > 0 { connection.deadline = now + configuration.headerTimeout.nanoseconds }
+        case .body:
+            connection.deadline = now + configuration.bodyTimeout.nanoseconds
+        }
+        connection.phase = phase
+    }
+
+    private func wantsKeepAlive(_ request: HTTPRequest) -> Bool {
+        let tokens = request.headers.values("Connection").flatMap { $0.split(separator: ",") }.map { $0.trimmingOWS() }
+        if tokens.contains(where: { $0.caseInsensitiveEquals("close") }) { return false }
+        if request.version == .http1_0 {
+            return tokens.contains { $0.caseInsensitiveEquals("keep-alive") }
+        }
+        return true
+    }
+
+    // MARK: - Writing
+
+    private func send(_ response: HTTPResponse, on connection: Connection, now: UInt64, dispatch: (RequestTicket, HTTPRequest) -> Void) {
+        let keepAlive = connection.keepAlive && shutdownDeadline == nil
+        connection.closeAfterWrite = !keepAlive
+        connection.outbound.append(
+            contentsOf: response.serialized(
+                keepAlive: keepAlive,
+                headOnly: connection.isHeadRequest,
+                version: .http1_1,
+                date: dateCache.current()
+            )
+        )
+        connection.state = .writing
+        connection.deadline = now + configuration.writeTimeout.nanoseconds
+        flush(connection, now: now, dispatch: dispatch)
+    }
+
+    /// Writes what it can without blocking; returns whether everything was written.
+    @discardableResult
+    private func flushPartial(_ connection: Connection) -> Bool {
+        while connection.outboundOffset < connection.outbound.count {
+            let n = connection.outbound.withUnsafeBytes { bytes in
+                Glibc.send(
+                    connection.fd,
+                    bytes.baseAddress! + connection.outboundOffset,
+                    bytes.count - connection.outboundOffset,
+                    Int32(MSG_NOSIGNAL)
+                )
+            }
+            if n >= 0 {
+                connection.outboundOffset += n
+                continue
+            }
+            let error = errno
+            if error == EINTR { continue }
+            if error == EAGAIN || error == EWOULDBLOCK {
+                setInterest(connection, connection.interest | KAR_EPOLLOUT)
+                return false
+            }
+            closeConnection(connection)
+            return false
+        }
+        connection.outbound.removeAll()
+        connection.outboundOffset = 0
+        if connection.interest & KAR_EPOLLOUT != 0 {
+            setInterest(connection, connection.interest & ~KAR_EPOLLOUT)
+        }
+        return true
+    }
+
+    private func flush(_ connection: Connection, now: UInt64, dispatch: (RequestTicket, HTTPRequest) -> Void) {
+        guard flushPartial(connection), connections[connection.fd] === connection else { return }
+        guard connection.state == .writing else { return }  // an interim 100 Continue went out
+        if connection.closeAfterWrite {
+            startLingering(connection, now: now)
+            return
+        }
+        connection.state = .reading
+        connection.phase = .idle
+        connection.requestsServed += 1
+        connection.lastActivity = now
+        connection.deadline = now + configuration.idleTimeout.nanoseconds
+        connection.parser.shrinkIfIdle()
+        setInterest(connection, KAR_EPOLLIN)
+        drive(connection, now: now, dispatch: dispatch)  // a pipelined request may already be buffered
+    }
+
+    private func startLingering(_ connection: Connection, now: UInt64) {
+        connection.state = .lingering
+        connection.deadline = now + configuration.lingerTimeout.nanoseconds
+        shutdown(connection.fd, Int32(SHUT_WR))
+        setInterest(connection, KAR_EPOLLIN)
+    }
+
+    private func drainLingering(_ connection: Connection) {
+        while true {
+            let n = recv(connection.fd, scratch.baseAddress, scratch.count, 0)
+            if n > 0 { continue }
+            if n < 0, errno == EINTR { continue }
+            if n < 0, errno == EAGAIN || errno == EWOULDBLOCK { return }
+            closeConnection(connection)
+            return
+        }
+    }
+
+    // MARK: - Timeouts
+
+    private func sweep(now: UInt64) {
+        if let until = acceptPausedUntil, now >= until, listening {
+            acceptPausedUntil = nil
+            kar_epoll_mod(epollFD, listenFD, KAR_EPOLLIN)
+        }
+        var expired: [Connection] = []
+        for connection in connections.values where connection.state != .processing && now >= connection.deadline {
+            expired.append(connection)
+        }
+        for connection in expired {
+            switch connection.state {
+            case .reading where connection.phase != .idle || connection.parser.bufferedByteCount > 0:
+                logger.debug("request timed out", metadata: ["phase": "\(connection.phase)"])
+                connection.keepAlive = false
+                connection.state = .processing
+                send(.text(408, "request timeout"), on: connection, now: now, dispatch: { _, _ in })
+            default:
+                closeConnection(connection)
+            }
+        }
+    }
+
+    // MARK: - Plumbing
+
+    private func closeConnection(_ connection: Connection) {
+        guard connections[connection.fd] === connection else { return }
+        connections[connection.fd] = nil
+        kar_epoll_del(epollFD, connection.fd)
+        close(connection.fd)
+    }
+
+    private func setInterest(_ connection: Connection, _ events: UInt32) {
+        guard connection.interest != events else { return }
+        connection.interest = events
+        kar_epoll_mod(epollFD, connection.fd, events)
+    }
+
+    /// The number of open connections; for tests and metrics, read on the loop thread only.
+    var connectionCount: Int { connections.count }
+}
+
+private let continueResponse = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
+
+/// Nanoseconds on the monotonic clock.
+func monotonicNanoseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
+extension Duration {
+    var nanoseconds: UInt64 {
+        let (seconds, attoseconds) = components
+        return UInt64(max(0, seconds)) * 1_000_000_000 + UInt64(max(0, attoseconds) / 1_000_000_000)
+    }
+}
+
+/// Formats the `Date` header once per second.
+struct DateHeaderCache {
+    private var second: Int = -1
+    private var value = ""
+
+    mutating func current() -> String {
+        var now = time(nil)
+        guard now != second else { return value }
+        second = now
+        var parts = tm()
+        gmtime_r(&now, &parts)
+        var buffer = [CChar](repeating: 0, count: 64)
+        let length = strftime(&buffer, buffer.count, "%a, %d %b %Y %H:%M:%S GMT", &parts)
+        value = String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return value
+    }
+}

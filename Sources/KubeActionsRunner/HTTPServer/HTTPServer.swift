@@ -1,0 +1,181 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import Logging
+import ServiceLifecycle
+
+/// A strict HTTP/1.1 server on POSIX sockets: one epoll thread for all connections, async handlers.
+///
+/// The socket is bound in `init`, so a bad port fails before the service starts and `port` is known at once
+/// (tests bind port 0). `run()` serves until graceful shutdown or cancellation, then stops accepting,
+/// finishes in-flight requests within `shutdownTimeout` and returns.
+public final class HTTPServer: Service, Sendable {
+    public struct Configuration: Sendable {
+        public var host = "0.0.0.0"
+        public var port = 8080
+        public var maxConnections = 4096
+        public var maxRequestLineBytes = 8 * 1024
+        public var maxHeaderBytes = 64 * 1024
+        public var maxHeaderFields = 100
+        public var maxBodyBytes = 1024 * 1024
+        /// The whole header section must arrive within this, counted from accept or from the first byte.
+        public var headerTimeout: Duration = .seconds(10)
+        public var bodyTimeout: Duration = .seconds(30)
+        /// A keep-alive connection with no request in progress is closed after this.
+        public var idleTimeout: Duration = .seconds(60)
+        /// A client that does not read its response is dropped after this.
+        public var writeTimeout: Duration = .seconds(30)
+        /// The bound on finishing in-flight requests at shutdown.
+        public var shutdownTimeout: Duration = .seconds(20)
+
+        public init() {}
+    }
+
+    public typealias Handler = @Sendable (HTTPRequest) async -> HTTPResponse
+
+    /// The port actually bound (useful with port 0).
+    public let port: Int
+    private let loop: EventLoop
+    private let handler: Handler
+    private let logger: Logger
+
+    public init(configuration: Configuration, logger: Logger, handler: @escaping Handler) throws(HTTPServerError) {
+        let (fd, port) = try Self.listen(host: configuration.host, port: configuration.port)
+        self.port = port
+        self.handler = handler
+        self.logger = logger
+        do {
+            loop = try EventLoop(
+                listenFD: fd,
+                configuration: .init(
+                    maxConnections: configuration.maxConnections,
+                    limits: .init(
+                        maxRequestLineBytes: configuration.maxRequestLineBytes,
+                        maxHeaderBytes: configuration.maxHeaderBytes,
+                        maxHeaderFields: configuration.maxHeaderFields,
+                        maxBodyBytes: configuration.maxBodyBytes
+                    ),
+                    headerTimeout: configuration.headerTimeout,
+                    bodyTimeout: configuration.bodyTimeout,
+                    idleTimeout: configuration.idleTimeout,
+                    writeTimeout: configuration.writeTimeout,
+                    shutdownTimeout: configuration.shutdownTimeout
+                ),
+                logger: logger
+            )
+        } catch {
+            close(fd)
+            throw error
+        }
+    }
+
+    /// True once shutdown has begun; readiness reports it so load balancers stop sending.
+    public var isShuttingDown: Bool { loop.isShuttingDown }
+
+    /// Begins a graceful shutdown, as SIGTERM does through the service group.
+    public func shutdown() {
+        loop.beginShutdown()
+    }
+
+    public func run() async throws {
+        let (requests, continuation) = AsyncStream.makeStream(of: (RequestTicket, HTTPRequest).self)
+        let loop = self.loop
+        let thread = LoopThread {
+            loop.run { ticket, request in continuation.yield((ticket, request)) }
+            continuation.finish()
+        }
+        thread.start()
+        logger.info("http server listening", metadata: ["port": "\(port)"])
+        let handler = self.handler
+        await withTaskCancellationOrGracefulShutdownHandler {
+            await withDiscardingTaskGroup { group in
+                for await (ticket, request) in requests {
+                    group.addTask {
+                        let response = await handler(request)
+                        loop.complete(ticket, with: response)
+                    }
+                }
+            }
+        } onCancelOrGracefulShutdown: {
+            loop.beginShutdown()
+        }
+        logger.info("http server stopped")
+    }
+
+    private static func listen(host: String, port: Int) throws(HTTPServerError) -> (Int32, Int) {
+        var storage = sockaddr_storage()
+        let length: socklen_t
+        let family: Int32
+        if host.contains(":") {
+            var address = sockaddr_in6()
+            address.sin6_family = sa_family_t(AF_INET6)
+            address.sin6_port = in_port_t(UInt16(port).bigEndian)
+            guard inet_pton(AF_INET6, host, &address.sin6_addr) == 1 else { throw .invalidAddress(host) }
+            withUnsafeBytes(of: address) { raw in
+                withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: raw) }
+            }
+            length = socklen_t(MemoryLayout<sockaddr_in6>.size)
+            family = AF_INET6
+        } else {
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else { throw .invalidAddress(host) }
+            withUnsafeBytes(of: address) { raw in
+                withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: raw) }
+            }
+            length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            family = AF_INET
+        }
+        let fd = socket(family, Int32(SOCK_STREAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw .system("socket", errno) }
+        var one: Int32 = 1
+        _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        let bound = withUnsafePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+        }
+        guard bound == 0 else {
+            let code = errno
+            close(fd)
+            throw .system("bind to \(host):\(port)", code)
+        }
+        guard Glibc.listen(fd, 4096) == 0 else {
+            let code = errno
+            close(fd)
+            throw .system("listen", code)
+        }
+        var actual = sockaddr_storage()
+        var actualLength = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        _ = withUnsafeMutablePointer(to: &actual) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &actualLength) }
+        }
+        let boundPort: UInt16 = withUnsafeBytes(of: actual) { raw in
+            // sin_port and sin6_port sit at the same offset, right after the family.
+            UInt16(bigEndian: raw.load(fromByteOffset: 2, as: UInt16.self))
+        }
+        return (fd, Int(boundPort))
+    }
+}
+
+/// A detached POSIX thread for the event loop, so blocking epoll never runs on the cooperative pool.
+final class LoopThread: @unchecked Sendable {
+    private let body: @Sendable () -> Void
+
+    init(body: @escaping @Sendable () -> Void) {
+        self.body = body
+    }
+
+    func start() {
+        let box = Unmanaged.passRetained(self)
+        var thread = pthread_t()
+        let result = pthread_create(&thread, nil, { raw in
+            let this = Unmanaged<LoopThread>.fromOpaque(raw!).takeRetainedValue()
+            this.body()
+            return nil
+        }, box.toOpaque())
+        precondition(result == 0, "pthread_create failed: \(result)")
+        pthread_detach(thread)
+    }
+}

@@ -1,0 +1,25 @@
+/// Routes by exact path and method. Unknown paths get 404, known paths with another method 405 with `Allow`.
+/// A GET route also answers HEAD.
+public struct Router: Sendable {
+    private var routes: [String: [String: HTTPServer.Handler]] = [:]
+
+    public init() {}
+
+    public mutating func add(_ method: String, _ path: String, _ handler: @escaping HTTPServer.Handler) {
+        routes[path, default: [:]][method] = handler
+        if method == "GET" {
+            routes[path, default: [:]]["HEAD"] = handler
+        }
+    }
+
+    public func handle(_ request: HTTPRequest) async -> HTTPResponse {
+        guard let methods = routes[request.path] else {
+            return .text(404, "not found")
+        }
+        guard let handler = methods[request.method] else {
+            let allow = methods.keys.sorted().joined(separator: ", ")
+            return .text(405, "method not allowed", headers: [("Allow", allow)])
+        }
+        return await handler(request)
+    }
+}

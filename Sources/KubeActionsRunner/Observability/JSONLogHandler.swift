@@ -1,0 +1,90 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import Logging
+
+/// A swift-log handler that writes one JSON object (or one plain line) per event.
+///
+/// Each line goes out in a single `write(2)`, so lines from concurrent requests never interleave.
+public struct JSONLogHandler: LogHandler {
+    public typealias Sink = @Sendable (String) -> Void
+
+    public var metadata: Logger.Metadata = [:]
+    public var metadataProvider: Logger.MetadataProvider?
+    public var logLevel: Logger.Level
+    private let label: String
+    private let format: Configuration.LogFormat
+    private let sink: Sink
+
+    public init(label: String, level: Logger.Level, format: Configuration.LogFormat, sink: @escaping Sink = standardOutput) {
+        self.label = label
+        self.logLevel = level
+        self.format = format
+        self.sink = sink
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var merged = metadata
+        if let provided = metadataProvider?.get() { merged.merge(provided) { $1 } }
+        if let extra = event.metadata { merged.merge(extra) { $1 } }
+        let timestamp = Self.timestamp()
+        var line = ""
+        switch format {
+        case .json:
+            line = "{\"ts\":\"\(timestamp)\",\"level\":\"\(event.level.rawValue)\",\"msg\":"
+            JSONValue.writeString(event.message.description, into: &line)
+            line += ",\"logger\":"
+            JSONValue.writeString(label, into: &line)
+            for key in merged.keys.sorted() {
+                line += ","
+                JSONValue.writeString(key, into: &line)
+                line += ":"
+                JSONValue.writeString(merged[key]!.description, into: &line)
+            }
+            line += "}\n"
+        case .text:
+            line = "\(timestamp) \(event.level.rawValue) \(event.message)"
+            for key in merged.keys.sorted() {
+                line += " \(key)=\(merged[key]!)"
+            }
+            line += "\n"
+        }
+        sink(line)
+    }
+
+    /// Writes to standard output.
+    public static let standardOutput: Sink = { line in
+        var remaining = Array(line.utf8)[...]
+        while !remaining.isEmpty {
+            let written = remaining.withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
+            if written < 0 {
+                if errno == EINTR { continue }
+                return
+            }
+            remaining = remaining.dropFirst(written)
+        }
+    }
+
+    /// UTC, RFC 3339 with milliseconds.
+    static func timestamp() -> String {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        var seconds = now.tv_sec
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func pad(_ value: Int32, _ width: Int) -> String {
+            let text = String(value)
+            return String(repeating: "0", count: max(0, width - text.count)) + text
+        }
+        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
+            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2))."
+            + "\(pad(Int32(now.tv_nsec / 1_000_000), 3))Z"
+    }
+}

@@ -1,0 +1,96 @@
+import Prometheus
+
+/// The service's metrics in one injected registry. Names are the original design's contract.
+///
+/// Label values come from bounded sets (outcomes, statuses, route templates) or from signature-verified
+/// deliveries (owner, repo): an unauthenticated client cannot create series.
+public final class Metrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+
+    /// `webhook_latency_seconds`: time from a complete request to its response, for `/webhook`.
+    public let webhookLatency: DurationHistogram
+    /// `runner_jobs_active`: runner Jobs that exist and have not finished.
+    public let runnerJobsActive: Gauge
+    /// `github_api_rate_limit_remaining`: the last `x-ratelimit-remaining` GitHub sent (-1 until known).
+    public let githubRateLimitRemaining: Gauge
+
+    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        self.registry = registry
+        webhookLatency = registry.makeDurationHistogram(
+            descriptor: metric(
+                "webhook_latency_seconds",
+                "Time to answer a webhook delivery, from the complete request to the response."),
+            labels: [],
+            buckets: [
+                .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+                .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2500), .seconds(5),
+                .milliseconds(7500), .seconds(10),
+            ]
+        )
+        runnerJobsActive = registry.makeGauge(
+            descriptor: metric("runner_jobs_active", "Runner Jobs that exist and have not finished."))
+        githubRateLimitRemaining = registry.makeGauge(
+            descriptor: metric(
+                "github_api_rate_limit_remaining",
+                "The x-ratelimit-remaining GitHub sent last; -1 until a response arrived."))
+        githubRateLimitRemaining.set(Int64(-1))
+        for outcome in WebhookOutcome.allCases {
+            // Every outcome exists from the start, so rate() and absent() alerts work before the first event.
+            _ = outcomeCounter(outcome)
+        }
+    }
+
+    /// `webhook_requests_total{status,owner,repo}`; owner and repo are empty unless the delivery was verified.
+    public func countWebhookRequest(status: Int, owner: String?, repo: String?) {
+        registry.makeCounter(
+            descriptor: metric("webhook_requests_total", "Webhook deliveries answered, by HTTP status and, for verified deliveries, owner and repo."),
+            labels: [("status", String(status)), ("owner", owner ?? ""), ("repo", repo ?? "")]
+        ).increment()
+    }
+
+    /// `webhook_outcomes_total{outcome}`: why each delivery ended as it did.
+    public func countOutcome(_ outcome: WebhookOutcome) {
+        outcomeCounter(outcome).increment()
+    }
+
+    private func outcomeCounter(_ outcome: WebhookOutcome) -> Counter {
+        registry.makeCounter(
+            descriptor: metric("webhook_outcomes_total", "Webhook deliveries by outcome: what the service decided and why."),
+            labels: [("outcome", outcome.rawValue)]
+        )
+    }
+
+    /// `runner_jobs_created_total{owner,repo}`.
+    public func countRunnerJobCreated(owner: String, repo: String) {
+        registry.makeCounter(
+            descriptor: metric("runner_jobs_created_total", "Runner Jobs created, by repository owner and name."),
+            labels: [("owner", owner), ("repo", repo)]
+        ).increment()
+    }
+
+    /// `github_api_requests_total{endpoint,status}`; `endpoint` is a route template, `status` a code or `transport`.
+    public func countGitHubRequest(endpoint: String, status: String) {
+        registry.makeCounter(
+            descriptor: metric("github_api_requests_total", "GitHub REST API calls, by route template and HTTP status (transport: no response)."),
+            labels: [("endpoint", endpoint), ("status", status)]
+        ).increment()
+    }
+
+    /// The exposition, in Prometheus text format 0.0.4.
+    public func exposition() -> [UInt8] {
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(8 * 1024)
+        registry.emit(into: &buffer)
+        return buffer
+    }
+}
+
+/// A descriptor whose full name is exactly `name` (the library joins its parts with `_`).
+private func metric(_ name: String, _ help: String) -> MetricNameDescriptor {
+    let split = name.lastIndex(of: "_")!
+    return MetricNameDescriptor(
+        metricName: String(name[..<split]),
+        unitName: String(name[name.index(after: split)...]),
+        helpText: help
+    )
+}

@@ -1,0 +1,52 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import KubeActionsRunner
+import Logging
+
+// Thin on purpose: read the configuration, build the application, run it. Everything else is in the library.
+signal(SIGPIPE, SIG_IGN)
+let environment = ProcessEnvironment.current()
+
+switch CommandLine.arguments.dropFirst().first {
+case "demo":
+    let ok = try await Demo.run(environment: environment)
+    exit(ok ? 0 : 1)
+case "--version", "version":
+    print(KubeActionsRunnerVersion.current)
+    exit(0)
+case "--help", "-h", "help":
+    print(Help.text)
+    exit(0)
+case nil, "serve":
+    break
+case let other?:
+    ProcessEnvironment.printError("unknown command '\(other)'; try --help")
+    exit(2)
+}
+
+let configuration: Configuration
+do {
+    configuration = try Configuration(environment: environment)
+} catch {
+    ProcessEnvironment.printError("invalid configuration:\n\(error)")
+    exit(2)
+}
+let logger = Logger(label: "kube-actions-runner") { label in
+    JSONLogHandler(label: label, level: configuration.logLevel, format: configuration.logFormat)
+}
+do {
+    let metrics = Metrics()
+    let app = try Application.build(
+        configuration: configuration,
+        logger: logger,
+        provisioner: try Provisioners.make(configuration: configuration, logger: logger, metrics: metrics),
+        metrics: metrics
+    )
+    try await app.run()
+} catch {
+    ProcessEnvironment.printError("kube-actions-runner: \(error)")
+    exit(1)
+}
