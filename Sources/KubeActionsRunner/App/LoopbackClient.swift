@@ -74,7 +74,15 @@ final class LoopbackClient {
         return true
     }
 
+    @discardableResult
     func send(_ text: String) -> Bool { send(Array(text.utf8)) }
+
+    /// Reads exactly `count` bytes (or fewer if the peer closes), bypassing response parsing.
+    func readExactly(_ count: Int) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: count)
+        let n = bytes.withUnsafeMutableBytes { recv(fd, $0.baseAddress, count, Int32(MSG_WAITALL)) }
+        return Array(bytes[0..<max(0, n)])
+    }
 
     /// Sends one request with a Content-Length body.
     func request(

@@ -178,6 +178,7 @@ struct RequestParser {
             return .needMore
         }
         guard let lineEnd = findCRLF(from: max(start, lineScanned)) else {
+            if hasBareLF(in: max(start, lineScanned)..<buffer.count) { return .failure(.malformedRequestLine) }
             if bufferedByteCount > limits.maxRequestLineBytes + 1 { return .failure(.requestLineTooLong) }
             lineScanned = max(start, buffer.count - 1)
             return .needMore
@@ -189,6 +190,8 @@ struct RequestParser {
             headEnd = fieldsStart  // no header fields at all
         } else {
             guard let end = findDoubleCRLF(from: max(fieldsStart, scanned - 3)) else {
+                // Fail fast on bare LF line ends instead of waiting for a CRLF CRLF that never comes.
+                if hasBareLF(in: max(fieldsStart, scanned)..<buffer.count) { return .failure(.malformedHeaderField) }
                 if buffer.count - fieldsStart > limits.maxHeaderBytes + 3 { return .failure(.headerSectionTooLarge) }
                 scanned = max(fieldsStart, buffer.count - 3)
                 return .needMore
@@ -398,6 +401,14 @@ struct RequestParser {
             i += 1
         }
         return nil
+    }
+
+    /// Whether `range` holds an LF that does not follow a CR.
+    private func hasBareLF(in range: Range<Int>) -> Bool {
+        for i in range where buffer[i] == lf {
+            if i == 0 || buffer[i - 1] != cr { return true }
+        }
+        return false
     }
 
     private func findDoubleCRLF(from index: Int) -> Int? {

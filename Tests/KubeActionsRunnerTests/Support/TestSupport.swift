@@ -1,0 +1,162 @@
+import Logging
+import Synchronization
+@testable import KubeActionsRunner
+
+/// Collects log lines so tests can assert on them (and on what they must never contain).
+final class LogCapture: Sendable {
+    private let lines = Mutex<[String]>([])
+
+    var all: [String] { lines.withLock { $0 } }
+    var text: String { all.joined() }
+
+    func logger(level: Logger.Level = .trace) -> Logger {
+        Logger(label: "test") { label in
+            JSONLogHandler(label: label, level: level, format: .json) { [self] line in
+                self.lines.withLock { $0.append(line) }
+            }
+        }
+    }
+}
+
+/// A provisioner whose answers the test chooses; remembers every request.
+final class RecordingProvisioner: RunnerProvisioner {
+    enum Behaviour: Sendable {
+        case create
+        case fail(ProvisioningError)
+        case notQueued(String)
+        /// Takes this long, then creates (for deadline tests).
+        case slow(Duration)
+    }
+
+    private let state = Mutex<(requests: [RunnerRequest], created: Set<Int64>)>(([], []))
+    let behaviour: Behaviour
+    let readinessValue: Readiness
+
+    init(_ behaviour: Behaviour = .create, readiness: Readiness = .ready) {
+        self.behaviour = behaviour
+        self.readinessValue = readiness
+    }
+
+    var requests: [RunnerRequest] { state.withLock { $0.requests } }
+
+    func provision(_ request: RunnerRequest) async throws(ProvisioningError) -> ProvisionOutcome {
+        state.withLock { $0.requests.append(request) }
+        switch behaviour {
+        case .fail(let error): throw error
+        case .notQueued(let status): return .notQueued(status: status)
+        case .slow(let duration):
+            try? await Task.sleep(for: duration)
+            fallthrough
+        case .create:
+            let inserted = state.withLock { $0.created.insert(request.jobID).inserted }
+            return inserted ? .created(runnerJob: request.runnerJobName) : .alreadyProvisioned(runnerJob: request.runnerJobName)
+        }
+    }
+
+    func readiness() async -> Readiness { readinessValue }
+}
+
+extension Configuration {
+    /// A valid configuration with test defaults; override what a test is about.
+    static func make(
+        secret: String = Fixtures.secret,
+        previousSecret: String? = nil,
+        labelMatchers: String? = nil,
+        mode: RunnerMode = .dindRootless,
+        maxBodyBytes: Int = Configuration.Defaults.maxBodyBytes
+    ) throws -> Configuration {
+        var environment = ["WEBHOOK_SECRET": secret, "DRY_RUN": "true", "RUNNER_MODE": mode.rawValue,
+                           "MAX_BODY_BYTES": String(maxBodyBytes)]
+        environment["WEBHOOK_SECRET_PREVIOUS"] = previousSecret
+        environment["LABEL_MATCHERS"] = labelMatchers
+        return try Configuration(environment: environment, files: InMemoryFiles())
+    }
+}
+
+extension HTTPServer.Configuration {
+    /// Loopback, an ephemeral port, and the given timeouts.
+    static func make(
+        maxConnections: Int = 4096,
+        maxBodyBytes: Int = 1024 * 1024,
+        headerTimeout: Duration = .seconds(10),
+        bodyTimeout: Duration = .seconds(30),
+        idleTimeout: Duration = .seconds(60),
+        shutdownTimeout: Duration = .seconds(5)
+    ) -> HTTPServer.Configuration {
+        var configuration = HTTPServer.Configuration()
+        configuration.host = "127.0.0.1"
+        configuration.port = 0
+        configuration.maxConnections = maxConnections
+        configuration.maxBodyBytes = maxBodyBytes
+        configuration.headerTimeout = headerTimeout
+        configuration.bodyTimeout = bodyTimeout
+        configuration.idleTimeout = idleTimeout
+        configuration.shutdownTimeout = shutdownTimeout
+        return configuration
+    }
+}
+
+/// Runs an HTTP server for the duration of `body`, then shuts it down and waits for it.
+func withServer<T: Sendable>(
+    _ configuration: HTTPServer.Configuration = .make(),
+    handler: @escaping HTTPServer.Handler = { request in .text(200, "\(request.method) \(request.path) \(request.body.count)") },
+    _ body: (HTTPServer) async throws -> T
+) async throws -> T {
+    let server = try HTTPServer(configuration: configuration, logger: Logger(label: "test-server"), handler: handler)
+    let task = Task { try await server.run() }
+    do {
+        let result = try await body(server)
+        server.shutdown()
+        try await task.value
+        return result
+    } catch {
+        server.shutdown()
+        try? await task.value
+        throw error
+    }
+}
+
+/// Runs a whole application (all routes) for the duration of `body`.
+func withApplication<T: Sendable>(
+    configuration: Configuration,
+    provisioner: any RunnerProvisioner = RecordingProvisioner(),
+    logs: LogCapture = LogCapture(),
+    _ body: (Application) async throws -> T
+) async throws -> T {
+    let app = try Application.build(
+        configuration: configuration, logger: logs.logger(), provisioner: provisioner, serverConfiguration: .make())
+    let task = Task { try await app.server.run() }
+    do {
+        let result = try await body(app)
+        app.server.shutdown()
+        try await task.value
+        return result
+    } catch {
+        app.server.shutdown()
+        try? await task.value
+        throw error
+    }
+}
+
+/// Blocking client work, off the cooperative pool.
+func client<T: Sendable>(_ port: Int, timeout: Duration = .seconds(15), _ work: @escaping @Sendable (LoopbackClient) throws -> T)
+    async throws -> T
+{
+    try await LoopbackClient.run {
+        let connection = try LoopbackClient(port: port, timeout: timeout)
+        return try work(connection)
+    }
+}
+
+/// A signed webhook delivery's headers.
+func deliveryHeaders(
+    event: String, body: [UInt8], secret: String = Fixtures.secret, delivery: String = "d-\(Int.random(in: 0..<1_000_000_000))",
+    contentType: String = "application/json"
+) -> [(String, String)] {
+    [
+        ("Content-Type", contentType),
+        ("X-GitHub-Event", event),
+        ("X-GitHub-Delivery", delivery),
+        ("X-Hub-Signature-256", SignatureVerifier.sign(body, secret: Secret(secret))),
+    ]
+}
