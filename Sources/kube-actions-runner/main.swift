@@ -1,10 +1,11 @@
+import KubeActionsRunner
+import Logging
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
-import KubeActionsRunner
-import Logging
 
 // Thin on purpose: read the configuration, build the application, run it. Everything else is in the library.
 signal(SIGPIPE, SIG_IGN)

@@ -6,7 +6,10 @@ import Logging
 /// Needs no cluster, no GitHub token and no files. `RUNNER_MODE`, `RUNNER_IMAGE`, `DIND_IMAGE`, `DIND_MTU`,
 /// `NAMESPACE`, `LABEL_MATCHERS` and `JOB_TTL_SECONDS` from the environment are honoured.
 public enum Demo {
-    public static func run(environment: [String: String], output: @escaping @Sendable (String) -> Void = { print($0) }) async throws
+    public static func run(
+        environment: [String: String],
+        output: @escaping @Sendable (String) -> Void = { print($0) }
+    ) async throws
         -> Bool
     {
         var generator = SystemRandomNumberGenerator()
@@ -15,7 +18,9 @@ public enum Demo {
             return String(byte, radix: 16).count == 1 ? "0" + String(byte, radix: 16) : String(byte, radix: 16)
         }.joined()
         var env: [String: String] = [:]
-        for key in ["RUNNER_MODE", "RUNNER_IMAGE", "DIND_IMAGE", "DIND_MTU", "NAMESPACE", "LABEL_MATCHERS", "JOB_TTL_SECONDS"] {
+        for key in [
+            "RUNNER_MODE", "RUNNER_IMAGE", "DIND_IMAGE", "DIND_MTU", "NAMESPACE", "LABEL_MATCHERS", "JOB_TTL_SECONDS",
+        ] {
             env[key] = environment[key]
         }
         env["LABEL_MATCHERS"] = env["LABEL_MATCHERS"] ?? "ubuntu-latest"  // the bundled payload's runs-on
@@ -24,20 +29,28 @@ public enum Demo {
         let configuration = try Configuration(environment: env, files: InMemoryFiles())
 
         let logger = Logger(label: "kube-actions-runner") { label in
-            JSONLogHandler(label: label, level: .info, format: .json) { line in output("  log | " + line.droppingTrailingNewlines()) }
+            JSONLogHandler(label: label, level: .info, format: .json) { line in
+                output("  log | " + line.droppingTrailingNewlines())
+            }
         }
         let provisioner = DryRunProvisioner(settings: RunnerJob.Settings(configuration), logger: logger)
         var serverConfiguration = HTTPServer.Configuration()
         serverConfiguration.host = "127.0.0.1"
         serverConfiguration.port = 0
         let app = try Application.build(
-            configuration: configuration, logger: logger, provisioner: provisioner, serverConfiguration: serverConfiguration)
+            configuration: configuration,
+            logger: logger,
+            provisioner: provisioner,
+            serverConfiguration: serverConfiguration
+        )
         let server = Task { try await app.server.run() }
         defer { app.server.shutdown() }
 
         let port = app.server.port
         output("kube-actions-runner \(KubeActionsRunnerVersion.current) demo (dry run: no GitHub, no cluster)")
-        output("server listening on 127.0.0.1:\(port), mode \(configuration.runnerMode), label matchers '\(configuration.labelMatcher)'")
+        output(
+            "server listening on 127.0.0.1:\(port), mode \(configuration.runnerMode), label matchers '\(configuration.labelMatcher)'"
+        )
         output("")
 
         let body = Array((DemoPayload.workflowJobQueued + "\n").utf8)  // the fixture's exact bytes
@@ -53,7 +66,11 @@ public enum Demo {
             let first = try client.request("POST", "/webhook", headers: headers, body: body)
             let second = try client.request("POST", "/webhook", headers: headers, body: body)
             let unsigned = try client.request(
-                "POST", "/webhook", headers: headers.filter { $0.0 != "X-Hub-Signature-256" }, body: body)
+                "POST",
+                "/webhook",
+                headers: headers.filter { $0.0 != "X-Hub-Signature-256" },
+                body: body
+            )
             return (first, second, unsigned)
         }
         output("POST /webhook  workflow_job queued (job 289782451, \(body.count) bytes, signed)")

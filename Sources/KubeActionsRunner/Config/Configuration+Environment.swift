@@ -36,7 +36,10 @@ extension Configuration {
         let jobTTLSeconds = reader.int("JOB_TTL_SECONDS", default: Defaults.jobTTLSeconds, range: 0...Int(Int32.max))
         let runnerGroupID = reader.int("RUNNER_GROUP_ID", default: Defaults.runnerGroupID, range: 1...Int(Int32.max))
         let maxBodyBytes = reader.int(
-            "MAX_BODY_BYTES", default: Defaults.maxBodyBytes, range: 1024...Defaults.maxBodyBytesLimit)
+            "MAX_BODY_BYTES",
+            default: Defaults.maxBodyBytes,
+            range: 1024...Defaults.maxBodyBytesLimit
+        )
         let maxConnections = reader.int("MAX_CONNECTIONS", default: Defaults.maxConnections, range: 16...1_000_000)
         let logLevel = reader.logLevel()
         let logFormat = reader.choice("LOG_FORMAT", default: LogFormat.json)
@@ -189,7 +192,10 @@ private struct EnvironmentReader<Files: FileReading> {
     mutating func namespace(files: Files) -> String {
         if let text = value("NAMESPACE") {
             guard isDNSLabel(text) else {
-                fail("NAMESPACE", "'\(text)' is not a valid namespace name (lowercase DNS label, at most 63 characters)")
+                fail(
+                    "NAMESPACE",
+                    "'\(text)' is not a valid namespace name (lowercase DNS label, at most 63 characters)"
+                )
                 return Configuration.Defaults.namespace
             }
             return text

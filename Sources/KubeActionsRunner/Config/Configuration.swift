@@ -59,41 +59,115 @@ public struct Configuration: Sendable {
 
     /// Every environment variable the service reads.
     public static let keys: [Key] = [
-        Key(name: "WEBHOOK_SECRET", defaultValue: "(required)", isSecret: true,
-            summary: "The webhook's secret; verifies `X-Hub-Signature-256`. Or `WEBHOOK_SECRET_FILE`."),
-        Key(name: "WEBHOOK_SECRET_PREVIOUS", defaultValue: "(unset)", isSecret: true,
-            summary: "A second accepted secret while rotating. Or `WEBHOOK_SECRET_PREVIOUS_FILE`."),
-        Key(name: "GITHUB_TOKEN", defaultValue: "(required unless DRY_RUN)", isSecret: true,
-            summary: "Token that may create runners (fine-grained PAT: Administration read/write, Actions read). Or `GITHUB_TOKEN_FILE`."),
-        Key(name: "GITHUB_API_URL", defaultValue: Defaults.githubAPIURL, isSecret: false,
-            summary: "GitHub REST API base URL; GHES: `https://HOST/api/v3`."),
-        Key(name: "RUNNER_MODE", defaultValue: Defaults.runnerMode.rawValue, isSecret: false,
-            summary: "`standard`, `userns`, `dind` or `dind-rootless`."),
-        Key(name: "RUNNER_IMAGE", defaultValue: Defaults.runnerImage, isSecret: false,
-            summary: "The runner container image."),
-        Key(name: "DIND_IMAGE", defaultValue: Defaults.dindImage, isSecret: false,
-            summary: "The Docker daemon sidecar image (dind modes)."),
-        Key(name: "DIND_MTU", defaultValue: "(dockerd's default)", isSecret: false,
-            summary: "MTU for dockerd's networks; set it below the pod network's MTU (overlays, Cilium)."),
-        Key(name: "NAMESPACE", defaultValue: "the service account's namespace, else `default`", isSecret: false,
-            summary: "Namespace for runner Jobs."),
-        Key(name: "LABEL_MATCHERS", defaultValue: "(jobs with `self-hosted`)", isSecret: false,
-            summary: "Which jobs to take: `a,b` any of, `a+b` all of, `;` between matchers."),
+        Key(
+            name: "WEBHOOK_SECRET",
+            defaultValue: "(required)",
+            isSecret: true,
+            summary: "The webhook's secret; verifies `X-Hub-Signature-256`. Or `WEBHOOK_SECRET_FILE`."
+        ),
+        Key(
+            name: "WEBHOOK_SECRET_PREVIOUS",
+            defaultValue: "(unset)",
+            isSecret: true,
+            summary: "A second accepted secret while rotating. Or `WEBHOOK_SECRET_PREVIOUS_FILE`."
+        ),
+        Key(
+            name: "GITHUB_TOKEN",
+            defaultValue: "(required unless DRY_RUN)",
+            isSecret: true,
+            summary:
+                "Token that may create runners (fine-grained PAT: Administration read/write, Actions read). Or `GITHUB_TOKEN_FILE`."
+        ),
+        Key(
+            name: "GITHUB_API_URL",
+            defaultValue: Defaults.githubAPIURL,
+            isSecret: false,
+            summary: "GitHub REST API base URL; GHES: `https://HOST/api/v3`."
+        ),
+        Key(
+            name: "RUNNER_MODE",
+            defaultValue: Defaults.runnerMode.rawValue,
+            isSecret: false,
+            summary: "`standard`, `userns`, `dind` or `dind-rootless`."
+        ),
+        Key(
+            name: "RUNNER_IMAGE",
+            defaultValue: Defaults.runnerImage,
+            isSecret: false,
+            summary: "The runner container image."
+        ),
+        Key(
+            name: "DIND_IMAGE",
+            defaultValue: Defaults.dindImage,
+            isSecret: false,
+            summary: "The Docker daemon sidecar image (dind modes)."
+        ),
+        Key(
+            name: "DIND_MTU",
+            defaultValue: "(dockerd's default)",
+            isSecret: false,
+            summary: "MTU for dockerd's networks; set it below the pod network's MTU (overlays, Cilium)."
+        ),
+        Key(
+            name: "NAMESPACE",
+            defaultValue: "the service account's namespace, else `default`",
+            isSecret: false,
+            summary: "Namespace for runner Jobs."
+        ),
+        Key(
+            name: "LABEL_MATCHERS",
+            defaultValue: "(jobs with `self-hosted`)",
+            isSecret: false,
+            summary: "Which jobs to take: `a,b` any of, `a+b` all of, `;` between matchers."
+        ),
         Key(name: "PORT", defaultValue: "\(Defaults.port)", isSecret: false, summary: "HTTP port."),
-        Key(name: "LISTEN_ADDRESS", defaultValue: Defaults.listenAddress, isSecret: false,
-            summary: "Address to bind (IPv4 or IPv6 literal)."),
-        Key(name: "JOB_TTL_SECONDS", defaultValue: "\(Defaults.jobTTLSeconds)", isSecret: false,
-            summary: "`ttlSecondsAfterFinished` of runner Jobs."),
-        Key(name: "RUNNER_GROUP_ID", defaultValue: "\(Defaults.runnerGroupID)", isSecret: false,
-            summary: "Runner group of the JIT runners (1 = Default)."),
-        Key(name: "MAX_BODY_BYTES", defaultValue: "\(Defaults.maxBodyBytes)", isSecret: false,
-            summary: "Largest accepted webhook body, up to 26214400 (GitHub's 25 MB cap)."),
-        Key(name: "MAX_CONNECTIONS", defaultValue: "\(Defaults.maxConnections)", isSecret: false,
-            summary: "Open connection cap; idle keep-alive connections are closed first, then 503."),
-        Key(name: "LOG_LEVEL", defaultValue: "info", isSecret: false,
-            summary: "`trace`, `debug`, `info`, `notice`, `warning`, `error` or `critical`."),
-        Key(name: "LOG_FORMAT", defaultValue: "json", isSecret: false, summary: "`json` (one object per line) or `text`."),
-        Key(name: "DRY_RUN", defaultValue: "false", isSecret: false,
-            summary: "Render runner Jobs instead of calling GitHub and Kubernetes; no token needed."),
+        Key(
+            name: "LISTEN_ADDRESS",
+            defaultValue: Defaults.listenAddress,
+            isSecret: false,
+            summary: "Address to bind (IPv4 or IPv6 literal)."
+        ),
+        Key(
+            name: "JOB_TTL_SECONDS",
+            defaultValue: "\(Defaults.jobTTLSeconds)",
+            isSecret: false,
+            summary: "`ttlSecondsAfterFinished` of runner Jobs."
+        ),
+        Key(
+            name: "RUNNER_GROUP_ID",
+            defaultValue: "\(Defaults.runnerGroupID)",
+            isSecret: false,
+            summary: "Runner group of the JIT runners (1 = Default)."
+        ),
+        Key(
+            name: "MAX_BODY_BYTES",
+            defaultValue: "\(Defaults.maxBodyBytes)",
+            isSecret: false,
+            summary: "Largest accepted webhook body, up to 26214400 (GitHub's 25 MB cap)."
+        ),
+        Key(
+            name: "MAX_CONNECTIONS",
+            defaultValue: "\(Defaults.maxConnections)",
+            isSecret: false,
+            summary: "Open connection cap; idle keep-alive connections are closed first, then 503."
+        ),
+        Key(
+            name: "LOG_LEVEL",
+            defaultValue: "info",
+            isSecret: false,
+            summary: "`trace`, `debug`, `info`, `notice`, `warning`, `error` or `critical`."
+        ),
+        Key(
+            name: "LOG_FORMAT",
+            defaultValue: "json",
+            isSecret: false,
+            summary: "`json` (one object per line) or `text`."
+        ),
+        Key(
+            name: "DRY_RUN",
+            defaultValue: "false",
+            isSecret: false,
+            summary: "Render runner Jobs instead of calling GitHub and Kubernetes; no token needed."
+        ),
     ]
 }

@@ -1,11 +1,12 @@
+import CLinuxShims
+import Logging
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
-import CLinuxShims
-import Logging
-import Synchronization
 
 /// Identifies a request handed to a handler, so its response finds the right connection.
 struct RequestTicket: Sendable {
@@ -243,12 +244,20 @@ final class EventLoop: @unchecked Sendable {
         let bytes = response.serialized(keepAlive: false, headOnly: false, version: .http1_1, date: dateCache.current())
         _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         close(fd)
-        logger.warning("connection rejected at capacity", metadata: ["max_connections": "\(configuration.maxConnections)"])
+        logger.warning(
+            "connection rejected at capacity",
+            metadata: ["max_connections": "\(configuration.maxConnections)"]
+        )
     }
 
     // MARK: - Connection events
 
-    private func handle(event: UInt32, on connection: Connection, now: UInt64, dispatch: (RequestTicket, HTTPRequest) -> Void) {
+    private func handle(
+        event: UInt32,
+        on connection: Connection,
+        now: UInt64,
+        dispatch: (RequestTicket, HTTPRequest) -> Void
+    ) {
         if event & (KAR_EPOLLERR | KAR_EPOLLHUP) != 0, connection.state != .reading {
             // The peer is gone; a pending response has nowhere to go.
             closeConnection(connection)
@@ -341,16 +350,20 @@ final class EventLoop: @unchecked Sendable {
 
     private func wantsKeepAlive(_ request: HTTPRequest) -> Bool {
         let tokens = request.headers.values("Connection").flatMap { $0.split(separator: ",") }.map { $0.trimmingOWS() }
-        if tokens.contains(where: { $0.caseInsensitiveEquals("close") }) { return false }
-        if request.version == .http1_0 {
-            return tokens.contains { $0.caseInsensitiveEquals("keep-alive") }
-        }
-        return true
+        // HTTP/1.0's optional keep-alive mechanism is not honoured (RFC 9112 §9.3 leaves it to the server;
+        // h11 does the same): a 1.0 request gets its answer and the connection closes.
+        if request.version == .http1_0 { return false }
+        return !tokens.contains { $0.caseInsensitiveEquals("close") }
     }
 
     // MARK: - Writing
 
-    private func send(_ response: HTTPResponse, on connection: Connection, now: UInt64, dispatch: (RequestTicket, HTTPRequest) -> Void) {
+    private func send(
+        _ response: HTTPResponse,
+        on connection: Connection,
+        now: UInt64,
+        dispatch: (RequestTicket, HTTPRequest) -> Void
+    ) {
         let keepAlive = connection.keepAlive && shutdownDeadline == nil
         connection.closeAfterWrite = !keepAlive
         connection.outbound.append(

@@ -64,7 +64,9 @@ public struct HTTPRequest: Sendable {
     ) {
         self.method = method
         self.target = target
-        self.path = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? target
+        self.path =
+            target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init)
+            ?? target
         self.version = version
         self.headers = headers
         self.body = body

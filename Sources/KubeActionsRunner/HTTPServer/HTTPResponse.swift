@@ -13,7 +13,11 @@ public struct HTTPResponse: Sendable {
     }
 
     /// A plain-text response; the body ends with a newline.
-    public static func text(_ status: Int, _ text: String, headers: [(name: String, value: String)] = []) -> HTTPResponse {
+    public static func text(
+        _ status: Int,
+        _ text: String,
+        headers: [(name: String, value: String)] = []
+    ) -> HTTPResponse {
         HTTPResponse(
             status: status,
             headers: [("Content-Type", "text/plain; charset=utf-8")] + headers,

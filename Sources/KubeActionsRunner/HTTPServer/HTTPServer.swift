@@ -1,10 +1,11 @@
+import Logging
+import ServiceLifecycle
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
-import Logging
-import ServiceLifecycle
 
 /// A strict HTTP/1.1 server on POSIX sockets: one epoll thread for all connections, async handlers.
 ///
@@ -170,11 +171,16 @@ final class LoopThread: @unchecked Sendable {
     func start() {
         let box = Unmanaged.passRetained(self)
         var thread = pthread_t()
-        let result = pthread_create(&thread, nil, { raw in
-            let this = Unmanaged<LoopThread>.fromOpaque(raw!).takeRetainedValue()
-            this.body()
-            return nil
-        }, box.toOpaque())
+        let result = pthread_create(
+            &thread,
+            nil,
+            { raw in
+                let this = Unmanaged<LoopThread>.fromOpaque(raw!).takeRetainedValue()
+                this.body()
+                return nil
+            },
+            box.toOpaque()
+        )
         precondition(result == 0, "pthread_create failed: \(result)")
         pthread_detach(thread)
     }

@@ -170,13 +170,9 @@ struct RequestParser {
     }
 
     private mutating func parseHead() -> HeadResult {
-        // RFC 9112 §2.2: ignore empty lines received before the request line.
-        while bufferedByteCount >= 2, buffer[start] == cr, buffer[start + 1] == lf {
-            start += 2
-        }
-        if bufferedByteCount == 0 || (bufferedByteCount == 1 && buffer[start] == cr) {
-            return .needMore
-        }
+        // RFC 9112 §2.2 lets a server skip empty lines before the request line; h11 rejects them, and so
+        // do we (GitHub never sends them): an empty request line is malformed.
+        if bufferedByteCount == 0 { return .needMore }
         guard let lineEnd = findCRLF(from: max(start, lineScanned)) else {
             if hasBareLF(in: max(start, lineScanned)..<buffer.count) { return .failure(.malformedRequestLine) }
             if bufferedByteCount > limits.maxRequestLineBytes + 1 { return .failure(.requestLineTooLong) }
@@ -309,7 +305,8 @@ struct RequestParser {
             let pathStart = afterScheme.firstIndex { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?") }
             let rest = pathStart.map { String(target[$0...]) } ?? ""
             let path = rest.hasPrefix("/") ? rest : "/" + rest
-            request.path = path.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+            request.path =
+                path.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
                 .first.map(String.init) ?? "/"
             return .success(request)
         }
@@ -321,7 +318,9 @@ struct RequestParser {
         var headers = HTTPHeaders()
         var i = range.lowerBound
         while i < range.upperBound {
-            guard let lineEnd = findCRLF(from: i), lineEnd < range.upperBound else { return .failure(.malformedHeaderField) }
+            guard let lineEnd = findCRLF(from: i), lineEnd < range.upperBound else {
+                return .failure(.malformedHeaderField)
+            }
             if buffer[i] == space || buffer[i] == tab { return .failure(.obsoleteLineFolding) }
             let nameStart = i
             while i < lineEnd, isTokenChar(buffer[i]) { i += 1 }

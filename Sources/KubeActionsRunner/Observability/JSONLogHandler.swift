@@ -1,9 +1,10 @@
+import Logging
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
-import Logging
 
 /// A swift-log handler that writes one JSON object (or one plain line) per event.
 ///
@@ -18,7 +19,12 @@ public struct JSONLogHandler: LogHandler {
     private let format: Configuration.LogFormat
     private let sink: Sink
 
-    public init(label: String, level: Logger.Level, format: Configuration.LogFormat, sink: @escaping Sink = standardOutput) {
+    public init(
+        label: String,
+        level: Logger.Level,
+        format: Configuration.LogFormat,
+        sink: @escaping Sink = standardOutput
+    ) {
         self.label = label
         self.logLevel = level
         self.format = format

@@ -19,7 +19,8 @@ public final class Metrics: Sendable {
         webhookLatency = registry.makeDurationHistogram(
             descriptor: metric(
                 "webhook_latency_seconds",
-                "Time to answer a webhook delivery, from the complete request to the response."),
+                "Time to answer a webhook delivery, from the complete request to the response."
+            ),
             labels: [],
             buckets: [
                 .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
@@ -28,11 +29,14 @@ public final class Metrics: Sendable {
             ]
         )
         runnerJobsActive = registry.makeGauge(
-            descriptor: metric("runner_jobs_active", "Runner Jobs that exist and have not finished."))
+            descriptor: metric("runner_jobs_active", "Runner Jobs that exist and have not finished.")
+        )
         githubRateLimitRemaining = registry.makeGauge(
             descriptor: metric(
                 "github_api_rate_limit_remaining",
-                "The x-ratelimit-remaining GitHub sent last; -1 until a response arrived."))
+                "The x-ratelimit-remaining GitHub sent last; -1 until a response arrived."
+            )
+        )
         githubRateLimitRemaining.set(Int64(-1))
         for outcome in WebhookOutcome.allCases {
             // Every outcome exists from the start, so rate() and absent() alerts work before the first event.
@@ -43,7 +47,10 @@ public final class Metrics: Sendable {
     /// `webhook_requests_total{status,owner,repo}`; owner and repo are empty unless the delivery was verified.
     public func countWebhookRequest(status: Int, owner: String?, repo: String?) {
         registry.makeCounter(
-            descriptor: metric("webhook_requests_total", "Webhook deliveries answered, by HTTP status and, for verified deliveries, owner and repo."),
+            descriptor: metric(
+                "webhook_requests_total",
+                "Webhook deliveries answered, by HTTP status and, for verified deliveries, owner and repo."
+            ),
             labels: [("status", String(status)), ("owner", owner ?? ""), ("repo", repo ?? "")]
         ).increment()
     }
@@ -55,7 +62,10 @@ public final class Metrics: Sendable {
 
     private func outcomeCounter(_ outcome: WebhookOutcome) -> Counter {
         registry.makeCounter(
-            descriptor: metric("webhook_outcomes_total", "Webhook deliveries by outcome: what the service decided and why."),
+            descriptor: metric(
+                "webhook_outcomes_total",
+                "Webhook deliveries by outcome: what the service decided and why."
+            ),
             labels: [("outcome", outcome.rawValue)]
         )
     }
@@ -71,7 +81,10 @@ public final class Metrics: Sendable {
     /// `github_api_requests_total{endpoint,status}`; `endpoint` is a route template, `status` a code or `transport`.
     public func countGitHubRequest(endpoint: String, status: String) {
         registry.makeCounter(
-            descriptor: metric("github_api_requests_total", "GitHub REST API calls, by route template and HTTP status (transport: no response)."),
+            descriptor: metric(
+                "github_api_requests_total",
+                "GitHub REST API calls, by route template and HTTP status (transport: no response)."
+            ),
             labels: [("endpoint", endpoint), ("status", status)]
         ).increment()
     }

@@ -13,7 +13,11 @@ public struct RunnerJob: Sendable {
         public var ttlSecondsAfterFinished: Int
 
         public init(
-            namespace: String, mode: RunnerMode, runnerImage: String, dindImage: String, dindMTU: Int?,
+            namespace: String,
+            mode: RunnerMode,
+            runnerImage: String,
+            dindImage: String,
+            dindMTU: Int?,
             ttlSecondsAfterFinished: Int
         ) {
             self.namespace = namespace
@@ -60,22 +64,28 @@ public struct RunnerJob: Sendable {
             ("annotations", .object(annotations(for: request))),
         ])
         let template: JSONValue = .object([
-            ("metadata", .object([
-                ("labels", .object(labels.map { ($0.0, .string($0.1)) })),
-                ("annotations", .object(annotations(for: request))),
-            ])),
+            (
+                "metadata",
+                .object([
+                    ("labels", .object(labels.map { ($0.0, .string($0.1)) })),
+                    ("annotations", .object(annotations(for: request))),
+                ])
+            ),
             ("spec", podSpec(name: name, settings: settings)),
         ])
         let job: JSONValue = .object([
             ("apiVersion", "batch/v1"),
             ("kind", "Job"),
             ("metadata", metadata),
-            ("spec", .object([
-                ("ttlSecondsAfterFinished", .int(settings.ttlSecondsAfterFinished)),
-                // A JIT config registers one runner for one job: a retried pod could not use it.
-                ("backoffLimit", 0),
-                ("template", template),
-            ])),
+            (
+                "spec",
+                .object([
+                    ("ttlSecondsAfterFinished", .int(settings.ttlSecondsAfterFinished)),
+                    // A JIT config registers one runner for one job: a retried pod could not use it.
+                    ("backoffLimit", 0),
+                    ("template", template),
+                ])
+            ),
         ])
         return RunnerJob(name: name, namespace: settings.namespace, labels: labels, job: job)
     }
@@ -85,20 +95,26 @@ public struct RunnerJob: Sendable {
         .object([
             ("apiVersion", "v1"),
             ("kind", "Secret"),
-            ("metadata", .object([
-                ("name", .string(name)),
-                ("namespace", .string(namespace)),
-                ("labels", .object(labels.map { ($0.0, .string($0.1)) })),
-                ("ownerReferences", [
-                    .object([
-                        ("apiVersion", "batch/v1"),
-                        ("kind", "Job"),
-                        ("name", .string(name)),
-                        ("uid", .string(jobUID)),
-                        ("controller", true),
-                    ])
-                ]),
-            ])),
+            (
+                "metadata",
+                .object([
+                    ("name", .string(name)),
+                    ("namespace", .string(namespace)),
+                    ("labels", .object(labels.map { ($0.0, .string($0.1)) })),
+                    (
+                        "ownerReferences",
+                        [
+                            .object([
+                                ("apiVersion", "batch/v1"),
+                                ("kind", "Job"),
+                                ("name", .string(name)),
+                                ("uid", .string(jobUID)),
+                                ("controller", true),
+                            ])
+                        ]
+                    ),
+                ])
+            ),
             ("type", "Opaque"),
             ("immutable", true),
             ("stringData", .object([(RunnerJob.secretKey, .string(jitConfig))])),
@@ -146,11 +162,17 @@ public struct RunnerJob: Sendable {
         var env: [JSONValue] = [
             .object([
                 ("name", "ACTIONS_RUNNER_INPUT_JITCONFIG"),
-                ("valueFrom", .object([
-                    ("secretKeyRef", .object([("name", .string(name)), ("key", .string(secretKey))]))
-                ])),
+                (
+                    "valueFrom",
+                    .object([
+                        ("secretKeyRef", .object([("name", .string(name)), ("key", .string(secretKey))]))
+                    ])
+                ),
             ]),
-            .object([("name", "GITHUB_ACTIONS_RUNNER_EXTRA_USER_AGENT"), ("value", .string("kube-actions-runner/\(KubeActionsRunnerVersion.current)"))]),
+            .object([
+                ("name", "GITHUB_ACTIONS_RUNNER_EXTRA_USER_AGENT"),
+                ("value", .string("kube-actions-runner/\(KubeActionsRunnerVersion.current)")),
+            ]),
         ]
         var mounts: [JSONValue] = [.object([("name", "work"), ("mountPath", "/home/runner/_work")])]
         if settings.mode.hasDocker {
@@ -195,25 +217,34 @@ public struct RunnerJob: Sendable {
             ("image", .string(settings.dindImage)),
             ("args", .array(dockerdArgs)),
             ("restartPolicy", "Always"),
-            ("securityContext", .object([
-                ("privileged", true),
-                ("runAsUser", 0),
-                ("runAsGroup", 0),
-                ("runAsNonRoot", false),
-            ])),
-            ("startupProbe", .object([
-                ("exec", .object([("command", ["docker", "info"])])),
-                ("initialDelaySeconds", 0),
-                ("periodSeconds", 2),
-                ("failureThreshold", 60),
-            ])),
-            ("volumeMounts", [
-                .object([("name", "work"), ("mountPath", "/home/runner/_work")]),
-                .object([("name", "dind-sock"), ("mountPath", "/var/run")]),
-                .object([("name", "dind-externals"), ("mountPath", "/home/runner/externals")]),
-                // An emptyDir, not the container's overlay root: overlay on overlay corrupts layers.
-                .object([("name", "dind-storage"), ("mountPath", "/var/lib/docker")]),
-            ]),
+            (
+                "securityContext",
+                .object([
+                    ("privileged", true),
+                    ("runAsUser", 0),
+                    ("runAsGroup", 0),
+                    ("runAsNonRoot", false),
+                ])
+            ),
+            (
+                "startupProbe",
+                .object([
+                    ("exec", .object([("command", ["docker", "info"])])),
+                    ("initialDelaySeconds", 0),
+                    ("periodSeconds", 2),
+                    ("failureThreshold", 60),
+                ])
+            ),
+            (
+                "volumeMounts",
+                [
+                    .object([("name", "work"), ("mountPath", "/home/runner/_work")]),
+                    .object([("name", "dind-sock"), ("mountPath", "/var/run")]),
+                    .object([("name", "dind-externals"), ("mountPath", "/home/runner/externals")]),
+                    // An emptyDir, not the container's overlay root: overlay on overlay corrupts layers.
+                    .object([("name", "dind-storage"), ("mountPath", "/var/lib/docker")]),
+                ]
+            ),
         ])
         return [externals, dind]
     }
@@ -242,7 +273,8 @@ public struct RunnerJob: Sendable {
     /// A valid label value: at most 63 of `[A-Za-z0-9._-]`, starting and ending alphanumeric.
     static func labelValue(_ text: String) -> String {
         var bytes = text.utf8.map { byte -> UInt8 in
-            let allowed = (byte >= 48 && byte <= 57) || (byte >= 65 && byte <= 90) || (byte >= 97 && byte <= 122)
+            let allowed =
+                (byte >= 48 && byte <= 57) || (byte >= 65 && byte <= 90) || (byte >= 97 && byte <= 122)
                 || byte == 45 || byte == 46 || byte == 95
             return allowed ? byte : 45
         }

@@ -10,7 +10,12 @@ public struct RunnerRequest: Sendable, Equatable {
     public var deliveryID: String?
 
     public init(
-        owner: String, repository: String, jobID: Int64, runID: Int64, jobName: String, labels: [String],
+        owner: String,
+        repository: String,
+        jobID: Int64,
+        runID: Int64,
+        jobName: String,
+        labels: [String],
         deliveryID: String?
     ) {
         self.owner = owner

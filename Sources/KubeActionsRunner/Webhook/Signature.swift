@@ -24,10 +24,11 @@ public struct SignatureVerifier: Sendable {
     /// The signature header for `body` under `secret`, as GitHub computes it (tests and the demo sign with it).
     public static func sign(_ body: [UInt8], secret: Secret) -> String {
         let mac = HMAC<SHA256>.authenticationCode(for: body, using: SymmetricKey(data: Array(secret.value.utf8)))
-        return "sha256=" + mac.map { byte in
-            let digits = Array("0123456789abcdef".utf8)
-            return String(decoding: [digits[Int(byte >> 4)], digits[Int(byte & 0x0F)]], as: UTF8.self)
-        }.joined()
+        return "sha256="
+            + mac.map { byte in
+                let digits = Array("0123456789abcdef".utf8)
+                return String(decoding: [digits[Int(byte >> 4)], digits[Int(byte & 0x0F)]], as: UTF8.self)
+            }.joined()
     }
 
     private static func decode(_ header: String) -> [UInt8]? {

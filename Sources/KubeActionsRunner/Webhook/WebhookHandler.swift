@@ -63,7 +63,9 @@ public struct WebhookHandler: Sendable {
         if result.outcome == .badSignature {
             return .text(401, "unauthorized")  // reveals nothing about why
         }
-        var body: [(String, JSONValue)] = [("outcome", .string(result.outcome.rawValue)), ("message", .string(result.message))]
+        var body: [(String, JSONValue)] = [
+            ("outcome", .string(result.outcome.rawValue)), ("message", .string(result.message)),
+        ]
         if let job = result.event?.workflowJob { body.append(("job_id", .int(Int(job.id)))) }
         if let runnerJob = result.runnerJob { body.append(("runner_job", .string(runnerJob))) }
         return HTTPResponse(
@@ -125,15 +127,27 @@ public struct WebhookHandler: Sendable {
             return Result(outcome: .accepted, status: 200, message: "runner job created", event: event, runnerJob: name)
         case .success(.alreadyProvisioned(let name)):
             return Result(
-                outcome: .alreadyProvisioned, status: 200, message: "already provisioned", event: event, runnerJob: name)
+                outcome: .alreadyProvisioned,
+                status: 200,
+                message: "already provisioned",
+                event: event,
+                runnerJob: name
+            )
         case .success(.notQueued(let status)):
-            return Result(outcome: .notQueued, status: 200, message: "job is no longer queued (\(status))", event: event)
+            return Result(
+                outcome: .notQueued,
+                status: 200,
+                message: "job is no longer queued (\(status))",
+                event: event
+            )
         case .failure(let error):
             return Result(outcome: .upstreamError, status: error.status, message: error.reason, event: event)
         }
     }
 
-    private func provisionWithinDeadline(_ request: RunnerRequest) async -> Swift.Result<ProvisionOutcome, ProvisioningError> {
+    private func provisionWithinDeadline(
+        _ request: RunnerRequest
+    ) async -> Swift.Result<ProvisionOutcome, ProvisioningError> {
         let provisioner = self.provisioner
         let deadline = self.deadline
         return await withTaskGroup(of: Swift.Result<ProvisionOutcome, ProvisioningError>?.self) { group in
@@ -146,7 +160,8 @@ public struct WebhookHandler: Sendable {
             }
             group.addTask {
                 try? await Task.sleep(for: deadline)
-                return Task.isCancelled ? nil : .failure(ProvisioningError(status: 503, reason: "provisioning timed out"))
+                return Task.isCancelled
+                    ? nil : .failure(ProvisioningError(status: 503, reason: "provisioning timed out"))
             }
             defer { group.cancelAll() }
             while let result = await group.next() {
@@ -165,7 +180,8 @@ public struct WebhookHandler: Sendable {
 
     /// The JSON payload: the body itself, or the `payload` field of a form-encoded body.
     static func payload(of request: HTTPRequest) -> Swift.Result<[UInt8], PayloadError> {
-        let mediaType = request.headers["Content-Type"]?
+        let mediaType =
+            request.headers["Content-Type"]?
             .split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first
             .map { $0.trimmingOWS().asciiLowercased } ?? ""
         switch mediaType {
@@ -178,7 +194,11 @@ public struct WebhookHandler: Sendable {
             return .success(payload)
         default:
             return .failure(
-                PayloadError(status: 415, message: "content type must be application/json or application/x-www-form-urlencoded"))
+                PayloadError(
+                    status: 415,
+                    message: "content type must be application/json or application/x-www-form-urlencoded"
+                )
+            )
         }
     }
 
@@ -214,7 +234,8 @@ public struct WebhookHandler: Sendable {
 /// Delivery ids are GUIDs; anything else is cut down before it reaches a log line.
 func sanitizedDeliveryID(_ text: String) -> String {
     let allowed = text.utf8.prefix(64).map { byte -> UInt8 in
-        let ok = (byte >= 48 && byte <= 57) || (byte >= 65 && byte <= 90) || (byte >= 97 && byte <= 122) || byte == 45
+        let ok =
+            (byte >= 48 && byte <= 57) || (byte >= 65 && byte <= 90) || (byte >= 97 && byte <= 122) || byte == 45
             || byte == 95
         return ok ? byte : UInt8(ascii: "?")
     }
@@ -249,7 +270,8 @@ enum FormDecoding {
             if byte == UInt8(ascii: "+") {
                 out.append(UInt8(ascii: " "))
             } else if byte == UInt8(ascii: "%") {
-                guard index + 2 < bytes.endIndex, let high = hex(bytes[index + 1]), let low = hex(bytes[index + 2]) else {
+                guard index + 2 < bytes.endIndex, let high = hex(bytes[index + 1]), let low = hex(bytes[index + 2])
+                else {
                     return nil
                 }
                 out.append(high << 4 | low)

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import KubeActionsRunner
 
 @Suite struct RequestParserTests {
@@ -10,9 +11,10 @@ import Testing
     private func parse(_ bytes: [UInt8], limits: RequestParser.Limits = .init(), chunkSize: Int? = nil) -> [String] {
         var parser = RequestParser(limits: limits)
         var events: [String] = []
-        let chunks: [[UInt8]] = chunkSize.map { size in
-            stride(from: 0, to: bytes.count, by: size).map { Array(bytes[$0..<min($0 + size, bytes.count)]) }
-        } ?? [bytes]
+        let chunks: [[UInt8]] =
+            chunkSize.map { size in
+                stride(from: 0, to: bytes.count, by: size).map { Array(bytes[$0..<min($0 + size, bytes.count)]) }
+            } ?? [bytes]
         for chunk in chunks {
             parser.append(chunk)
             loop: while true {
@@ -20,7 +22,9 @@ import Testing
                 case .needMoreData: break loop
                 case .continueExpected: events.append("continue")
                 case .request(let request):
-                    events.append("\(request.method) \(request.path) body=\(String(decoding: request.body, as: UTF8.self))")
+                    events.append(
+                        "\(request.method) \(request.path) body=\(String(decoding: request.body, as: UTF8.self))"
+                    )
                 case .failure(let error):
                     events.append("error \(error.status)")
                     return events
@@ -35,11 +39,14 @@ import Testing
         ("GET /x?y=1 HTTP/1.1\r\nHost: a\r\n\r\n", "GET /x body="),
         ("GET / HTTP/1.0\r\n\r\n", "GET / body="),
         ("POST /webhook HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello", "POST /webhook body=hello"),
-        ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\n",
-         "POST / body=hello world"),
-        ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\nA\r\n0123456789\r\n0\r\nTrailer: x\r\n\r\n",
-         "POST / body=0123456789"),
-        ("\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", "GET / body="),
+        (
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\n",
+            "POST / body=hello world"
+        ),
+        (
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\nA\r\n0123456789\r\n0\r\nTrailer: x\r\n\r\n",
+            "POST / body=0123456789"
+        ),
         ("GET http://example.com/health?x HTTP/1.1\r\nHost: a\r\n\r\n", "GET /health body="),
         ("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", "OPTIONS * body="),
         ("GET / HTTP/1.1\r\nHost: a\r\nX-Tab:\tv\t \r\nX-Obs: caf\u{e9}\r\n\r\n", "GET / body="),
@@ -51,6 +58,7 @@ import Testing
     }
 
     @Test(arguments: [
+        ("\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", 400),  // empty line first: h11 rejects it too
         ("GET  / HTTP/1.1\r\nHost: a\r\n\r\n", 400),  // two spaces
         ("GET / HTTP/1.1 \r\nHost: a\r\n\r\n", 400),  // trailing space
         ("GET /\r\n\r\n", 400),  // HTTP/0.9
@@ -113,8 +121,10 @@ import Testing
     @Test func rejectsOversizedBodyFromContentLengthBeforeReadingIt() {
         let limits = RequestParser.Limits(maxBodyBytes: 10)
         #expect(parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\n", limits: limits) == ["error 413"])
-        #expect(parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n0123456789", limits: limits)
-            == ["POST / body=0123456789"])
+        #expect(
+            parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n0123456789", limits: limits)
+                == ["POST / body=0123456789"]
+        )
     }
 
     @Test func enforcesBodyLimitWhileReadingChunks() {
@@ -125,7 +135,8 @@ import Testing
     }
 
     @Test func parsesPipelinedRequestsInOrder() {
-        let input = "GET /a HTTP/1.1\r\nHost: a\r\n\r\nPOST /b HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhiGET /c HTTP/1.1\r\nHost: a\r\n\r\n"
+        let input =
+            "GET /a HTTP/1.1\r\nHost: a\r\n\r\nPOST /b HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhiGET /c HTTP/1.1\r\nHost: a\r\n\r\n"
         let expected = ["GET /a body=", "POST /b body=hi", "GET /c body="]
         #expect(parse(input) == expected)
         #expect(parse(Array(input.utf8), chunkSize: 3) == expected)

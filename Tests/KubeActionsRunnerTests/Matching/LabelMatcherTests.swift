@@ -1,23 +1,26 @@
 import Testing
+
 @testable import KubeActionsRunner
 
 @Suite struct LabelMatcherTests {
-    @Test(arguments: [
-        // (LABEL_MATCHERS, job labels, taken?)
-        (nil, ["self-hosted", "linux"], true),
-        (nil, ["ubuntu-latest"], false),
-        (nil, ["Self-Hosted"], true),  // GitHub compares labels case-insensitively
-        ("", ["self-hosted"], true),  // blank counts as unset
-        ("linux,x64", ["linux"], true),
-        ("linux,x64", ["x64", "gpu"], true),
-        ("linux,x64", ["arm64"], false),
-        ("linux+x64", ["self-hosted", "linux", "x64"], true),
-        ("linux+x64", ["linux"], false),
-        ("linux+x64;arm64", ["arm64"], true),
-        ("linux+x64;arm64", ["linux", "arm"], false),
-        (" Linux + X64 ; arm64 ", ["LINUX", "x64"], true),
-        ("k8s", [], false),
-    ] as [(String?, [String], Bool)])
+    @Test(
+        arguments: [
+            // (LABEL_MATCHERS, job labels, taken?)
+            (nil, ["self-hosted", "linux"], true),
+            (nil, ["ubuntu-latest"], false),
+            (nil, ["Self-Hosted"], true),  // GitHub compares labels case-insensitively
+            ("", ["self-hosted"], true),  // blank counts as unset
+            ("linux,x64", ["linux"], true),
+            ("linux,x64", ["x64", "gpu"], true),
+            ("linux,x64", ["arm64"], false),
+            ("linux+x64", ["self-hosted", "linux", "x64"], true),
+            ("linux+x64", ["linux"], false),
+            ("linux+x64;arm64", ["arm64"], true),
+            ("linux+x64;arm64", ["linux", "arm"], false),
+            (" Linux + X64 ; arm64 ", ["LINUX", "x64"], true),
+            ("k8s", [], false),
+        ] as [(String?, [String], Bool)]
+    )
     func matchesAsTheOriginalDesignSays(matchers: String?, labels: [String], taken: Bool) throws {
         #expect(try LabelMatcher(parsing: matchers).matches(labels) == taken)
     }

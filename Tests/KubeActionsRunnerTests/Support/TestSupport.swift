@@ -1,5 +1,6 @@
 import Logging
 import Synchronization
+
 @testable import KubeActionsRunner
 
 /// Collects log lines so tests can assert on them (and on what they must never contain).
@@ -49,7 +50,8 @@ final class RecordingProvisioner: RunnerProvisioner {
             fallthrough
         case .create:
             let inserted = state.withLock { $0.created.insert(request.jobID).inserted }
-            return inserted ? .created(runnerJob: request.runnerJobName) : .alreadyProvisioned(runnerJob: request.runnerJobName)
+            return inserted
+                ? .created(runnerJob: request.runnerJobName) : .alreadyProvisioned(runnerJob: request.runnerJobName)
         }
     }
 
@@ -65,8 +67,10 @@ extension Configuration {
         mode: RunnerMode = .dindRootless,
         maxBodyBytes: Int = Configuration.Defaults.maxBodyBytes
     ) throws -> Configuration {
-        var environment = ["WEBHOOK_SECRET": secret, "DRY_RUN": "true", "RUNNER_MODE": mode.rawValue,
-                           "MAX_BODY_BYTES": String(maxBodyBytes)]
+        var environment = [
+            "WEBHOOK_SECRET": secret, "DRY_RUN": "true", "RUNNER_MODE": mode.rawValue,
+            "MAX_BODY_BYTES": String(maxBodyBytes),
+        ]
         environment["WEBHOOK_SECRET_PREVIOUS"] = previousSecret
         environment["LABEL_MATCHERS"] = labelMatchers
         return try Configuration(environment: environment, files: InMemoryFiles())
@@ -99,7 +103,9 @@ extension HTTPServer.Configuration {
 /// Runs an HTTP server for the duration of `body`, then shuts it down and waits for it.
 func withServer<T: Sendable>(
     _ configuration: HTTPServer.Configuration = .make(),
-    handler: @escaping HTTPServer.Handler = { request in .text(200, "\(request.method) \(request.path) \(request.body.count)") },
+    handler: @escaping HTTPServer.Handler = { request in
+        .text(200, "\(request.method) \(request.path) \(request.body.count)")
+    },
     _ body: (HTTPServer) async throws -> T
 ) async throws -> T {
     let server = try HTTPServer(configuration: configuration, logger: Logger(label: "test-server"), handler: handler)
@@ -124,7 +130,11 @@ func withApplication<T: Sendable>(
     _ body: (Application) async throws -> T
 ) async throws -> T {
     let app = try Application.build(
-        configuration: configuration, logger: logs.logger(), provisioner: provisioner, serverConfiguration: .make())
+        configuration: configuration,
+        logger: logs.logger(),
+        provisioner: provisioner,
+        serverConfiguration: .make()
+    )
     let task = Task { try await app.server.run() }
     do {
         let result = try await body(app)
@@ -139,7 +149,11 @@ func withApplication<T: Sendable>(
 }
 
 /// Blocking client work, off the cooperative pool.
-func client<T: Sendable>(_ port: Int, timeout: Duration = .seconds(15), _ work: @escaping @Sendable (LoopbackClient) throws -> T)
+func client<T: Sendable>(
+    _ port: Int,
+    timeout: Duration = .seconds(15),
+    _ work: @escaping @Sendable (LoopbackClient) throws -> T
+)
     async throws -> T
 {
     try await LoopbackClient.run {
@@ -150,7 +164,10 @@ func client<T: Sendable>(_ port: Int, timeout: Duration = .seconds(15), _ work: 
 
 /// A signed webhook delivery's headers.
 func deliveryHeaders(
-    event: String, body: [UInt8], secret: String = Fixtures.secret, delivery: String = "d-\(Int.random(in: 0..<1_000_000_000))",
+    event: String,
+    body: [UInt8],
+    secret: String = Fixtures.secret,
+    delivery: String = "d-\(Int.random(in: 0..<1_000_000_000))",
     contentType: String = "application/json"
 ) -> [(String, String)] {
     [

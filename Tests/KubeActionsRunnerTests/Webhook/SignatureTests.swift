@@ -1,4 +1,5 @@
 import Testing
+
 @testable import KubeActionsRunner
 
 @Suite struct SignatureTests {
@@ -6,7 +7,9 @@ import Testing
         let verifier = SignatureVerifier(secrets: [Secret("It's a Secret to Everybody")])
         let header = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
         #expect(verifier.isValid(signatureHeader: header, body: Array("Hello, World!".utf8)))
-        #expect(SignatureVerifier.sign(Array("Hello, World!".utf8), secret: Secret("It's a Secret to Everybody")) == header)
+        #expect(
+            SignatureVerifier.sign(Array("Hello, World!".utf8), secret: Secret("It's a Secret to Everybody")) == header
+        )
     }
 
     @Test(arguments: [
@@ -23,17 +26,19 @@ import Testing
         #expect(!verifier.isValid(signatureHeader: try Fixtures.signature(of: file), body: tampered))
     }
 
-    @Test(arguments: [
-        nil,
-        "",
-        "sha256=",
-        "sha1=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",
-        "sha256=757107EA0EB2509FC211221CCE984B8A37570B6D7586C22C46F4379C8B043E17",  // GitHub sends lowercase
-        "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e1",
-        "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17 ",
-        "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e18",
-        "sha256=zz7107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",
-    ] as [String?])
+    @Test(
+        arguments: [
+            nil,
+            "",
+            "sha256=",
+            "sha1=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",
+            "sha256=757107EA0EB2509FC211221CCE984B8A37570B6D7586C22C46F4379C8B043E17",  // GitHub sends lowercase
+            "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e1",
+            "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17 ",
+            "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e18",
+            "sha256=zz7107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",
+        ] as [String?]
+    )
     func rejectsMissingOrMalformedSignatures(header: String?) {
         let verifier = SignatureVerifier(secrets: [Secret("It's a Secret to Everybody")])
         #expect(!verifier.isValid(signatureHeader: header, body: Array("Hello, World!".utf8)))

@@ -1,21 +1,33 @@
 import Foundation
 import Testing
+
 @testable import KubeActionsRunner
 
 /// The webhook flow end to end: real server, real sockets, real payloads, a recording provisioner.
 @Suite struct WebhookHandlerTests {
     /// POSTs `body` to /webhook and returns the status and decoded JSON (nil for non-JSON bodies).
     private func deliver(
-        _ app: Application, event: String, body: [UInt8], headers: [(String, String)]? = nil
+        _ app: Application,
+        event: String,
+        body: [UInt8],
+        headers: [(String, String)]? = nil
     ) async throws -> (Int, [String: Any]?) {
         let headers = headers ?? deliveryHeaders(event: event, body: body)
-        let response = try await client(app.server.port) { try $0.request("POST", "/webhook", headers: headers, body: body) }
+        let response = try await client(app.server.port) {
+            try $0.request("POST", "/webhook", headers: headers, body: body)
+        }
         let json = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]
         return (response.status, json)
     }
 
-    private func queuedPayload(labels: [String] = ["self-hosted", "linux"], status: String = "queued", id: Int = 42) throws -> [UInt8] {
-        var json = try JSONSerialization.jsonObject(with: Data(try Fixtures.bytes("github/workflow_job.queued.payload.json"))) as! [String: Any]
+    private func queuedPayload(
+        labels: [String] = ["self-hosted", "linux"],
+        status: String = "queued",
+        id: Int = 42
+    ) throws -> [UInt8] {
+        var json =
+            try JSONSerialization.jsonObject(with: Data(try Fixtures.bytes("github/workflow_job.queued.payload.json")))
+            as! [String: Any]
         var job = json["workflow_job"] as! [String: Any]
         job["labels"] = labels
         job["status"] = status
@@ -27,19 +39,36 @@ import Testing
     @Test func provisionsAMatchingQueuedJobAndAnswersAfterward() async throws {
         let provisioner = RecordingProvisioner()
         let logs = LogCapture()
-        try await withApplication(configuration: try .make(labelMatchers: "ubuntu-latest"), provisioner: provisioner, logs: logs) { app in
+        try await withApplication(
+            configuration: try .make(labelMatchers: "ubuntu-latest"),
+            provisioner: provisioner,
+            logs: logs
+        ) { app in
             let body = try Fixtures.bytes("github/workflow_job.queued.payload.json")
-            let headers = deliveryHeaders(event: "workflow_job", body: body, delivery: "00000000-0000-4000-8000-000000000001")
+            let headers = deliveryHeaders(
+                event: "workflow_job",
+                body: body,
+                delivery: "00000000-0000-4000-8000-000000000001"
+            )
             #expect(headers.last!.1 == (try Fixtures.signature(of: "workflow_job.queued.payload.json")))
             let (status, json) = try await deliver(app, event: "workflow_job", body: body, headers: headers)
             #expect(status == 200)
             #expect(json?["outcome"] as? String == "accepted")
             #expect(json?["job_id"] as? Int == 289782451)
             #expect(json?["runner_job"] as? String == "runner-289782451")
-            #expect(provisioner.requests == [
-                RunnerRequest(owner: "Octocoders", repository: "Hello-World", jobID: 289782451, runID: 2202229078,
-                              jobName: "update", labels: ["ubuntu-latest"], deliveryID: "00000000-0000-4000-8000-000000000001")
-            ])
+            #expect(
+                provisioner.requests == [
+                    RunnerRequest(
+                        owner: "Octocoders",
+                        repository: "Hello-World",
+                        jobID: 289782451,
+                        runID: 2202229078,
+                        jobName: "update",
+                        labels: ["ubuntu-latest"],
+                        deliveryID: "00000000-0000-4000-8000-000000000001"
+                    )
+                ]
+            )
             let metrics = String(decoding: app.metrics.exposition(), as: UTF8.self)
             #expect(metrics.contains(#"webhook_requests_total{status="200",owner="Octocoders",repo="Hello-World"} 1"#))
             #expect(metrics.contains(#"runner_jobs_created_total{owner="Octocoders",repo="Hello-World"} 1"#))
@@ -47,8 +76,11 @@ import Testing
             #expect(metrics.contains("webhook_latency_seconds_count 1"))
         }
         let line = try #require(logs.all.first { $0.contains("\"outcome\":\"accepted\"") })
-        for field in ["\"delivery\":\"00000000-0000-4000-8000-000000000001\"", "\"event\":\"workflow_job\"", "\"action\":\"queued\"",
-                      "\"repo\":\"Octocoders/Hello-World\"", "\"job.id\":\"289782451\"", "\"duration_ms\":"] {
+        for field in [
+            "\"delivery\":\"00000000-0000-4000-8000-000000000001\"", "\"event\":\"workflow_job\"",
+            "\"action\":\"queued\"",
+            "\"repo\":\"Octocoders/Hello-World\"", "\"job.id\":\"289782451\"", "\"duration_ms\":",
+        ] {
             #expect(line.contains(field), "log line lacks \(field): \(line)")
         }
     }
@@ -59,9 +91,15 @@ import Testing
             let payload = try queuedPayload()
             var allowed = CharacterSet.alphanumerics
             allowed.insert(charactersIn: "-._*")
-            let encoded = String(decoding: payload, as: UTF8.self).addingPercentEncoding(withAllowedCharacters: allowed)!
+            let encoded = String(decoding: payload, as: UTF8.self).addingPercentEncoding(
+                withAllowedCharacters: allowed
+            )!
             let body = Array(("payload=" + encoded).utf8)
-            let headers = deliveryHeaders(event: "workflow_job", body: body, contentType: "application/x-www-form-urlencoded")
+            let headers = deliveryHeaders(
+                event: "workflow_job",
+                body: body,
+                contentType: "application/x-www-form-urlencoded"
+            )
             let (status, json) = try await deliver(app, event: "workflow_job", body: body, headers: headers)
             #expect(status == 200)
             #expect(json?["outcome"] as? String == "accepted")
@@ -78,7 +116,9 @@ import Testing
                 deliveryHeaders(event: "workflow_job", body: body, secret: "wrong"),
                 deliveryHeaders(event: "workflow_job", body: body).filter { $0.0 != "X-Hub-Signature-256" },
             ] {
-                let response = try await client(app.server.port) { try $0.request("POST", "/webhook", headers: headers, body: body) }
+                let response = try await client(app.server.port) {
+                    try $0.request("POST", "/webhook", headers: headers, body: body)
+                }
                 #expect(response.status == 401)
                 #expect(response.text == "unauthorized\n")
             }
@@ -106,8 +146,15 @@ import Testing
     ])
     func ignoresActionsOtherThanQueued(file: String) async throws {
         let provisioner = RecordingProvisioner()
-        try await withApplication(configuration: try .make(labelMatchers: "self-hosted,ubuntu-latest"), provisioner: provisioner) { app in
-            let (status, json) = try await deliver(app, event: "workflow_job", body: try Fixtures.bytes("github/\(file)"))
+        try await withApplication(
+            configuration: try .make(labelMatchers: "self-hosted,ubuntu-latest"),
+            provisioner: provisioner
+        ) { app in
+            let (status, json) = try await deliver(
+                app,
+                event: "workflow_job",
+                body: try Fixtures.bytes("github/\(file)")
+            )
             #expect(status == 200)
             #expect(json?["outcome"] as? String == "ignored_action")
         }
@@ -117,10 +164,17 @@ import Testing
     @Test func takesQueuedDeliveriesWhoseJobWaitsForAnEnvironment() async throws {
         let provisioner = RecordingProvisioner()
         try await withApplication(configuration: try .make(), provisioner: provisioner) { app in
-            let (status, json) = try await deliver(app, event: "workflow_job", body: try queuedPayload(status: "waiting"))
+            let (status, json) = try await deliver(
+                app,
+                event: "workflow_job",
+                body: try queuedPayload(status: "waiting")
+            )
             #expect(status == 200 && json?["outcome"] as? String == "accepted")
             let (laterStatus, laterJSON) = try await deliver(
-                app, event: "workflow_job", body: try queuedPayload(status: "in_progress", id: 7))
+                app,
+                event: "workflow_job",
+                body: try queuedPayload(status: "in_progress", id: 7)
+            )
             #expect(laterStatus == 200 && laterJSON?["outcome"] as? String == "not_queued")
         }
         #expect(provisioner.requests.map(\.jobID) == [42])
@@ -128,8 +182,13 @@ import Testing
 
     @Test func leavesJobsWhoseLabelsDoNotMatch() async throws {
         let provisioner = RecordingProvisioner()
-        try await withApplication(configuration: try .make(labelMatchers: "linux+gpu"), provisioner: provisioner) { app in
-            let (status, json) = try await deliver(app, event: "workflow_job", body: try queuedPayload(labels: ["linux"]))
+        try await withApplication(configuration: try .make(labelMatchers: "linux+gpu"), provisioner: provisioner) {
+            app in
+            let (status, json) = try await deliver(
+                app,
+                event: "workflow_job",
+                body: try queuedPayload(labels: ["linux"])
+            )
             #expect(status == 200)
             #expect(json?["outcome"] as? String == "labels_do_not_match")
             #expect(json?["message"] as? String == "job labels do not match")
@@ -170,12 +229,21 @@ import Testing
     @Test func answers503WhenProvisioningOutlivesTheDeadline() async throws {
         let slow = RecordingProvisioner(.slow(.seconds(30)))
         let handler = WebhookHandler(
-            verifier: SignatureVerifier(secrets: [Secret(Fixtures.secret)]), matcher: .selfHosted, deliveries: DeliveryLog(),
-            provisioner: slow, metrics: Metrics(), logger: LogCapture().logger(), deadline: .milliseconds(200))
+            verifier: SignatureVerifier(secrets: [Secret(Fixtures.secret)]),
+            matcher: .selfHosted,
+            deliveries: DeliveryLog(),
+            provisioner: slow,
+            metrics: Metrics(),
+            logger: LogCapture().logger(),
+            deadline: .milliseconds(200)
+        )
         let body = try queuedPayload()
         let request = HTTPRequest(
-            method: "POST", target: "/webhook", headers: HTTPHeaders(deliveryHeaders(event: "workflow_job", body: body).map { ($0.0, $0.1) }),
-            body: body)
+            method: "POST",
+            target: "/webhook",
+            headers: HTTPHeaders(deliveryHeaders(event: "workflow_job", body: body).map { ($0.0, $0.1) }),
+            body: body
+        )
         let started = ContinuousClock.now
         let response = await handler.handle(request)
         #expect(response.status == 503)
@@ -207,8 +275,18 @@ import Testing
         let secret = "s3cr3t-value-that-must-not-leak"
         try await withApplication(configuration: try .make(secret: secret), logs: logs) { app in
             let body = try queuedPayload()
-            _ = try await deliver(app, event: "workflow_job", body: body, headers: deliveryHeaders(event: "workflow_job", body: body, secret: secret))
-            _ = try await deliver(app, event: "workflow_job", body: body, headers: deliveryHeaders(event: "workflow_job", body: body, secret: "x"))
+            _ = try await deliver(
+                app,
+                event: "workflow_job",
+                body: body,
+                headers: deliveryHeaders(event: "workflow_job", body: body, secret: secret)
+            )
+            _ = try await deliver(
+                app,
+                event: "workflow_job",
+                body: body,
+                headers: deliveryHeaders(event: "workflow_job", body: body, secret: "x")
+            )
             let metrics = try await client(app.server.port) { try $0.request("GET", "/metrics").text }
             #expect(!metrics.contains(secret))
         }

@@ -1,0 +1,69 @@
+import Synchronization
+import Testing
+
+@testable import KubeActionsRunner
+
+@Suite struct ApplicationTests {
+    @Test func servesHealthReadinessAndMetrics() async throws {
+        try await withApplication(configuration: try .make()) { app in
+            let (health, ready, metrics) = try await client(app.server.port) { connection in
+                (
+                    try connection.request("GET", "/health"), try connection.request("GET", "/ready"),
+                    try connection.request("GET", "/metrics")
+                )
+            }
+            #expect(health.status == 200 && health.text == "ok\n")
+            #expect(ready.status == 200 && ready.text == "ready\n")
+            #expect(metrics.status == 200)
+            #expect(metrics.header("Content-Type") == "text/plain; version=0.0.4; charset=utf-8")
+            #expect(metrics.text.contains("# TYPE webhook_outcomes_total counter"))
+        }
+    }
+
+    @Test func reportsNotReadyWithAReason() async throws {
+        let provisioner = RecordingProvisioner(readiness: .notReady("Kubernetes API has not answered yet"))
+        try await withApplication(configuration: try .make(), provisioner: provisioner) { app in
+            let ready = try await client(app.server.port) { try $0.request("GET", "/ready") }
+            #expect(ready.status == 503)
+            #expect(ready.text == "not ready: Kubernetes API has not answered yet\n")
+        }
+    }
+
+    @Test func answers404And405WithAllow() async throws {
+        try await withApplication(configuration: try .make()) { app in
+            let (missing, wrongMethod, getWebhook) = try await client(app.server.port) { connection in
+                (
+                    try connection.request("GET", "/nope"), try connection.request("POST", "/health"),
+                    try connection.request("GET", "/webhook")
+                )
+            }
+            #expect(missing.status == 404)
+            #expect(wrongMethod.status == 405 && wrongMethod.header("Allow") == "GET, HEAD")
+            #expect(getWebhook.status == 405 && getWebhook.header("Allow") == "POST")
+        }
+    }
+
+    @Test func demoShowsTheFlowAndTheManifestsWithoutSecrets() async throws {
+        let output = Mutex<[String]>([])
+        let ok = try await Demo.run(environment: ["RUNNER_MODE": "dind"]) { line in output.withLock { $0.append(line) }
+        }
+        #expect(ok)
+        let text = output.withLock { $0.joined(separator: "\n") }
+        #expect(text.contains("-> 200 {\"outcome\":\"accepted\""))
+        #expect(text.contains("-> 200 {\"outcome\":\"duplicate_delivery\""))
+        #expect(text.contains("-> 401 unauthorized"))
+        #expect(text.contains("\"kind\": \"Job\"") && text.contains("\"kind\": \"Secret\""))
+        #expect(text.contains("\"kube-actions-runner/mode\": \"dind\""))
+        #expect(text.contains("<redacted: JIT config from GitHub>"))
+    }
+
+    @Test func failsToStartOnATakenPort() throws {
+        let first = try HTTPServer(configuration: .make(), logger: .init(label: "t")) { _ in .text(200, "") }
+        var second = HTTPServer.Configuration.make()
+        second.port = first.port
+        #expect(throws: HTTPServerError.self) {
+            _ = try HTTPServer(configuration: second, logger: .init(label: "t")) { _ in .text(200, "") }
+        }
+        first.shutdown()
+    }
+}

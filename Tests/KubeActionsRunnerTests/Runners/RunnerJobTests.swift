@@ -1,0 +1,82 @@
+import Foundation
+import Testing
+
+@testable import KubeActionsRunner
+
+@Suite struct RunnerJobTests {
+    static let request = RunnerRequest(
+        owner: "octo-org",
+        repository: "hello.world_repo",
+        jobID: 289782451,
+        runID: 2202229078,
+        jobName: "build (linux)",
+        labels: ["self-hosted", "linux"],
+        deliveryID: "d-1"
+    )
+
+    static func settings(_ mode: RunnerMode, mtu: Int? = nil) -> RunnerJob.Settings {
+        RunnerJob.Settings(
+            namespace: "github-runners",
+            mode: mode,
+            runnerImage: "ghcr.io/actions/actions-runner:latest",
+            dindImage: "docker:dind",
+            dindMTU: mtu,
+            ttlSecondsAfterFinished: 300
+        )
+    }
+
+    /// Compares with the reviewed golden file; `UPDATE_GOLDEN=1` rewrites it (then review the diff).
+    @Test(arguments: RunnerMode.allCases)
+    func rendersTheReviewedJobForEachMode(mode: RunnerMode) throws {
+        let job = RunnerJob.render(for: Self.request, settings: Self.settings(mode))
+        let rendered = job.job.rendered(pretty: true) + "\n"
+        let path = "golden/job.\(mode.rawValue).json"
+        if ProcessInfo.processInfo.environment["UPDATE_GOLDEN"] == "1" {
+            try Data(rendered.utf8).write(to: Fixtures.directory.appendingPathComponent(path))
+        }
+        #expect(rendered == (try Fixtures.text(path)))
+    }
+
+    @Test func rendersTheSecretOwnedByTheJob() throws {
+        let job = RunnerJob.render(for: Self.request, settings: Self.settings(.standard))
+        let secret = job.secret(jitConfig: "ENCODED", jobUID: "1234-uid")
+        let rendered = secret.rendered(pretty: true) + "\n"
+        if ProcessInfo.processInfo.environment["UPDATE_GOLDEN"] == "1" {
+            try Data(rendered.utf8).write(to: Fixtures.directory.appendingPathComponent("golden/secret.json"))
+        }
+        #expect(rendered == (try Fixtures.text("golden/secret.json")))
+        #expect(!job.job.rendered().contains("ENCODED"))
+    }
+
+    @Test func keepsDockerAndPrivilegeOutOfTheNonDockerModes() {
+        for mode in [RunnerMode.standard, .userns] {
+            let text = RunnerJob.render(for: Self.request, settings: Self.settings(mode)).job.rendered()
+            #expect(!text.contains("privileged") && !text.contains("dind") && !text.contains("DOCKER_HOST"))
+            #expect(text.contains("\"hostUsers\":false") == (mode == .userns))
+        }
+        for mode in [RunnerMode.dind, .dindRootless] {
+            let text = RunnerJob.render(for: Self.request, settings: Self.settings(mode)).job.rendered()
+            #expect(text.contains("\"restartPolicy\":\"Always\""))  // native sidecar
+            #expect(text.contains("\"hostUsers\":false") == (mode == .dindRootless))
+        }
+    }
+
+    @Test func setsTheMTUOnEveryDockerNetwork() {
+        let text = RunnerJob.render(for: Self.request, settings: Self.settings(.dind, mtu: 1400)).job.rendered()
+        #expect(text.contains("\"--mtu=1400\""))
+        #expect(text.contains("\"--default-network-opt=bridge=com.docker.network.driver.mtu=1400\""))
+    }
+
+    @Test(arguments: [
+        ("Octocat", "Octocat"),
+        ("hello.world_repo", "hello.world_repo"),
+        ("-leading-and-trailing-", "leading-and-trailing"),
+        ("with space/and:colon", "with-space-and-colon"),
+        (String(repeating: "a", count: 70), String(repeating: "a", count: 63)),
+        (String(repeating: "a", count: 62) + ".b", String(repeating: "a", count: 62)),
+        ("ünïcode", "n--code"),  // each byte of a multi-byte character becomes "-",
+    ])
+    func sanitizesLabelValues(input: String, expected: String) {
+        #expect(RunnerJob.labelValue(input) == expected)
+    }
+}
