@@ -19,10 +19,12 @@ let package = Package(
     ],
     targets: [
         .target(name: "CLinuxShims"),
+        .target(name: "CCurl", linkerSettings: [.linkedLibrary("curl")]),
         .target(
             name: "KubeActionsRunner",
             dependencies: [
                 "CLinuxShims",
+                "CCurl",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

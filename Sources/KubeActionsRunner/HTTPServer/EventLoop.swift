@@ -315,7 +315,8 @@ final class EventLoop: @unchecked Sendable {
                 updatePhase(connection, now: now)
                 connection.outbound.append(contentsOf: continueResponse)
                 flushPartial(connection)
-            case .request(let request):
+            case .request(var request):
+                request.connectionID = connection.serial
                 connection.state = .processing
                 connection.phase = .idle
                 connection.isHeadRequest = request.method == "HEAD"

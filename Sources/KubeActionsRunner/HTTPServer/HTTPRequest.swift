@@ -54,6 +54,8 @@ public struct HTTPRequest: Sendable {
     public var version: HTTPVersion
     public var headers: HTTPHeaders
     public var body: [UInt8]
+    /// Which connection the request came on (a serial number; 0 when not from a connection).
+    public var connectionID: UInt64 = 0
 
     public init(
         method: String,

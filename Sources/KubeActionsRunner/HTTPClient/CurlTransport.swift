@@ -1,0 +1,287 @@
+import CCurl
+import Synchronization
+
+/// `HTTPTransport` over libcurl's multi interface, driven by one thread of its own.
+///
+/// Why libcurl and not URLSession: on Linux, URLSession cannot trust a CA for one client only (the cluster's
+/// service-account CA, a GHES private CA) and leaks memory per request. Here each transport has its own TLS
+/// settings and its own connection cache (keep-alive, and HTTP/2 multiplexing where the server offers it).
+/// Proxies come from the standard variables (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`), which libcurl reads.
+///
+/// Requests are handed to the transport's thread under a mutex and the thread is woken with
+/// `curl_multi_wakeup`; callers await a continuation, so no Swift concurrency thread ever blocks on I/O. Many
+/// requests are in flight at once. Cancelling the awaiting task aborts its transfer.
+public final class CurlTransport: HTTPTransport, @unchecked Sendable {
+    public struct Configuration: Sendable {
+        public var tls = TLSConfiguration()
+        public var connectTimeout: Duration = .seconds(3)
+        /// Connections kept open for reuse.
+        public var maxCachedConnections = 64
+
+        public init(tls: TLSConfiguration = TLSConfiguration(), connectTimeout: Duration = .seconds(3)) {
+            self.tls = tls
+            self.connectTimeout = connectTimeout
+        }
+    }
+
+    private struct Inbox {
+        var added: [CurlRequest] = []
+        var cancelled: [UInt64] = []
+        var stopping = false
+    }
+
+    private let configuration: Configuration
+    private let multi: UnsafeMutableRawPointer
+    private let inbox = Mutex(Inbox())
+    private let nextID = Atomic<UInt64>(1)
+    private let stopped = Atomic<Bool>(false)
+    /// Loop-thread state: transfers in progress by id.
+    private var active: [UInt64: CurlRequest] = [:]
+
+    public init(configuration: Configuration = Configuration()) {
+        CurlGlobal.initialize()
+        self.configuration = configuration
+        multi = curl_multi_init()!
+        kar_curl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, configuration.maxCachedConnections)
+        let thread = LoopThread { [self] in self.loop() }
+        thread.start()
+    }
+
+    /// Stops the transport's thread; requests in flight fail with `cancelled`.
+    public func shutdown() {
+        guard !stopped.exchange(true, ordering: .relaxed) else { return }
+        inbox.withLock { $0.stopping = true }
+        curl_multi_wakeup(multi)
+    }
+
+    public func send(_ request: HTTPClientRequest) async throws(HTTPTransportError) -> HTTPClientResponse {
+        let id = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
+        let transfer: CurlRequest
+        do {
+            transfer = try CurlRequest(id: id, request: request, configuration: configuration)
+        } catch {
+            throw error
+        }
+        let result = await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Result<HTTPClientResponse, HTTPTransportError>, Never>) in
+                transfer.continuation = continuation
+                let accepted = inbox.withLock { inbox -> Bool in
+                    guard !inbox.stopping else { return false }
+                    inbox.added.append(transfer)
+                    return true
+                }
+                if accepted {
+                    curl_multi_wakeup(multi)
+                } else {
+                    transfer.finish(.failure(HTTPTransportError(kind: .cancelled, message: "transport stopped")))
+                }
+            }
+        } onCancel: {
+            inbox.withLock { $0.cancelled.append(id) }
+            curl_multi_wakeup(multi)
+        }
+        return try result.get()
+    }
+
+    // MARK: - The transport's thread
+
+    private func loop() {
+        while true {
+            let (added, cancelled, stopping) = inbox.withLock { inbox in
+                defer {
+                    inbox.added.removeAll()
+                    inbox.cancelled.removeAll()
+                }
+                return (inbox.added, inbox.cancelled, inbox.stopping)
+            }
+            for transfer in added {
+                active[transfer.id] = transfer
+                curl_multi_add_handle(multi, transfer.easy)
+            }
+            for id in cancelled {
+                guard let transfer = active.removeValue(forKey: id) else { continue }
+                curl_multi_remove_handle(multi, transfer.easy)
+                transfer.finish(.failure(HTTPTransportError(kind: .cancelled, message: "request cancelled")))
+            }
+            if stopping {
+                for transfer in active.values {
+                    curl_multi_remove_handle(multi, transfer.easy)
+                    transfer.finish(.failure(HTTPTransportError(kind: .cancelled, message: "transport stopped")))
+                }
+                active.removeAll()
+                curl_multi_cleanup(multi)
+                return
+            }
+            var running: Int32 = 0
+            curl_multi_perform(multi, &running)
+            var code = CURLE_OK
+            while let easy = kar_curl_multi_done(multi, &code) {
+                var privateValue: UnsafeMutableRawPointer?
+                kar_curl_easy_getinfo_pointer(easy, CURLINFO_PRIVATE, &privateValue)
+                let id = UInt64(UInt(bitPattern: privateValue))
+                curl_multi_remove_handle(multi, easy)
+                active.removeValue(forKey: id)?.complete(code)
+            }
+            curl_multi_poll(multi, nil, 0, 1000, nil)
+        }
+    }
+}
+
+/// One transfer: its easy handle, the bytes received, and the continuation waiting for them.
+/// Created on the caller's thread, then touched only by the transport's thread.
+final class CurlRequest: @unchecked Sendable {
+    let id: UInt64
+    let easy: UnsafeMutableRawPointer
+    private var headerList: UnsafeMutablePointer<curl_slist>?
+    var continuation: CheckedContinuation<Result<HTTPClientResponse, HTTPTransportError>, Never>?
+    var body: [UInt8] = []
+    var headers: [(name: String, value: String)] = []
+
+    init(id: UInt64, request: HTTPClientRequest, configuration: CurlTransport.Configuration) throws(HTTPTransportError) {
+        guard let easy = curl_easy_init() else {
+            throw HTTPTransportError(kind: .other, message: "curl_easy_init failed")
+        }
+        self.id = id
+        self.easy = easy
+        var ok = true
+        func set(_ result: CURLcode) { ok = ok && result == CURLE_OK }
+
+        set(kar_curl_easy_setopt_pointer(easy, CURLOPT_URL, request.url))
+        set(kar_curl_easy_setopt_pointer(easy, CURLOPT_PROTOCOLS_STR, "http,https"))
+        set(kar_curl_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1))
+        set(kar_curl_easy_setopt_long(easy, CURLOPT_TCP_KEEPALIVE, 1))
+        set(kar_curl_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, Int(request.timeout.milliseconds)))
+        set(kar_curl_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, Int(configuration.connectTimeout.milliseconds)))
+        set(kar_curl_easy_setopt_pointer(easy, CURLOPT_ACCEPT_ENCODING, ""))
+        set(kar_curl_easy_setopt_pointer(easy, CURLOPT_PRIVATE, UnsafeRawPointer(bitPattern: UInt(id))))
+
+        switch request.method {
+        case "GET": set(kar_curl_easy_setopt_long(easy, CURLOPT_HTTPGET, 1))
+        case "HEAD": set(kar_curl_easy_setopt_long(easy, CURLOPT_NOBODY, 1))
+        default: set(kar_curl_easy_setopt_pointer(easy, CURLOPT_CUSTOMREQUEST, request.method))
+        }
+        if let body = request.body {
+            set(kar_curl_easy_setopt_long(easy, CURLOPT_POSTFIELDSIZE, body.count))
+            set(body.withUnsafeBytes { kar_curl_easy_setopt_pointer(easy, CURLOPT_COPYPOSTFIELDS, $0.baseAddress) })
+            if request.method != "POST" {
+                set(kar_curl_easy_setopt_pointer(easy, CURLOPT_CUSTOMREQUEST, request.method))
+            }
+        }
+        for (name, value) in request.headers {
+            headerList = curl_slist_append(headerList, "\(name): \(value)")
+        }
+        headerList = curl_slist_append(headerList, "Expect:")  // no 100-continue round trip for small bodies
+        set(kar_curl_easy_setopt_pointer(easy, CURLOPT_HTTPHEADER, headerList))
+
+        let tls = configuration.tls
+        if let caData = tls.caData {
+            set(caData.withUnsafeBytes { kar_curl_easy_setopt_blob(easy, CURLOPT_CAINFO_BLOB, $0.baseAddress, $0.count) })
+        } else if let caFile = tls.caFile {
+            set(kar_curl_easy_setopt_pointer(easy, CURLOPT_CAINFO, caFile))
+        }
+        if let certificate = tls.clientCertificate {
+            set(certificate.withUnsafeBytes { kar_curl_easy_setopt_blob(easy, CURLOPT_SSLCERT_BLOB, $0.baseAddress, $0.count) })
+        } else if let file = tls.clientCertificateFile {
+            set(kar_curl_easy_setopt_pointer(easy, CURLOPT_SSLCERT, file))
+        }
+        if let key = tls.clientKey {
+            set(key.withUnsafeBytes { kar_curl_easy_setopt_blob(easy, CURLOPT_SSLKEY_BLOB, $0.baseAddress, $0.count) })
+        } else if let file = tls.clientKeyFile {
+            set(kar_curl_easy_setopt_pointer(easy, CURLOPT_SSLKEY, file))
+        }
+        if tls.insecureSkipVerify {
+            set(kar_curl_easy_setopt_long(easy, CURLOPT_SSL_VERIFYPEER, 0))
+            set(kar_curl_easy_setopt_long(easy, CURLOPT_SSL_VERIFYHOST, 0))
+        }
+
+        let context = Unmanaged.passUnretained(self).toOpaque()
+        set(kar_curl_easy_setopt_callback(easy, CURLOPT_WRITEFUNCTION) { data, size, count, context in
+            let transfer = Unmanaged<CurlRequest>.fromOpaque(context!).takeUnretainedValue()
+            let length = size * count
+            data!.withMemoryRebound(to: UInt8.self, capacity: length) {
+                transfer.body.append(contentsOf: UnsafeBufferPointer(start: $0, count: length))
+            }
+            return length
+        })
+        set(kar_curl_easy_setopt_pointer(easy, CURLOPT_WRITEDATA, context))
+        set(kar_curl_easy_setopt_callback(easy, CURLOPT_HEADERFUNCTION) { data, size, count, context in
+            let transfer = Unmanaged<CurlRequest>.fromOpaque(context!).takeUnretainedValue()
+            let length = size * count
+            let line = data!.withMemoryRebound(to: UInt8.self, capacity: length) {
+                String(decoding: UnsafeBufferPointer(start: $0, count: length), as: UTF8.self)
+            }
+            transfer.receivedHeaderLine(line)
+            return length
+        })
+        set(kar_curl_easy_setopt_pointer(easy, CURLOPT_HEADERDATA, context))
+        guard ok else {
+            cleanUp()
+            throw HTTPTransportError(kind: .other, message: "libcurl rejected an option (URL \(Self.redacted(request.url)))")
+        }
+    }
+
+    private func receivedHeaderLine(_ line: String) {
+        if line.hasPrefix("HTTP/") {
+            headers.removeAll()  // a new response (after 100 Continue or similar) starts over
+            return
+        }
+        guard let colon = line.firstIndex(of: ":") else { return }
+        let name = String(line[..<colon])
+        let value = line[line.index(after: colon)...].trimmingOWS().droppingTrailingNewlines().trimmingOWS()
+        headers.append((name, value))
+    }
+
+    /// Called on the transport's thread when libcurl is done with the transfer.
+    func complete(_ code: CURLcode) {
+        guard code == CURLE_OK else {
+            finish(.failure(HTTPTransportError(kind: Self.kind(of: code), message: String(cString: curl_easy_strerror(code)))))
+            return
+        }
+        var status = 0
+        kar_curl_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
+        finish(.success(HTTPClientResponse(status: status, headers: headers, body: body)))
+    }
+
+    func finish(_ result: Result<HTTPClientResponse, HTTPTransportError>) {
+        cleanUp()
+        continuation?.resume(returning: result)
+        continuation = nil
+    }
+
+    private func cleanUp() {
+        curl_easy_cleanup(easy)
+        curl_slist_free_all(headerList)
+        headerList = nil
+    }
+
+    private static func kind(of code: CURLcode) -> HTTPTransportError.Kind {
+        switch code {
+        case CURLE_OPERATION_TIMEDOUT: .timeout
+        case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY, CURLE_GOT_NOTHING,
+            CURLE_SEND_ERROR, CURLE_RECV_ERROR:
+            .connect
+        case CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CERTPROBLEM, CURLE_SSL_CIPHER,
+            CURLE_SSL_CACERT_BADFILE, CURLE_SSL_ISSUER_ERROR, CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+            .tls
+        default: .other
+        }
+    }
+
+    /// The URL without its query string, for messages.
+    static func redacted(_ url: String) -> String {
+        String(url.split(separator: "?", maxSplits: 1).first ?? "")
+    }
+}
+
+/// `curl_global_init` must run once before any other libcurl call.
+enum CurlGlobal {
+    private static let done = Mutex(false)
+
+    static func initialize() {
+        done.withLock { done in
+            guard !done else { return }
+            curl_global_init(Int(CURL_GLOBAL_ALL))
+            done = true
+        }
+    }
+}
