@@ -40,11 +40,18 @@ let logger = Logger(label: "kube-actions-runner") { label in
 }
 do {
     let metrics = Metrics()
-    let app = try Application.build(
+    let provisioning = try Provisioners.make(
         configuration: configuration,
+        environment: environment,
+        metrics: metrics,
+        logger: logger
+    )
+    let app = try Application.build(
+        configuration: provisioning.configuration,
         logger: logger,
-        provisioner: try Provisioners.make(configuration: configuration, logger: logger, metrics: metrics),
-        metrics: metrics
+        provisioner: provisioning.provisioner,
+        metrics: metrics,
+        services: provisioning.services
     )
     try await app.run()
 } catch {

@@ -7,6 +7,8 @@ public struct Application: Sendable {
     public let server: HTTPServer
     public let metrics: Metrics
     public let provisioner: any RunnerProvisioner
+    /// Background services that run beside the server (the cluster monitor).
+    private let services: [any Service]
     private let logger: Logger
 
     /// Builds the service and binds its port (so a taken port fails here, before anything runs).
@@ -17,6 +19,7 @@ public struct Application: Sendable {
         logger: Logger,
         provisioner: any RunnerProvisioner,
         metrics: Metrics = Metrics(),
+        services: [any Service] = [],
         serverConfiguration: HTTPServer.Configuration? = nil
     ) throws(HTTPServerError) -> Application {
         var secrets = [configuration.webhookSecret]
@@ -59,14 +62,20 @@ public struct Application: Sendable {
         let routes = router
         let httpServer = try HTTPServer(configuration: server, logger: logger) { await routes.handle($0) }
         serverReference.set(httpServer)
-        return Application(server: httpServer, metrics: metrics, provisioner: provisioner, logger: logger)
+        return Application(
+            server: httpServer,
+            metrics: metrics,
+            provisioner: provisioner,
+            services: services,
+            logger: logger
+        )
     }
 
     /// Runs until SIGTERM or SIGINT, then shuts down gracefully.
     public func run() async throws {
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: server)],
+                services: [.init(service: server)] + services.map { .init(service: $0) },
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )

@@ -25,6 +25,7 @@ extension Configuration {
         let previousWebhookSecret = reader.secret("WEBHOOK_SECRET_PREVIOUS", required: false)
         let githubToken = reader.secret("GITHUB_TOKEN", required: !dryRun)
         let githubAPIURL = reader.url("GITHUB_API_URL", default: Defaults.githubAPIURL)
+        let githubCAFile = reader.existingFile("GITHUB_CA_FILE", files: files)
         let runnerMode = reader.choice("RUNNER_MODE", default: Defaults.runnerMode)
         let runnerImage = reader.image("RUNNER_IMAGE", default: Defaults.runnerImage)
         let dindImage = reader.image("DIND_IMAGE", default: Defaults.dindImage)
@@ -52,11 +53,13 @@ extension Configuration {
             previousWebhookSecret: previousWebhookSecret,
             githubToken: githubToken,
             githubAPIURL: githubAPIURL,
+            githubCAFile: githubCAFile,
             runnerMode: runnerMode,
             runnerImage: runnerImage,
             dindImage: dindImage,
             dindMTU: dindMTU,
             namespace: namespace,
+            namespaceIsExplicit: reader.value("NAMESPACE") != nil,
             labelMatcher: labelMatcher,
             listenAddress: listenAddress,
             port: port,
@@ -125,6 +128,20 @@ private struct EnvironmentReader<Files: FileReading> {
             return nil
         }
         return Secret(secret)
+    }
+
+    mutating func existingFile(_ key: String, files: Files) -> String? {
+        guard let path = value(key) else { return nil }
+        do {
+            guard try files.read(path) != nil else {
+                fail(key, "file \(path) does not exist")
+                return nil
+            }
+        } catch {
+            fail(key, "\(error)")
+            return nil
+        }
+        return path
     }
 
     func string(_ key: String, default defaultValue: String) -> String {

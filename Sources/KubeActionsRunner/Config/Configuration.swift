@@ -10,11 +10,15 @@ public struct Configuration: Sendable {
     /// Nil only in dry-run mode.
     public var githubToken: Secret?
     public var githubAPIURL: String
+    /// Extra CA bundle (PEM file) for GitHub, e.g. a GHES private CA.
+    public var githubCAFile: String?
     public var runnerMode: RunnerMode
     public var runnerImage: String
     public var dindImage: String
     public var dindMTU: Int?
     public var namespace: String
+    /// Whether `NAMESPACE` was set (otherwise the service account's or kubeconfig's namespace may apply).
+    public var namespaceIsExplicit: Bool
     public var labelMatcher: LabelMatcher
     public var listenAddress: String
     public var port: Int

@@ -63,7 +63,8 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
             throw error
         }
         let result = await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Result<HTTPClientResponse, HTTPTransportError>, Never>) in
+            await withCheckedContinuation {
+                (continuation: CheckedContinuation<Result<HTTPClientResponse, HTTPTransportError>, Never>) in
                 transfer.continuation = continuation
                 let accepted = inbox.withLock { inbox -> Bool in
                     guard !inbox.stopping else { return false }
@@ -137,7 +138,8 @@ final class CurlRequest: @unchecked Sendable {
     var body: [UInt8] = []
     var headers: [(name: String, value: String)] = []
 
-    init(id: UInt64, request: HTTPClientRequest, configuration: CurlTransport.Configuration) throws(HTTPTransportError) {
+    init(id: UInt64, request: HTTPClientRequest, configuration: CurlTransport.Configuration) throws(HTTPTransportError)
+    {
         guard let easy = curl_easy_init() else {
             throw HTTPTransportError(kind: .other, message: "curl_easy_init failed")
         }
@@ -175,12 +177,20 @@ final class CurlRequest: @unchecked Sendable {
 
         let tls = configuration.tls
         if let caData = tls.caData {
-            set(caData.withUnsafeBytes { kar_curl_easy_setopt_blob(easy, CURLOPT_CAINFO_BLOB, $0.baseAddress, $0.count) })
+            set(
+                caData.withUnsafeBytes {
+                    kar_curl_easy_setopt_blob(easy, CURLOPT_CAINFO_BLOB, $0.baseAddress, $0.count)
+                }
+            )
         } else if let caFile = tls.caFile {
             set(kar_curl_easy_setopt_pointer(easy, CURLOPT_CAINFO, caFile))
         }
         if let certificate = tls.clientCertificate {
-            set(certificate.withUnsafeBytes { kar_curl_easy_setopt_blob(easy, CURLOPT_SSLCERT_BLOB, $0.baseAddress, $0.count) })
+            set(
+                certificate.withUnsafeBytes {
+                    kar_curl_easy_setopt_blob(easy, CURLOPT_SSLCERT_BLOB, $0.baseAddress, $0.count)
+                }
+            )
         } else if let file = tls.clientCertificateFile {
             set(kar_curl_easy_setopt_pointer(easy, CURLOPT_SSLCERT, file))
         }
@@ -195,28 +205,35 @@ final class CurlRequest: @unchecked Sendable {
         }
 
         let context = Unmanaged.passUnretained(self).toOpaque()
-        set(kar_curl_easy_setopt_callback(easy, CURLOPT_WRITEFUNCTION) { data, size, count, context in
-            let transfer = Unmanaged<CurlRequest>.fromOpaque(context!).takeUnretainedValue()
-            let length = size * count
-            data!.withMemoryRebound(to: UInt8.self, capacity: length) {
-                transfer.body.append(contentsOf: UnsafeBufferPointer(start: $0, count: length))
+        set(
+            kar_curl_easy_setopt_callback(easy, CURLOPT_WRITEFUNCTION) { data, size, count, context in
+                let transfer = Unmanaged<CurlRequest>.fromOpaque(context!).takeUnretainedValue()
+                let length = size * count
+                data!.withMemoryRebound(to: UInt8.self, capacity: length) {
+                    transfer.body.append(contentsOf: UnsafeBufferPointer(start: $0, count: length))
+                }
+                return length
             }
-            return length
-        })
+        )
         set(kar_curl_easy_setopt_pointer(easy, CURLOPT_WRITEDATA, context))
-        set(kar_curl_easy_setopt_callback(easy, CURLOPT_HEADERFUNCTION) { data, size, count, context in
-            let transfer = Unmanaged<CurlRequest>.fromOpaque(context!).takeUnretainedValue()
-            let length = size * count
-            let line = data!.withMemoryRebound(to: UInt8.self, capacity: length) {
-                String(decoding: UnsafeBufferPointer(start: $0, count: length), as: UTF8.self)
+        set(
+            kar_curl_easy_setopt_callback(easy, CURLOPT_HEADERFUNCTION) { data, size, count, context in
+                let transfer = Unmanaged<CurlRequest>.fromOpaque(context!).takeUnretainedValue()
+                let length = size * count
+                let line = data!.withMemoryRebound(to: UInt8.self, capacity: length) {
+                    String(decoding: UnsafeBufferPointer(start: $0, count: length), as: UTF8.self)
+                }
+                transfer.receivedHeaderLine(line)
+                return length
             }
-            transfer.receivedHeaderLine(line)
-            return length
-        })
+        )
         set(kar_curl_easy_setopt_pointer(easy, CURLOPT_HEADERDATA, context))
         guard ok else {
             cleanUp()
-            throw HTTPTransportError(kind: .other, message: "libcurl rejected an option (URL \(Self.redacted(request.url)))")
+            throw HTTPTransportError(
+                kind: .other,
+                message: "libcurl rejected an option (URL \(Self.redacted(request.url)))"
+            )
         }
     }
 
@@ -234,7 +251,11 @@ final class CurlRequest: @unchecked Sendable {
     /// Called on the transport's thread when libcurl is done with the transfer.
     func complete(_ code: CURLcode) {
         guard code == CURLE_OK else {
-            finish(.failure(HTTPTransportError(kind: Self.kind(of: code), message: String(cString: curl_easy_strerror(code)))))
+            finish(
+                .failure(
+                    HTTPTransportError(kind: Self.kind(of: code), message: String(cString: curl_easy_strerror(code)))
+                )
+            )
             return
         }
         var status = 0

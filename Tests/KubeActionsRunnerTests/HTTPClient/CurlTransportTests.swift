@@ -15,7 +15,11 @@ import Testing
             "body": String(decoding: request.body, as: UTF8.self), "connection": Int(request.connectionID),
         ]
         let body = try! JSONSerialization.data(withJSONObject: object)
-        return HTTPResponse(status: request.path == "/created" ? 201 : 200, headers: [("X-Echo", "1")], body: Array(body))
+        return HTTPResponse(
+            status: request.path == "/created" ? 201 : 200,
+            headers: [("X-Echo", "1")],
+            body: Array(body)
+        )
     }
 
     private func json(_ response: HTTPClientResponse) throws -> [String: Any] {
@@ -28,9 +32,12 @@ import Testing
         try await withServer(handler: Self.echo) { server in
             let response = try await transport.send(
                 HTTPClientRequest(
-                    method: "POST", url: "http://127.0.0.1:\(server.port)/created?x=1",
+                    method: "POST",
+                    url: "http://127.0.0.1:\(server.port)/created?x=1",
                     headers: [("Authorization", "Bearer t"), ("Content-Type", "application/json")],
-                    body: Array(#"{"a":1}"#.utf8)))
+                    body: Array(#"{"a":1}"#.utf8)
+                )
+            )
             #expect(response.status == 201)
             #expect(response.header("x-echo") == "1")
             let echoed = try json(response)
@@ -43,7 +50,12 @@ import Testing
 
             for method in ["DELETE", "PATCH", "GET"] {
                 let answer = try await transport.send(
-                    HTTPClientRequest(method: method, url: "http://127.0.0.1:\(server.port)/m", body: method == "PATCH" ? [1] : nil))
+                    HTTPClientRequest(
+                        method: method,
+                        url: "http://127.0.0.1:\(server.port)/m",
+                        body: method == "PATCH" ? [1] : nil
+                    )
+                )
                 #expect(try json(answer)["method"] as? String == method)
             }
         }
@@ -54,8 +66,10 @@ import Testing
         defer { transport.shutdown() }
         try await withServer(handler: Self.echo) { server in
             let url = "http://127.0.0.1:\(server.port)/c"
-            let first = try json(try await transport.send(HTTPClientRequest(method: "GET", url: url)))["connection"] as? Int
-            let second = try json(try await transport.send(HTTPClientRequest(method: "GET", url: url)))["connection"] as? Int
+            let first =
+                try json(try await transport.send(HTTPClientRequest(method: "GET", url: url)))["connection"] as? Int
+            let second =
+                try json(try await transport.send(HTTPClientRequest(method: "GET", url: url)))["connection"] as? Int
             #expect(first != nil && first == second)  // keep-alive: the same connection
 
             let connections = try await withThrowingTaskGroup(of: Int.self) { group in
@@ -78,12 +92,18 @@ import Testing
         try await withServer(handler: Self.echo) { server in
             await #expect(throws: HTTPTransportError(kind: .timeout, message: "Timeout was reached")) {
                 try await transport.send(
-                    HTTPClientRequest(method: "GET", url: "http://127.0.0.1:\(server.port)/slow", timeout: .milliseconds(200)))
+                    HTTPClientRequest(
+                        method: "GET",
+                        url: "http://127.0.0.1:\(server.port)/slow",
+                        timeout: .milliseconds(200)
+                    )
+                )
             }
             let started = ContinuousClock.now
             let task = Task {
                 try await transport.send(
-                    HTTPClientRequest(method: "GET", url: "http://127.0.0.1:\(server.port)/slow", timeout: .seconds(10)))
+                    HTTPClientRequest(method: "GET", url: "http://127.0.0.1:\(server.port)/slow", timeout: .seconds(10))
+                )
             }
             try await Task.sleep(for: .milliseconds(100))
             task.cancel()

@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Logging
 import Synchronization
 
 @testable import KubeActionsRunner
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Collects log lines so tests can assert on them (and on what they must never contain).
 final class LogCapture: Sendable {

@@ -1,0 +1,260 @@
+import Logging
+import Synchronization
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// `GitHubAPI` over an `HTTPTransport`, with GitHub's headers, metrics and rate-limit handling.
+///
+/// Every call is counted in `github_api_requests_total{endpoint,status}` and `x-ratelimit-remaining` goes to
+/// `github_api_rate_limit_remaining`. After a rate-limit answer, calls fail at once (without a request) until
+/// the reset GitHub gave: GitHub asks clients not to keep calling while limited.
+public final class GitHubClient: GitHubAPI {
+    public struct Configuration: Sendable {
+        /// `https://api.github.com`, or `https://HOST/api/v3` for GHES.
+        public var baseURL: String
+        public var token: Secret
+        /// Per-call timeout; the webhook's overall deadline bounds the sum.
+        public var timeout: Duration = .seconds(4)
+
+        public init(baseURL: String, token: Secret, timeout: Duration = .seconds(4)) {
+            self.baseURL = baseURL
+            self.token = token
+            self.timeout = timeout
+        }
+    }
+
+    enum Endpoint: String {
+        case getJob = "GET /repos/{owner}/{repo}/actions/jobs/{job_id}"
+        case generateJITConfig = "POST /repos/{owner}/{repo}/actions/runners/generate-jitconfig"
+        case deleteRunner = "DELETE /repos/{owner}/{repo}/actions/runners/{runner_id}"
+    }
+
+    private let configuration: Configuration
+    private let transport: any HTTPTransport
+    private let metrics: Metrics?
+    private let logger: Logger
+    private let clock: @Sendable () -> Int64
+    /// Epoch seconds until which calls are refused (rate limited).
+    private let limitedUntil = Mutex<Int64>(0)
+
+    public init(
+        configuration: Configuration,
+        transport: any HTTPTransport,
+        metrics: Metrics?,
+        logger: Logger,
+        clock: @escaping @Sendable () -> Int64 = { Int64(time(nil)) }
+    ) {
+        self.configuration = configuration
+        self.transport = transport
+        self.metrics = metrics
+        self.logger = logger
+        self.clock = clock
+    }
+
+    public func job(owner: String, repo: String, id: Int64) async throws(GitHubAPIError) -> GitHubJob {
+        let response = try await call(.getJob, path: "/repos/\(segment(owner))/\(segment(repo))/actions/jobs/\(id)")
+        return try decode(GitHubJob.self, from: response, endpoint: .getJob)
+    }
+
+    public func generateJITConfig(
+        owner: String,
+        repo: String,
+        _ request: JITConfigRequest
+    ) async throws(GitHubAPIError)
+        -> JITConfig
+    {
+        let body: JSONValue = .object([
+            ("name", .string(request.name)),
+            ("runner_group_id", .int(request.runnerGroupID)),
+            ("labels", .array(request.labels.map { .string($0) })),
+            ("work_folder", .string(request.workFolder)),
+        ])
+        let response = try await call(
+            .generateJITConfig,
+            path: "/repos/\(segment(owner))/\(segment(repo))/actions/runners/generate-jitconfig",
+            body: Array(body.rendered().utf8)
+        )
+        struct Answer: Decodable {
+            struct Runner: Decodable {
+                var id: Int64
+                var name: String
+            }
+            var runner: Runner
+            var encodedJITConfig: String
+
+            enum CodingKeys: String, CodingKey {
+                case runner
+                case encodedJITConfig = "encoded_jit_config"
+            }
+        }
+        let answer = try decode(Answer.self, from: response, endpoint: .generateJITConfig)
+        return JITConfig(
+            runnerID: answer.runner.id,
+            runnerName: answer.runner.name,
+            encodedConfig: Secret(answer.encodedJITConfig)
+        )
+    }
+
+    public func deleteRunner(owner: String, repo: String, runnerID: Int64) async throws(GitHubAPIError) {
+        _ = try await call(.deleteRunner, path: "/repos/\(segment(owner))/\(segment(repo))/actions/runners/\(runnerID)")
+    }
+
+    // MARK: - Calls
+
+    private func call(
+        _ endpoint: Endpoint,
+        path: String,
+        body: [UInt8]? = nil
+    ) async throws(GitHubAPIError)
+        -> HTTPClientResponse
+    {
+        let now = clock()
+        let until = limitedUntil.withLock { $0 }
+        if now < until {
+            throw GitHubAPIError(
+                endpoint: endpoint.rawValue,
+                kind: .rateLimited,
+                status: nil,
+                requestID: nil,
+                message: "not called: still rate limited",
+                retryAt: until,
+                acceptedPermissions: nil
+            )
+        }
+        let method = String(endpoint.rawValue.prefix { $0 != " " })
+        var headers: [(name: String, value: String)] = [
+            ("Authorization", "Bearer \(configuration.token.value)"),
+            ("Accept", "application/vnd.github+json"),
+            ("X-GitHub-Api-Version", "2022-11-28"),
+            ("User-Agent", "kube-actions-runner/\(KubeActionsRunnerVersion.current)"),
+        ]
+        if body != nil { headers.append(("Content-Type", "application/json")) }
+        let request = HTTPClientRequest(
+            method: method,
+            url: configuration.baseURL + path,
+            headers: headers,
+            body: body,
+            timeout: configuration.timeout
+        )
+
+        let response: HTTPClientResponse
+        do {
+            response = try await transport.send(request)
+        } catch {
+            metrics?.countGitHubRequest(endpoint: endpoint.rawValue, status: "transport")
+            throw GitHubAPIError(
+                endpoint: endpoint.rawValue,
+                kind: .transport,
+                status: nil,
+                requestID: nil,
+                message: error.message,
+                retryAt: nil,
+                acceptedPermissions: nil
+            )
+        }
+        metrics?.countGitHubRequest(endpoint: endpoint.rawValue, status: String(response.status))
+        if let remaining = response.header("x-ratelimit-remaining").flatMap({ Int64($0) }) {
+            metrics?.githubRateLimitRemaining.set(remaining)
+        }
+        if (200..<300).contains(response.status) { return response }
+        throw error(for: response, endpoint: endpoint, now: now)
+    }
+
+    private func error(for response: HTTPClientResponse, endpoint: Endpoint, now: Int64) -> GitHubAPIError {
+        struct Body: Decodable { var message: String? }
+        let message =
+            (try? JSONDecoder().decode(Body.self, from: Data(response.body)))?.message
+            ?? "HTTP \(response.status)"
+        let kind: GitHubAPIError.Kind
+        var retryAt: Int64?
+        let remaining = response.header("x-ratelimit-remaining")
+        let retryAfter = response.header("retry-after").flatMap { Int64($0) }
+        let mentionsRateLimit = message.lowercased().contains("rate limit")
+        let isRateLimit =
+            response.status == 429
+            || (response.status == 403 && (remaining == "0" || retryAfter != nil || mentionsRateLimit))
+        switch response.status {
+        case _ where isRateLimit:
+            kind = .rateLimited
+            if let retryAfter {
+                retryAt = now + retryAfter
+            } else if remaining == "0", let reset = response.header("x-ratelimit-reset").flatMap({ Int64($0) }) {
+                retryAt = reset
+            } else {
+                retryAt = now + 60  // GitHub: otherwise wait at least a minute
+            }
+            limitedUntil.withLock { $0 = max($0, retryAt!) }
+            logger.warning(
+                "GitHub rate limit reached",
+                metadata: [
+                    "endpoint": "\(endpoint.rawValue)", "resets_at": "\(formatEpoch(retryAt!))",
+                    "message": "\(message)",
+                ]
+            )
+        case 401: kind = .unauthorized
+        case 403: kind = .forbidden
+        case 404: kind = .notFound
+        case 409: kind = .conflict
+        case 422: kind = .validation
+        case 500...599: kind = .server
+        default: kind = .unexpectedResponse
+        }
+        return GitHubAPIError(
+            endpoint: endpoint.rawValue,
+            kind: kind,
+            status: response.status,
+            requestID: response.header("x-github-request-id"),
+            message: message,
+            retryAt: retryAt,
+            acceptedPermissions: response.header("x-accepted-github-permissions")
+        )
+    }
+
+    private func decode<T: Decodable>(
+        _ type: T.Type,
+        from response: HTTPClientResponse,
+        endpoint: Endpoint
+    )
+        throws(GitHubAPIError) -> T
+    {
+        do {
+            return try JSONDecoder().decode(type, from: Data(response.body))
+        } catch {
+            throw GitHubAPIError(
+                endpoint: endpoint.rawValue,
+                kind: .unexpectedResponse,
+                status: response.status,
+                requestID: response.header("x-github-request-id"),
+                message: "response body is not the documented JSON",
+                retryAt: nil,
+                acceptedPermissions: nil
+            )
+        }
+    }
+
+    /// One path segment, percent-encoded (owner and repository names are nearly always safe already).
+    private func segment(_ text: String) -> String {
+        var out = ""
+        for byte in text.utf8 {
+            let unreserved =
+                (byte >= 48 && byte <= 57) || (byte >= 65 && byte <= 90) || (byte >= 97 && byte <= 122)
+                || byte == 45 || byte == 46 || byte == 95 || byte == 126
+            if unreserved {
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            } else {
+                let hex = String(byte, radix: 16, uppercase: true)
+                out += "%" + (hex.count == 1 ? "0" + hex : hex)
+            }
+        }
+        return out
+    }
+}

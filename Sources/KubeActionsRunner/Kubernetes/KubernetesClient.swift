@@ -1,0 +1,252 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// `KubernetesAPI` over an `HTTPTransport`: JSON bodies, bearer token (re-read from its file on every call,
+/// since projected service-account tokens rotate), and `metav1.Status` errors turned into `KubernetesAPIError`.
+public final class KubernetesClient: KubernetesAPI {
+    private let connection: KubernetesConnection
+    private let transport: any HTTPTransport
+    private let files: any FileReading
+    private let timeout: Duration
+
+    public init(
+        connection: KubernetesConnection,
+        transport: any HTTPTransport,
+        files: any FileReading = LocalFiles(),
+        timeout: Duration = .seconds(4)
+    ) {
+        self.connection = connection
+        self.transport = transport
+        self.files = files
+        self.timeout = timeout
+    }
+
+    public func createJob(_ manifest: JSONValue, namespace: String) async throws(KubernetesAPIError) -> CreatedObject {
+        let response = try await call(
+            "POST",
+            "/apis/batch/v1/namespaces/\(namespace)/jobs?fieldManager=kube-actions-runner",
+            body: manifest,
+            verb: "create",
+            resource: "jobs.batch",
+            namespace: namespace
+        )
+        struct Created: Decodable {
+            struct Metadata: Decodable {
+                var name: String
+                var uid: String
+            }
+            var metadata: Metadata
+        }
+        guard let created = try? JSONDecoder().decode(Created.self, from: Data(response.body)) else {
+            throw KubernetesAPIError(
+                kind: .unexpectedResponse,
+                verb: "create",
+                resource: "jobs.batch",
+                namespace: namespace,
+                status: response.status,
+                message: "the created Job has no metadata.uid"
+            )
+        }
+        return CreatedObject(name: created.metadata.name, uid: created.metadata.uid)
+    }
+
+    public func createSecret(_ manifest: JSONValue, namespace: String) async throws(KubernetesAPIError) {
+        _ = try await call(
+            "POST",
+            "/api/v1/namespaces/\(namespace)/secrets?fieldManager=kube-actions-runner",
+            body: manifest,
+            verb: "create",
+            resource: "secrets",
+            namespace: namespace
+        )
+    }
+
+    public func deleteJob(name: String, namespace: String) async throws(KubernetesAPIError) {
+        let options: JSONValue = .object([
+            ("kind", "DeleteOptions"), ("apiVersion", "v1"), ("propagationPolicy", "Background"),
+        ])
+        _ = try await call(
+            "DELETE",
+            "/apis/batch/v1/namespaces/\(namespace)/jobs/\(name)",
+            body: options,
+            verb: "delete",
+            resource: "jobs.batch",
+            namespace: namespace
+        )
+    }
+
+    public func listJobs(
+        namespace: String,
+        labelSelector: String,
+        limit: Int?
+    ) async throws(KubernetesAPIError)
+        -> [JobSummary]
+    {
+        var path = "/apis/batch/v1/namespaces/\(namespace)/jobs?labelSelector=\(percentEncodeQuery(labelSelector))"
+        if let limit { path += "&limit=\(limit)" }
+        let response = try await call(
+            "GET",
+            path,
+            body: nil,
+            verb: "list",
+            resource: "jobs.batch",
+            namespace: namespace
+        )
+        struct List: Decodable {
+            struct Item: Decodable {
+                struct Metadata: Decodable {
+                    var name: String
+                    var labels: [String: String]?
+                }
+                struct JobStatus: Decodable {
+                    struct Condition: Decodable {
+                        var type: String
+                        var status: String
+                    }
+                    var conditions: [Condition]?
+                }
+                var metadata: Metadata
+                var status: JobStatus?
+            }
+            var items: [Item]
+        }
+        guard let list = try? JSONDecoder().decode(List.self, from: Data(response.body)) else {
+            throw KubernetesAPIError(
+                kind: .unexpectedResponse,
+                verb: "list",
+                resource: "jobs.batch",
+                namespace: namespace,
+                status: response.status,
+                message: "the answer is not a JobList"
+            )
+        }
+        return list.items.map { item in
+            let finished = (item.status?.conditions ?? []).contains {
+                ($0.type == "Complete" || $0.type == "Failed") && $0.status == "True"
+            }
+            return JobSummary(name: item.metadata.name, labels: item.metadata.labels ?? [:], isFinished: finished)
+        }
+    }
+
+    // MARK: - Calls
+
+    private func call(
+        _ method: String,
+        _ path: String,
+        body: JSONValue?,
+        verb: String,
+        resource: String,
+        namespace: String
+    ) async throws(KubernetesAPIError) -> HTTPClientResponse {
+        var headers: [(name: String, value: String)] = [
+            ("Accept", "application/json"),
+            ("User-Agent", "kube-actions-runner/\(KubeActionsRunnerVersion.current)"),
+        ]
+        if body != nil { headers.append(("Content-Type", "application/json")) }
+        switch connection.credentials {
+        case .none: break
+        case .token(let token): headers.append(("Authorization", "Bearer \(token.value)"))
+        case .tokenFile(let path):
+            let token: String?
+            do {
+                token = try files.read(path)
+            } catch {
+                throw KubernetesAPIError(
+                    kind: .unauthorized,
+                    verb: verb,
+                    resource: resource,
+                    namespace: namespace,
+                    status: nil,
+                    message: "cannot read the token file: \(error)"
+                )
+            }
+            guard let token = token?.trimmingOWS().droppingTrailingNewlines(), !token.isEmpty else {
+                throw KubernetesAPIError(
+                    kind: .unauthorized,
+                    verb: verb,
+                    resource: resource,
+                    namespace: namespace,
+                    status: nil,
+                    message: "token file \(path) is missing or empty"
+                )
+            }
+            headers.append(("Authorization", "Bearer \(token)"))
+        }
+        let request = HTTPClientRequest(
+            method: method,
+            url: connection.server + path,
+            headers: headers,
+            body: body.map { Array($0.rendered().utf8) },
+            timeout: timeout
+        )
+        let response: HTTPClientResponse
+        do {
+            response = try await transport.send(request)
+        } catch {
+            throw KubernetesAPIError(
+                kind: .transport,
+                verb: verb,
+                resource: resource,
+                namespace: namespace,
+                status: nil,
+                message: error.message
+            )
+        }
+        if (200..<300).contains(response.status) { return response }
+        throw Self.error(for: response, verb: verb, resource: resource, namespace: namespace)
+    }
+
+    static func error(
+        for response: HTTPClientResponse,
+        verb: String,
+        resource: String,
+        namespace: String
+    )
+        -> KubernetesAPIError
+    {
+        let status = Status.parse(response.body)
+        let kind: KubernetesAPIError.Kind
+        switch (response.status, status?.reason) {
+        case (409, "AlreadyExists"): kind = .alreadyExists
+        case (409, _): kind = .conflict
+        case (422, _): kind = .invalid
+        case (403, _): kind = .forbidden
+        case (401, _): kind = .unauthorized
+        case (404, _): kind = .notFound
+        case (429, _), (500...599, _): kind = .unavailable
+        default: kind = .unexpectedResponse
+        }
+        let causes = (status?.details?.causes ?? []).map { cause in
+            [cause.field, cause.message].compactMap { $0 }.joined(separator: ": ")
+        }
+        return KubernetesAPIError(
+            kind: kind,
+            verb: verb,
+            resource: resource,
+            namespace: namespace,
+            status: response.status,
+            message: status?.message ?? "HTTP \(response.status)",
+            causes: causes
+        )
+    }
+}
+
+/// Percent-encodes a query value (label selectors hold `=`, `,` and `!`).
+func percentEncodeQuery(_ text: String) -> String {
+    var out = ""
+    for byte in text.utf8 {
+        let unreserved =
+            (byte >= 48 && byte <= 57) || (byte >= 65 && byte <= 90) || (byte >= 97 && byte <= 122)
+            || byte == 45 || byte == 46 || byte == 95 || byte == 126 || byte == 47
+        if unreserved {
+            out.unicodeScalars.append(Unicode.Scalar(byte))
+        } else {
+            let hex = String(byte, radix: 16, uppercase: true)
+            out += "%" + (hex.count == 1 ? "0" + hex : hex)
+        }
+    }
+    return out
+}

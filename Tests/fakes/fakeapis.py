@@ -1,0 +1,407 @@
+"""Loopback fakes of the GitHub REST API and the Kubernetes API that behave like the real ones where the
+service can tell: status codes, error bodies (GitHub's {message, documentation_url, status}, Kubernetes'
+metav1.Status), rate-limit and request-id headers, bearer-token checks, RBAC denials, AlreadyExists,
+owner-reference garbage collection. Both serve HTTPS with a throw-away CA (see make_tls) or plain HTTP.
+
+Faults are injected per endpoint: a queue of canned failures, a fixed latency, or a hang.
+Used in-process by the pytest integration tests; `python3 fakeapis.py --help` runs them standalone
+(benchmarks, fault campaigns).
+"""
+import argparse
+import base64
+import datetime
+import http.server
+import json
+import pathlib
+import re
+import socketserver
+import ssl
+import threading
+import time
+import uuid
+
+FIXTURES = pathlib.Path(__file__).resolve().parents[1] / "KubeActionsRunnerTests" / "Fixtures"
+
+
+class Fault:
+    """A canned failure: an HTTP status with a body, a hang (no answer), or a dropped connection."""
+
+    def __init__(self, status=None, body=None, headers=None, hang=None, drop=False):
+        self.status, self.body, self.headers, self.hang, self.drop = status, body, headers or {}, hang, drop
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def _serve(self):
+        api = self.server.api
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        path, _, query = self.path.partition("?")
+        with api.lock:
+            api.requests.append((self.command, path, dict(self.headers), body))
+        if api.latency:
+            time.sleep(api.latency)
+        fault = api.take_fault(self.command, path)
+        if fault and fault.hang:
+            time.sleep(fault.hang)
+        if fault and fault.drop:
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
+        if fault and fault.status:
+            status, headers, payload = fault.status, dict(fault.headers), fault.body
+        else:
+            status, headers, payload = api.handle(self.command, path, query, self.headers, body)
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode() if payload is not None else b""
+        self.send_response(status)
+        for name, value in {**api.common_headers(), **headers}.items():
+            self.send_header(name, value)
+        if data:
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_DELETE = do_PATCH = do_PUT = _serve
+
+
+class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 1024
+
+
+class FakeAPI:
+    """Common plumbing: a threaded HTTP(S) server on 127.0.0.1, the request log, and fault injection."""
+
+    def __init__(self, tls=None):
+        self.lock = threading.RLock()
+        self.requests = []
+        self.faults = {}  # (method, path regex) -> [Fault]
+        self.latency = 0.0
+        self.server = _Server(("127.0.0.1", 0), _Handler)
+        self.server.api = self
+        if tls:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(tls["cert"], tls["key"])
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.port = self.server.server_address[1]
+        self.scheme = "https" if tls else "http"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self):
+        return f"{self.scheme}://127.0.0.1:{self.port}"
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def inject(self, method, path_pattern, *faults):
+        with self.lock:
+            self.faults.setdefault((method, path_pattern), []).extend(faults)
+
+    def take_fault(self, method, path):
+        with self.lock:
+            for (m, pattern), queue in self.faults.items():
+                if m == method and re.fullmatch(pattern, path) and queue:
+                    return queue.pop(0)
+        return None
+
+    def calls(self, method=None, pattern=".*"):
+        with self.lock:
+            return [r for r in self.requests if (method is None or r[0] == method) and re.fullmatch(pattern, r[1])]
+
+    def common_headers(self):
+        return {}
+
+
+def _github_error(status, message, docs="https://docs.github.com/rest"):
+    return {"message": message, "documentation_url": docs, "status": str(status)}
+
+
+class FakeGitHub(FakeAPI):
+    """Repository jobs and self-hosted runners, as the REST API (version 2022-11-28) serves them."""
+
+    def __init__(self, token="ghp_test_token", tls=None, rate_limit=5000):
+        self.token = token
+        self.jobs = {}  # (owner, repo, job_id) -> job dict
+        self.runners = {}  # runner_id -> {"name", "labels", "owner", "repo", "busy", "jit"}
+        self.next_runner_id = 100
+        self.rate_limit = rate_limit
+        self.remaining = rate_limit
+        self.reset = int(time.time()) + 3600
+        self.job_template = json.loads((FIXTURES / "github/api/job.get.200.json").read_text())
+        self.jit_template = json.loads((FIXTURES / "github/api/generate-jitconfig.201.json").read_text())
+        super().__init__(tls)
+
+    def add_job(self, owner, repo, job_id, status="queued", labels=("self-hosted", "linux")):
+        with self.lock:
+            job = dict(self.job_template, id=job_id, status=status, conclusion=None, labels=list(labels),
+                       runner_id=None, runner_name=None, runner_group_id=None, runner_group_name=None)
+            self.jobs[(owner, repo, job_id)] = job
+            return job
+
+    def common_headers(self):
+        with self.lock:
+            return {
+                "x-ratelimit-limit": str(self.rate_limit),
+                "x-ratelimit-remaining": str(self.remaining),
+                "x-ratelimit-reset": str(self.reset),
+                "x-ratelimit-used": str(self.rate_limit - self.remaining),
+                "x-ratelimit-resource": "core",
+                "x-github-request-id": uuid.uuid4().hex[:8].upper() + ":" + uuid.uuid4().hex[:8].upper(),
+                "x-github-api-version-selected": "2022-11-28",
+            }
+
+    def handle(self, method, path, query, headers, body):
+        if not headers.get("User-Agent"):
+            return 403, {}, _github_error(403, "Request forbidden by administrative rules. Please make sure your request has a User-Agent header.")
+        if headers.get("Authorization") != f"Bearer {self.token}":
+            return 401, {}, _github_error(401, "Bad credentials")
+        with self.lock:
+            if self.remaining <= 0:
+                return 403, {}, _github_error(403, "API rate limit exceeded for user ID 1.")
+            self.remaining -= 1
+        m = re.fullmatch(r"/repos/([^/]+)/([^/]+)/actions/jobs/(\d+)", path)
+        if m and method == "GET":
+            with self.lock:
+                job = self.jobs.get((m[1], m[2], int(m[3])))
+            return (200, {}, job) if job else (404, {}, _github_error(404, "Not Found"))
+        m = re.fullmatch(r"/repos/([^/]+)/([^/]+)/actions/runners/generate-jitconfig", path)
+        if m and method == "POST":
+            return self._generate(m[1], m[2], body)
+        m = re.fullmatch(r"/repos/([^/]+)/([^/]+)/actions/runners/(\d+)", path)
+        if m and method == "DELETE":
+            with self.lock:
+                runner = self.runners.get(int(m[3]))
+                if not runner or (runner["owner"], runner["repo"]) != (m[1], m[2]):
+                    return 404, {}, _github_error(404, "Not Found")
+                if runner["busy"]:
+                    return 422, {}, _github_error(422, f'Bad request - Runner "{runner["name"]}" is still running a job"')
+                del self.runners[int(m[3])]
+            return 204, {}, None
+        return 404, {}, _github_error(404, "Not Found")
+
+    def _generate(self, owner, repo, body):
+        try:
+            request = json.loads(body)
+        except ValueError:
+            return 400, {}, _github_error(400, "Problems parsing JSON")
+        for key in ("name", "runner_group_id", "labels"):
+            if key not in request:
+                return 422, {}, _github_error(422, f"Invalid request.\n\n\"{key}\" wasn't supplied.")
+        labels = request["labels"]
+        if not isinstance(labels, list) or not 1 <= len(labels) <= 100:
+            return 422, {}, _github_error(422, "Invalid request.\n\nFor 'properties/labels', minimum 1 items.")
+        if request["runner_group_id"] != 1:
+            return 404, {}, _github_error(404, "Not Found")
+        with self.lock:
+            if any(r["name"] == request["name"] for r in self.runners.values()):
+                return 409, {}, _github_error(409, "Already exists - A runner with the name *** already exists.")
+            runner_id = self.next_runner_id
+            self.next_runner_id += 1
+            jit = base64.b64encode(json.dumps({".runner": base64.b64encode(json.dumps(
+                {"agentId": runner_id, "agentName": request["name"]}).encode()).decode()}).encode()).decode()
+            self.runners[runner_id] = {"name": request["name"], "labels": labels, "owner": owner, "repo": repo,
+                                       "busy": False, "jit": jit}
+        runner = dict(self.jit_template["runner"], id=runner_id, name=request["name"],
+                      labels=[{"id": i, "name": n, "type": "custom"} for i, n in enumerate(labels)])
+        return 201, {}, {"runner": runner, "encoded_jit_config": jit}
+
+
+def _status(code, reason, message, details=None):
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
+            "reason": reason, "details": details or {}, "code": code}
+
+
+class FakeKubernetes(FakeAPI):
+    """Jobs and Secrets in namespaces, with bearer tokens, RBAC, AlreadyExists and owner-reference GC."""
+
+    RESOURCES = {"jobs": ("batch", "Job"), "secrets": ("", "Secret")}
+
+    def __init__(self, token="kube-test-token", tls=None, user="system:serviceaccount:github-runners:kube-actions-runner"):
+        self.token = token
+        self.user = user
+        self.objects = {}  # (resource, namespace, name) -> object
+        self.denied = set()  # (verb, resource)
+        super().__init__(tls)
+
+    def jobs(self, namespace):
+        with self.lock:
+            return {n: o for (r, ns, n), o in self.objects.items() if r == "jobs" and ns == namespace}
+
+    def secrets(self, namespace):
+        with self.lock:
+            return {n: o for (r, ns, n), o in self.objects.items() if r == "secrets" and ns == namespace}
+
+    def handle(self, method, path, query, headers, body):
+        if headers.get("Authorization") != f"Bearer {self.token}":
+            return 401, {}, _status(401, "Unauthorized", "Unauthorized")
+        m = re.fullmatch(r"/(?:api/v1|apis/batch/v1)/namespaces/([^/]+)/(jobs|secrets)(?:/([^/]+))?", path)
+        if not m:
+            return 404, {}, _status(404, "NotFound", "the server could not find the requested resource")
+        namespace, resource, name = m[1], m[2], m[3]
+        group, kind = self.RESOURCES[resource]
+        verb = {"POST": "create", "DELETE": "delete", "GET": "get" if name else "list"}.get(method, method.lower())
+        if (verb, resource) in self.denied:
+            qualified = f"{resource}.{group}" if group else resource
+            target = f' "{name}"' if name else ""
+            message = (f'{qualified}{target} is forbidden: User "{self.user}" cannot {verb} resource "{resource}" in API '
+                       f'group "{group}" in the namespace "{namespace}"')
+            return 403, {}, _status(403, "Forbidden", message, {"name": name, "group": group, "kind": resource} if name else {"group": group, "kind": resource})
+        if verb == "create":
+            return self._create(resource, group, kind, namespace, body)
+        if verb == "delete":
+            return self._delete(resource, group, namespace, name)
+        if verb == "list":
+            return self._list(resource, kind, namespace, query)
+        with self.lock:
+            obj = self.objects.get((resource, namespace, name))
+        if obj is None:
+            qualified = f"{resource}.{group}" if group else resource
+            return 404, {}, _status(404, "NotFound", f'{qualified} "{name}" not found', {"name": name, "group": group, "kind": resource})
+        return 200, {}, obj
+
+    def _create(self, resource, group, kind, namespace, body):
+        try:
+            obj = json.loads(body)
+        except ValueError:
+            return 400, {}, _status(400, "BadRequest", "the object provided is unrecognized (must be of type " + kind + ")")
+        name = obj.get("metadata", {}).get("name")
+        causes = []
+        if not name:
+            causes.append({"reason": "FieldValueRequired", "message": "Required value: name or generateName is required", "field": "metadata.name"})
+        if obj.get("kind") != kind:
+            return 400, {}, _status(400, "BadRequest", f"the object provided is unrecognized (must be of type {kind})")
+        if resource == "jobs":
+            template = obj.get("spec", {}).get("template", {}).get("spec", {})
+            if template.get("restartPolicy") not in ("Never", "OnFailure"):
+                causes.append({"reason": "FieldValueNotSupported", "message": f'Unsupported value: "{template.get("restartPolicy")}": supported values: "OnFailure", "Never"', "field": "spec.template.spec.restartPolicy"})
+            if not template.get("containers"):
+                causes.append({"reason": "FieldValueRequired", "message": "Required value", "field": "spec.template.spec.containers"})
+        if obj.get("metadata", {}).get("namespace") not in (None, namespace):
+            return 400, {}, _status(400, "BadRequest", "the namespace of the provided object does not match the namespace sent on the request")
+        if causes:
+            qualified = f"{kind}.{group}" if group else kind
+            message = f'{qualified} "{name}" is invalid: ' + ", ".join(f'{c["field"]}: {c["message"]}' for c in causes)
+            return 422, {}, _status(422, "Invalid", message, {"name": name, "group": group, "kind": kind, "causes": causes})
+        with self.lock:
+            key = (resource, namespace, name)
+            if key in self.objects:
+                qualified = f"{resource}.{group}" if group else resource
+                return 409, {}, _status(409, "AlreadyExists", f'{qualified} "{name}" already exists', {"name": name, "group": group, "kind": resource})
+            metadata = obj.setdefault("metadata", {})
+            metadata.update(namespace=namespace, uid=str(uuid.uuid4()), resourceVersion=str(len(self.objects) + 1),
+                            creationTimestamp=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+            if "stringData" in obj:
+                obj.setdefault("data", {}).update({k: base64.b64encode(v.encode()).decode() for k, v in obj.pop("stringData").items()})
+            if resource == "jobs":
+                obj["status"] = {}
+            self.objects[key] = obj
+        return 201, {}, obj
+
+    def _delete(self, resource, group, namespace, name):
+        with self.lock:
+            obj = self.objects.pop((resource, namespace, name), None)
+            if obj is None:
+                qualified = f"{resource}.{group}" if group else resource
+                return 404, {}, _status(404, "NotFound", f'{qualified} "{name}" not found', {"name": name, "group": group, "kind": resource})
+            uid = obj["metadata"]["uid"]
+            for key, dependent in list(self.objects.items()):  # the garbage collector, at once
+                if any(ref.get("uid") == uid for ref in dependent.get("metadata", {}).get("ownerReferences", [])):
+                    del self.objects[key]
+        return 200, {}, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                         "details": {"name": name, "group": group, "kind": resource, "uid": uid}}
+
+    def _list(self, resource, kind, namespace, query):
+        params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
+        selector = {}
+        for term in filter(None, __import__("urllib.parse").parse.unquote(params.get("labelSelector", "")).split(",")):
+            key, _, value = term.partition("=")
+            selector[key] = value
+        with self.lock:
+            items = [o for (r, ns, _), o in sorted(self.objects.items()) if r == resource and ns == namespace
+                     and all(o["metadata"].get("labels", {}).get(k) == v for k, v in selector.items())]
+        if "limit" in params:
+            items = items[: int(params["limit"])]
+        return 200, {}, {"kind": kind + "List", "apiVersion": "batch/v1" if resource == "jobs" else "v1",
+                         "metadata": {"resourceVersion": str(len(self.objects))}, "items": items}
+
+
+def make_tls(directory):
+    """A throw-away CA and a server certificate for 127.0.0.1 / localhost; returns paths."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    import ipaddress
+
+    directory = pathlib.Path(directory)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-actions-runner test CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+          .not_valid_after(now + datetime.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
+                                       key_encipherment=False, data_encipherment=False, key_agreement=False,
+                                       encipher_only=False, decipher_only=False), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    paths = {"ca": directory / "ca.crt", "cert": directory / "server.crt", "key": directory / "server.key"}
+    paths["ca"].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths["cert"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths["key"].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()))
+    return {k: str(v) for k, v in paths.items()}
+
+
+def kubeconfig(kube, ca_path, namespace="github-runners"):
+    ca = base64.b64encode(pathlib.Path(ca_path).read_bytes()).decode()
+    return f"""apiVersion: v1
+kind: Config
+current-context: test
+clusters:
+- name: fake
+  cluster:
+    server: {kube.url}
+    certificate-authority-data: {ca}
+contexts:
+- name: test
+  context:
+    cluster: fake
+    user: runner-sa
+    namespace: {namespace}
+users:
+- name: runner-sa
+  user:
+    token: {kube.token}
+"""
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="Run the fake GitHub and Kubernetes APIs on loopback.")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
+    parser.add_argument("--tls-dir", help="write a test CA and certificates here and serve HTTPS")
+    parser.add_argument("--queued-jobs", type=int, default=0, help="queued jobs 1..N in octo/repo")
+    args = parser.parse_args()
+    tls = make_tls(args.tls_dir) if args.tls_dir else None
+    github, kube = FakeGitHub(tls=tls), FakeKubernetes(tls=tls)
+    github.latency = kube.latency = args.latency
+    for i in range(1, args.queued_jobs + 1):
+        github.add_job("octo", "repo", i)
+    print(json.dumps({"github": github.url, "kubernetes": kube.url, "github_token": github.token,
+                      "kube_token": kube.token, "ca": tls and tls["ca"]}), flush=True)
+    threading.Event().wait()
