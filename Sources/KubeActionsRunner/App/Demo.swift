@@ -33,14 +33,21 @@ public enum Demo {
                 output("  log | " + line.droppingTrailingNewlines())
             }
         }
-        let provisioner = DryRunProvisioner(settings: RunnerJob.Settings(configuration), logger: logger)
+        let provisioning = try Provisioners.make(
+            configuration: configuration,
+            environment: [:],
+            files: InMemoryFiles(),
+            metrics: Metrics(),
+            logger: logger
+        )
+        let cluster = provisioning.dryRunCluster!
         var serverConfiguration = HTTPServer.Configuration()
         serverConfiguration.host = "127.0.0.1"
         serverConfiguration.port = 0
         let app = try Application.build(
             configuration: configuration,
             logger: logger,
-            provisioner: provisioner,
+            provisioner: provisioning.provisioner,
             serverConfiguration: serverConfiguration
         )
         let server = Task { try await app.server.run() }
@@ -81,15 +88,31 @@ public enum Demo {
         output("  -> \(unsigned.status) \(unsigned.text.droppingTrailingNewlines())")
         output("")
 
-        for (_, rendered) in provisioner.renderedJobs() {
-            output("Job that would be created (POST /apis/batch/v1/namespaces/\(rendered.job.namespace)/jobs):")
-            output(rendered.job.job.rendered(pretty: true))
+        output("What the provisioning flow sent, in order (GET job ∥ create Job, then JIT config, then Secret):")
+        for object in cluster.created {
+            let path =
+                object.kind == "Job"
+                ? "/apis/batch/v1/namespaces/\(configuration.namespace)/jobs"
+                : "/api/v1/namespaces/\(configuration.namespace)/secrets"
             output("")
-            output("Secret that would be created after it, owned by the Job (JIT config redacted):")
-            output(rendered.secret.rendered(pretty: true))
+            output("POST \(path)" + (object.kind == "Secret" ? "   (owned by the Job; JIT config redacted)" : ""))
+            output(redactingJITConfig(object.manifest).rendered(pretty: true))
         }
         app.server.shutdown()
         try await server.value
         return first.status == 200 && second.status == 200 && unsigned.status == 401
     }
+}
+
+/// The manifest with the Secret's JIT config replaced, for display.
+func redactingJITConfig(_ manifest: JSONValue) -> JSONValue {
+    guard case .object(let members) = manifest else { return manifest }
+    return .object(
+        members.map { key, value in
+            let redacted: JSONValue = .object([
+                (RunnerJob.secretKey, .string("<redacted: the JIT config GitHub issues>"))
+            ])
+            return key == "stringData" ? (key, redacted) : (key, value)
+        }
+    )
 }

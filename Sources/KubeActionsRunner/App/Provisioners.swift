@@ -9,6 +9,8 @@ public enum Provisioners {
         public var provisioner: any RunnerProvisioner
         public var services: [any Service]
         public var configuration: Configuration
+        /// In dry-run mode, what would have been created.
+        public var dryRunCluster: DryRunKubernetes? = nil
     }
 
     /// Why the service cannot provision (a kubeconfig it cannot use, say); main exits 1 with it.
@@ -25,12 +27,28 @@ public enum Provisioners {
     ) throws(Unavailable) -> Provisioning {
         var configuration = configuration
         if configuration.dryRun {
-            let provisioner = DryRunProvisioner(
-                settings: RunnerJob.Settings(configuration),
-                logger: logger,
-                metrics: metrics
+            let kubernetes = DryRunKubernetes(logger: logger)
+            let monitor = ClusterMonitor(
+                kubernetes: kubernetes,
+                namespace: configuration.namespace,
+                metrics: metrics,
+                logger: logger
             )
-            return Provisioning(provisioner: provisioner, services: [], configuration: configuration)
+            let provisioner = JITRunnerProvisioner(
+                github: DryRunGitHub(),
+                kubernetes: kubernetes,
+                settings: RunnerJob.Settings(configuration),
+                runnerGroupID: configuration.runnerGroupID,
+                monitor: monitor,
+                logger: logger
+            )
+            logger.notice("dry run: nothing is sent to GitHub or Kubernetes")
+            return Provisioning(
+                provisioner: provisioner,
+                services: [monitor],
+                configuration: configuration,
+                dryRunCluster: kubernetes
+            )
         }
         guard let token = configuration.githubToken else {
             throw Unavailable(description: "GITHUB_TOKEN is required unless DRY_RUN=true")

@@ -54,7 +54,8 @@ import Testing
         #expect(text.contains("-> 401 unauthorized"))
         #expect(text.contains("\"kind\": \"Job\"") && text.contains("\"kind\": \"Secret\""))
         #expect(text.contains("\"kube-actions-runner/mode\": \"dind\""))
-        #expect(text.contains("<redacted: JIT config from GitHub>"))
+        #expect(text.contains("<redacted: the JIT config GitHub issues>"))
+        #expect(!text.contains("dry-run-placeholder-jit-config"))
     }
 
     @Test func failsToStartOnATakenPort() throws {

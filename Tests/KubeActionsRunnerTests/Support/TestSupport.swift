@@ -198,3 +198,46 @@ func unusedPort() -> Int {
     }
     return Int(UInt16(bigEndian: address.sin_port))
 }
+
+/// A transport that answers from a script and remembers every request.
+final class RecordingTransport: HTTPTransport {
+    typealias Answer = @Sendable (HTTPClientRequest) -> Result<HTTPClientResponse, HTTPTransportError>
+    private let state = Mutex<(requests: [HTTPClientRequest], answers: [Answer])>(([], []))
+
+    init(_ answers: [Answer] = []) {
+        state.withLock { $0.answers = answers }
+    }
+
+    /// Answers the next request with `status`, `body` and headers.
+    func enqueue(_ status: Int, _ body: String = "", headers: [(String, String)] = []) {
+        let response = HTTPClientResponse(
+            status: status,
+            headers: headers.map { (name: $0.0, value: $0.1) },
+            body: Array(body.utf8)
+        )
+        state.withLock { $0.answers.append { _ in .success(response) } }
+    }
+
+    func enqueue(_ error: HTTPTransportError) {
+        state.withLock { $0.answers.append { _ in .failure(error) } }
+    }
+
+    var requests: [HTTPClientRequest] { state.withLock { $0.requests } }
+
+    func send(_ request: HTTPClientRequest) async throws(HTTPTransportError) -> HTTPClientResponse {
+        let answer = state.withLock { state -> Answer? in
+            state.requests.append(request)
+            return state.answers.isEmpty ? nil : state.answers.removeFirst()
+        }
+        guard let answer else { throw HTTPTransportError(kind: .connect, message: "no scripted answer") }
+        return try answer(request).get()
+    }
+}
+
+extension HTTPClientRequest {
+    func header(_ name: String) -> String? {
+        headers.last { $0.name.lowercased() == name.lowercased() }?.value
+    }
+
+    var bodyText: String { String(decoding: body ?? [], as: UTF8.self) }
+}

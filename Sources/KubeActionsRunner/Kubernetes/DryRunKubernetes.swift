@@ -1,0 +1,92 @@
+import Logging
+import Synchronization
+
+/// Kubernetes as `DRY_RUN=true` sees it: objects are kept in memory (with AlreadyExists and owner-reference
+/// deletion, like the API server) and logged instead of sent, so the real provisioning flow runs unchanged.
+public final class DryRunKubernetes: KubernetesAPI {
+    /// An object that would have been created, in creation order.
+    public struct Created: Sendable {
+        public var kind: String
+        public var name: String
+        public var manifest: JSONValue
+    }
+
+    private struct State {
+        var objects: [Created] = []
+        var uids: [String: String] = [:]  // job name -> uid
+    }
+
+    private let logger: Logger
+    private let state = Mutex(State())
+
+    public init(logger: Logger) {
+        self.logger = logger
+    }
+
+    /// Everything created so far (Jobs and Secrets), oldest first.
+    public var created: [Created] { state.withLock { $0.objects } }
+
+    public func createJob(_ manifest: JSONValue, namespace: String) async throws(KubernetesAPIError) -> CreatedObject {
+        guard case .string(let name)? = manifest["metadata"]?["name"] else {
+            throw KubernetesAPIError(
+                kind: .invalid,
+                verb: "create",
+                resource: "jobs.batch",
+                namespace: namespace,
+                status: 422,
+                message: "metadata.name: Required value"
+            )
+        }
+        let uid = state.withLock { state -> String? in
+            guard state.uids[name] == nil else { return nil }
+            let uid = "dry-run-uid-\(state.uids.count + 1)"
+            state.uids[name] = uid
+            state.objects.append(Created(kind: "Job", name: name, manifest: manifest))
+            return uid
+        }
+        guard let uid else {
+            throw KubernetesAPIError(
+                kind: .alreadyExists,
+                verb: "create",
+                resource: "jobs.batch",
+                namespace: namespace,
+                status: 409,
+                message: "jobs.batch \"\(name)\" already exists"
+            )
+        }
+        logger.info(
+            "dry run: Job not sent to Kubernetes",
+            metadata: ["runner_job": "\(name)", "namespace": "\(namespace)"]
+        )
+        logger.debug("dry run: Job manifest", metadata: ["manifest": "\(manifest.rendered())"])
+        return CreatedObject(name: name, uid: uid)
+    }
+
+    public func createSecret(_ manifest: JSONValue, namespace: String) async throws(KubernetesAPIError) {
+        guard case .string(let name)? = manifest["metadata"]?["name"] else { return }
+        state.withLock { $0.objects.append(Created(kind: "Secret", name: name, manifest: manifest)) }
+        logger.info(
+            "dry run: Secret not sent to Kubernetes",
+            metadata: ["secret": "\(name)", "namespace": "\(namespace)"]
+        )
+    }
+
+    public func deleteJob(name: String, namespace: String) async throws(KubernetesAPIError) {
+        state.withLock { state in
+            state.uids[name] = nil
+            state.objects.removeAll { $0.name == name }
+        }
+    }
+
+    public func listJobs(
+        namespace: String,
+        labelSelector: String,
+        limit: Int?
+    ) async throws(KubernetesAPIError)
+        -> [JobSummary]
+    {
+        state.withLock { state in
+            state.objects.filter { $0.kind == "Job" }.map { JobSummary(name: $0.name, labels: [:], isFinished: false) }
+        }
+    }
+}

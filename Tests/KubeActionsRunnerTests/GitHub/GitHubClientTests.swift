@@ -1,0 +1,162 @@
+import Foundation
+import Synchronization
+import Testing
+
+@testable import KubeActionsRunner
+
+@Suite struct GitHubClientTests {
+    let transport = RecordingTransport()
+    let metrics = Metrics()
+    let now = Clock()
+
+    final class Clock: Sendable {
+        let value = Mutex<Int64>(1_700_000_000)
+        func withLock<T: Sendable>(_ body: @Sendable (inout Int64) -> T) -> T { value.withLock { body(&$0) } }
+    }
+
+    func client(baseURL: String = "https://api.github.com") -> GitHubClient {
+        let now = self.now
+        return GitHubClient(
+            configuration: .init(baseURL: baseURL, token: Secret("ghp_secret")),
+            transport: transport,
+            metrics: metrics,
+            logger: LogCapture().logger(),
+            clock: { now.withLock { $0 } }
+        )
+    }
+
+    var exposition: String { String(decoding: metrics.exposition(), as: UTF8.self) }
+
+    @Test func generatesAJITConfigWithGitHubsHeaders() async throws {
+        transport.enqueue(
+            201,
+            try Fixtures.text("github/api/generate-jitconfig.201.json"),
+            headers: [("x-ratelimit-remaining", "4321"), ("x-github-request-id", "AB:CD")]
+        )
+        let jit = try await client(baseURL: "https://ghe.example.com/api/v3").generateJITConfig(
+            owner: "octo org",
+            repo: "hello.world",
+            JITConfigRequest(name: "runner-42-abcde", runnerGroupID: 1, labels: ["self-hosted", "linux"])
+        )
+        #expect(jit.runnerID == 23 && jit.runnerName == "New runner" && jit.encodedConfig.value == "abc123")
+        let request = try #require(transport.requests.first)
+        #expect(request.method == "POST")
+        #expect(
+            request.url
+                == "https://ghe.example.com/api/v3/repos/octo%20org/hello.world/actions/runners/generate-jitconfig"
+        )
+        #expect(request.header("Authorization") == "Bearer ghp_secret")
+        #expect(request.header("Accept") == "application/vnd.github+json")
+        #expect(request.header("X-GitHub-Api-Version") == "2022-11-28")
+        #expect(request.header("User-Agent") == "kube-actions-runner/\(KubeActionsRunnerVersion.current)")
+        let body = try JSONSerialization.jsonObject(with: Data(request.body!)) as! [String: Any]
+        #expect(body["name"] as? String == "runner-42-abcde")
+        #expect(body["runner_group_id"] as? Int == 1)
+        #expect(body["labels"] as? [String] == ["self-hosted", "linux"])
+        #expect(body["work_folder"] as? String == "_work")
+        #expect(
+            exposition.contains(
+                #"github_api_requests_total{endpoint="POST /repos/{owner}/{repo}/actions/runners/generate-jitconfig",status="201"} 1"#
+            )
+        )
+        #expect(exposition.contains("github_api_rate_limit_remaining 4321"))
+        #expect(!"\(jit)".contains("abc123"))
+    }
+
+    @Test func readsAJobsStatus() async throws {
+        transport.enqueue(200, try Fixtures.text("github/api/job.get.200.json"))
+        let job = try await client().job(owner: "octo", repo: "repo", id: 399444496)
+        #expect(job.id == 399444496 && job.status == "completed" && !job.isWaitingForRunner)
+        #expect(transport.requests.first?.url == "https://api.github.com/repos/octo/repo/actions/jobs/399444496")
+        #expect(transport.requests.first?.method == "GET")
+    }
+
+    @Test(arguments: [
+        (401, #"{"message":"Bad credentials"}"#, [(String, String)](), GitHubAPIError.Kind.unauthorized),
+        (404, #"{"message":"Not Found","status":"404"}"#, [], .notFound),
+        (409, #"{"message":"Already exists - A runner with the name *** already exists."}"#, [], .conflict),
+        (422, #"{"message":"Invalid request.\n\n\"runner_group_id\" wasn't supplied."}"#, [], .validation),
+        (
+            403, #"{"message":"Resource not accessible by personal access token"}"#,
+            [("x-accepted-github-permissions", "administration=write")], .forbidden
+        ),
+        (502, "<html>bad gateway</html>", [], .server),
+    ])
+    func mapsErrorAnswers(status: Int, body: String, headers: [(String, String)], kind: GitHubAPIError.Kind) async {
+        transport.enqueue(status, body, headers: headers)
+        do {
+            _ = try await client().deleteRunner(owner: "o", repo: "r", runnerID: 5)
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.kind == kind)
+            #expect(error.status == status)
+            #expect(error.endpoint == "DELETE /repos/{owner}/{repo}/actions/runners/{runner_id}")
+            if status == 403 { #expect(error.description.contains("the token needs administration=write")) }
+            if status == 502 { #expect(error.message == "HTTP 502" && error.isTransient) }
+        }
+    }
+
+    @Test func stopsCallingWhileRateLimitedUntilTheReset() async throws {
+        transport.enqueue(
+            403,
+            #"{"message":"API rate limit exceeded for user ID 1."}"#,
+            headers: [("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "1700000600")]
+        )
+        let github = client()
+        do {
+            _ = try await github.job(owner: "o", repo: "r", id: 1)
+            Issue.record("expected a rate limit")
+        } catch {
+            #expect(error.kind == .rateLimited && error.retryAt == 1_700_000_600)
+            #expect(error.description.contains("rate limited until 2023-11-14T22:23:20Z"))
+        }
+        #expect(exposition.contains("github_api_rate_limit_remaining 0.0\n"))
+        // Before the reset: refused without a request.
+        await #expect(throws: GitHubAPIError.self) { try await github.job(owner: "o", repo: "r", id: 1) }
+        #expect(transport.requests.count == 1)
+        // After it: calls again.
+        now.withLock { $0 = 1_700_000_601 }
+        transport.enqueue(200, try Fixtures.text("github/api/job.get.200.json"))
+        _ = try await github.job(owner: "o", repo: "r", id: 1)
+        #expect(transport.requests.count == 2)
+    }
+
+    @Test func honoursRetryAfterOnSecondaryLimits() async {
+        transport.enqueue(
+            429,
+            #"{"message":"You have exceeded a secondary rate limit."}"#,
+            headers: [("retry-after", "30")]
+        )
+        do {
+            _ = try await client().job(owner: "o", repo: "r", id: 1)
+        } catch {
+            #expect(error.kind == .rateLimited && error.retryAt == 1_700_000_030)
+        }
+    }
+
+    @Test func reportsTransportFailuresAsNoResponse() async {
+        transport.enqueue(HTTPTransportError(kind: .timeout, message: "Timeout was reached"))
+        do {
+            _ = try await client().job(owner: "o", repo: "r", id: 1)
+        } catch {
+            #expect(error.kind == .transport && error.status == nil && error.isTransient)
+            #expect(error.metricLabel == "transport")
+        }
+        #expect(
+            exposition.contains(
+                #"github_api_requests_total{endpoint="GET /repos/{owner}/{repo}/actions/jobs/{job_id}",status="transport"} 1"#
+            )
+        )
+    }
+
+    @Test func rejectsUndocumentedSuccessBodies() async {
+        transport.enqueue(201, #"{"runner":{"id":1}}"#)
+        await #expect(throws: GitHubAPIError.self) {
+            try await client().generateJITConfig(
+                owner: "o",
+                repo: "r",
+                JITConfigRequest(name: "n", runnerGroupID: 1, labels: ["x"])
+            )
+        }
+    }
+}

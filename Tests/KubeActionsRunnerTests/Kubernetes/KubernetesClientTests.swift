@@ -1,0 +1,146 @@
+import Foundation
+import Synchronization
+import Testing
+
+@testable import KubeActionsRunner
+
+@Suite struct KubernetesClientTests {
+    let transport = RecordingTransport()
+
+    func client(
+        credentials: KubernetesConnection.Credentials = .token(Secret("kube-token")),
+        files: some FileReading = InMemoryFiles()
+    )
+        -> KubernetesClient
+    {
+        KubernetesClient(
+            connection: KubernetesConnection(
+                server: "https://10.0.0.1:6443",
+                tls: TLSConfiguration(),
+                credentials: credentials,
+                namespace: nil,
+                source: "test"
+            ),
+            transport: transport,
+            files: files
+        )
+    }
+
+    @Test func createsAJobAndReturnsItsUID() async throws {
+        transport.enqueue(201, #"{"kind":"Job","metadata":{"name":"runner-1","uid":"0b7f-uid"}}"#)
+        let created = try await client().createJob(.object([("kind", "Job")]), namespace: "runners")
+        #expect(created == CreatedObject(name: "runner-1", uid: "0b7f-uid"))
+        let request = try #require(transport.requests.first)
+        #expect(request.method == "POST")
+        #expect(
+            request.url
+                == "https://10.0.0.1:6443/apis/batch/v1/namespaces/runners/jobs?fieldManager=kube-actions-runner"
+        )
+        #expect(request.header("Authorization") == "Bearer kube-token")
+        #expect(request.header("Content-Type") == "application/json")
+        #expect(request.bodyText == #"{"kind":"Job"}"#)
+    }
+
+    @Test(arguments: [
+        ("k8s/status.409.alreadyexists.job.json", 409, KubernetesAPIError.Kind.alreadyExists),
+        ("k8s/status.403.forbidden.rbac.json", 403, .forbidden),
+        ("k8s/status.422.invalid.job.json", 422, .invalid),
+        ("k8s/status.404.notfound.json", 404, .notFound),
+    ])
+    func turnsStatusBodiesIntoDistinctErrors(fixture: String, status: Int, kind: KubernetesAPIError.Kind) async throws {
+        transport.enqueue(status, try Fixtures.text(fixture))
+        do {
+            _ = try await client().createJob(.object([]), namespace: "runners")
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.kind == kind && error.status == status)
+            switch kind {
+            case .forbidden:
+                #expect(error.description.hasPrefix("Kubernetes denied create jobs.batch in namespace runners"))
+                #expect(error.message.contains(#"cannot create resource "jobs" in API group "batch""#))
+            case .invalid:
+                #expect(
+                    error.causes == [
+                        #"spec.template.spec.restartPolicy: Unsupported value: "Always": supported values: "OnFailure", "Never""#
+                    ]
+                )
+            default: break
+            }
+        }
+    }
+
+    @Test func treatsServerErrorsAndOddBodiesAsUnavailable() async {
+        transport.enqueue(503, "<html>upstream connect error</html>")
+        do {
+            _ = try await client().createJob(.object([]), namespace: "runners")
+        } catch {
+            #expect(error.kind == .unavailable && error.message == "HTTP 503" && error.isTransient)
+        }
+    }
+
+    @Test func rereadsTheTokenFileOnEveryCall() async throws {
+        let files = MutableFiles(["/sa/token": "first\n"])
+        let kubernetes = client(credentials: .tokenFile("/sa/token"), files: files)
+        transport.enqueue(200, #"{"items":[]}"#)
+        transport.enqueue(200, #"{"items":[]}"#)
+        _ = try await kubernetes.listJobs(namespace: "n", labelSelector: "a=b", limit: 1)
+        files.set("/sa/token", "rotated")
+        _ = try await kubernetes.listJobs(namespace: "n", labelSelector: "a=b", limit: 1)
+        #expect(transport.requests.map { $0.header("Authorization") } == ["Bearer first", "Bearer rotated"])
+        files.set("/sa/token", nil)
+        await #expect(throws: KubernetesAPIError.self) {
+            try await kubernetes.listJobs(namespace: "n", labelSelector: "", limit: nil)
+        }
+    }
+
+    @Test func listsJobsWithTheirFinishedState() async throws {
+        transport.enqueue(
+            200,
+            #"""
+            {"kind":"JobList","items":[
+              {"metadata":{"name":"runner-1","labels":{"app":"github-runner"}},"status":{"active":1}},
+              {"metadata":{"name":"runner-2"},"status":{"conditions":[{"type":"Complete","status":"True"}]}},
+              {"metadata":{"name":"runner-3"},"status":{"conditions":[{"type":"Failed","status":"True"}]}}
+            ]}
+            """#
+        )
+        let jobs = try await client().listJobs(
+            namespace: "runners",
+            labelSelector: "app.kubernetes.io/managed-by=kube-actions-runner",
+            limit: nil
+        )
+        #expect(jobs.map(\.name) == ["runner-1", "runner-2", "runner-3"])
+        #expect(jobs.map(\.isFinished) == [false, true, true])
+        #expect(jobs[0].labels == ["app": "github-runner"])
+        #expect(
+            transport.requests.first?.url
+                == "https://10.0.0.1:6443/apis/batch/v1/namespaces/runners/jobs?labelSelector=app.kubernetes.io/managed-by%3Dkube-actions-runner"
+        )
+    }
+
+    @Test func deletesInTheBackgroundSoOwnedObjectsGoToo() async throws {
+        transport.enqueue(200, #"{"kind":"Status","status":"Success"}"#)
+        try await client().deleteJob(name: "runner-1", namespace: "runners")
+        let request = try #require(transport.requests.first)
+        #expect(request.method == "DELETE")
+        #expect(request.url == "https://10.0.0.1:6443/apis/batch/v1/namespaces/runners/jobs/runner-1")
+        #expect(request.bodyText == #"{"kind":"DeleteOptions","apiVersion":"v1","propagationPolicy":"Background"}"#)
+    }
+}
+
+/// Files a test can change between calls.
+final class MutableFiles: FileReading {
+    private let files: Mutex<[String: String]>
+
+    init(_ files: [String: String]) {
+        self.files = Mutex(files)
+    }
+
+    func set(_ path: String, _ contents: String?) {
+        files.withLock { $0[path] = contents }
+    }
+
+    func read(_ path: String) throws(FileReadError) -> String? {
+        files.withLock { $0[path] }
+    }
+}

@@ -1,0 +1,177 @@
+import Testing
+
+@testable import KubeActionsRunner
+
+@Suite struct JITRunnerProvisionerTests {
+    let github = FakeGitHubAPI()
+    let kubernetes = FakeKubernetesAPI()
+    let metrics = Metrics()
+    let logs = LogCapture()
+
+    var provisioner: JITRunnerProvisioner {
+        JITRunnerProvisioner(
+            github: github,
+            kubernetes: kubernetes,
+            settings: RunnerJobTests.settings(.standard),
+            runnerGroupID: 1,
+            monitor: ClusterMonitor(
+                kubernetes: kubernetes,
+                namespace: "github-runners",
+                metrics: metrics,
+                logger: logs.logger()
+            ),
+            logger: logs.logger()
+        )
+    }
+
+    func request(_ id: Int64) -> RunnerRequest {
+        RunnerRequest(
+            owner: "octo",
+            repository: "repo",
+            jobID: id,
+            runID: 1,
+            jobName: "build",
+            labels: ["self-hosted"],
+            deliveryID: "d"
+        )
+    }
+
+    @Test func createsTheJobThenRegistersThenStoresTheSecret() async throws {
+        github.queue(job: 7)
+        #expect(try await provisioner.provision(request(7)) == .created(runnerJob: "runner-7"))
+        #expect(kubernetes.jobNames == ["runner-7"] && kubernetes.secretNames == ["runner-7"])
+        let runnerName = try #require(github.runners.values.first)
+        #expect(runnerName.hasPrefix("runner-7-") && runnerName.count == "runner-7-".count + 5)
+        let secret = try #require(kubernetes.state.withLock { $0.secrets["runner-7"] })
+        #expect(secret["stringData"]?["jitconfig"] == .string("jit-100"))
+        #expect(
+            secret["metadata"]?["ownerReferences"] == [
+                .object([
+                    ("apiVersion", "batch/v1"), ("kind", "Job"), ("name", "runner-7"), ("uid", "uid-runner-7"),
+                    ("controller", true),
+                ])
+            ]
+        )
+        // The Job went first: the Secret names its UID.
+        #expect(kubernetes.calls == ["create job runner-7", "create secret runner-7"])
+        #expect(!logs.text.contains("jit-100"))
+    }
+
+    @Test func answersAlreadyProvisionedWhenTheJobExists() async throws {
+        github.queue(job: 8)
+        _ = try await provisioner.provision(request(8))
+        #expect(try await provisioner.provision(request(8)) == .alreadyProvisioned(runnerJob: "runner-8"))
+        #expect(github.runners.count == 1)
+    }
+
+    @Test func removesTheJobWhenGitHubSaysTheJobIsNoLongerQueued() async throws {
+        github.queue(job: 9, status: "completed")
+        #expect(try await provisioner.provision(request(9)) == .notQueued(status: "completed"))
+        #expect(kubernetes.jobNames.isEmpty && github.runners.isEmpty)
+    }
+
+    @Test func concurrentRequestsForOneJobRegisterOneRunner() async throws {
+        github.queue(job: 10)
+        kubernetes.state.withLock { $0.createJobDelay = .milliseconds(20) }
+        let provisioner = self.provisioner
+        let outcomes = try await withThrowingTaskGroup(of: ProvisionOutcome.self) { group in
+            for _ in 0..<8 { group.addTask { try await provisioner.provision(request(10)) } }
+            return try await group.reduce(into: [ProvisionOutcome]()) { $0.append($1) }
+        }
+        #expect(outcomes.filter { $0 == .created(runnerJob: "runner-10") }.count == 1)
+        #expect(outcomes.filter { $0 == .alreadyProvisioned(runnerJob: "runner-10") }.count == 7)
+        #expect(github.runners.count == 1)
+    }
+
+    @Test func triesANewRunnerNameWhenTheNameIsTaken() async throws {
+        github.queue(job: 11)
+        github.state.withLock { $0.jitFaults = [FakeGitHubAPI.error(.conflict, status: 409)] }
+        #expect(try await provisioner.provision(request(11)) == .created(runnerJob: "runner-11"))
+        #expect(github.calls.filter { $0.hasPrefix("jit runner-11-") }.count == 2)
+    }
+
+    @Test func retriesATransientJobLookupOnce() async throws {
+        github.queue(job: 12)
+        github.state.withLock { $0.jobFaults = [FakeGitHubAPI.error(.server, status: 502)] }
+        #expect(try await provisioner.provision(request(12)) == .created(runnerJob: "runner-12"))
+        github.state.withLock {
+            $0.jobFaults = [FakeGitHubAPI.error(.server, status: 502), FakeGitHubAPI.error(.server, status: 502)]
+        }
+        github.queue(job: 13)
+        await #expect(throws: ProvisioningError(status: 502, reason: "GitHub answered 502")) {
+            try await provisioner.provision(request(13))
+        }
+        #expect(!kubernetes.jobNames.contains("runner-13"))
+    }
+
+    @Test func aFailedSecretRemovesTheRegistrationAndTheJob() async throws {
+        github.queue(job: 14)
+        kubernetes.state.withLock {
+            $0.createSecretFaults = [FakeKubernetesAPI.error(.unavailable, status: 500, resource: "secrets")]
+        }
+        await #expect(throws: ProvisioningError.self) { try await provisioner.provision(request(14)) }
+        #expect(github.runners.isEmpty && kubernetes.jobNames.isEmpty)
+        #expect(github.calls.contains("delete runner 100"))
+    }
+
+    @Test func aFailedRegistrationRemovesTheJob() async throws {
+        github.queue(job: 15)
+        github.state.withLock {
+            $0.jitFaults = [
+                FakeGitHubAPI.error(
+                    .forbidden,
+                    status: 403,
+                    endpoint: "POST /repos/{owner}/{repo}/actions/runners/generate-jitconfig"
+                )
+            ]
+        }
+        await #expect(
+            throws: ProvisioningError(
+                status: 502,
+                reason: "the GitHub token may not POST /repos/{owner}/{repo}/actions/runners/generate-jitconfig"
+            )
+        ) {
+            try await provisioner.provision(request(15))
+        }
+        #expect(kubernetes.jobNames.isEmpty && github.runners.isEmpty)
+    }
+
+    @Test(
+        arguments: [
+            (KubernetesAPIError.Kind.forbidden, 403, 502, "Kubernetes RBAC denies create jobs.batch in ns"),
+            (.unavailable, 503, 503, "Kubernetes API unavailable: injected"),
+            (.transport, nil, 503, "Kubernetes API unavailable: injected"),
+            (.invalid, 422, 502, "Kubernetes rejected the jobs.batch: injected"),
+        ] as [(KubernetesAPIError.Kind, Int?, Int, String)]
+    )
+    func aFailedJobRegistersNoRunner(kind: KubernetesAPIError.Kind, status: Int?, answer: Int, reason: String) async {
+        github.queue(job: 16)
+        kubernetes.state.withLock { $0.createJobFaults = [FakeKubernetesAPI.error(kind, status: status)] }
+        await #expect(throws: ProvisioningError(status: answer, reason: reason)) {
+            try await provisioner.provision(request(16))
+        }
+        #expect(github.runners.isEmpty)
+        #expect(!github.calls.contains { $0.hasPrefix("jit") })
+    }
+
+    @Test func mapsRateLimitsTo503WithTheResetTime() {
+        let error = GitHubAPIError(
+            endpoint: "GET x",
+            kind: .rateLimited,
+            status: 403,
+            requestID: nil,
+            message: "m",
+            retryAt: 1_700_000_600,
+            acceptedPermissions: nil
+        )
+        #expect(
+            JITRunnerProvisioner.provisioningError(error)
+                == ProvisioningError(status: 503, reason: "GitHub rate limit reached; resets at 2023-11-14T22:23:20Z")
+        )
+    }
+
+    @Test func isReadyOnceKubernetesAnswered() async {
+        #expect(await provisioner.readiness() == .ready)  // the first check lists jobs
+        #expect(kubernetes.calls.contains("list jobs"))
+    }
+}

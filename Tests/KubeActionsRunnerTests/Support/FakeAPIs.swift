@@ -1,0 +1,170 @@
+import Synchronization
+
+@testable import KubeActionsRunner
+
+/// GitHub's runner registrations and job states, in memory; faults are queued per call.
+final class FakeGitHubAPI: GitHubAPI {
+    struct State {
+        var jobs: [Int64: GitHubJob] = [:]
+        var runners: [Int64: String] = [:]  // id -> name
+        var nextRunnerID: Int64 = 100
+        var calls: [String] = []
+        var jobFaults: [GitHubAPIError] = []
+        var jitFaults: [GitHubAPIError] = []
+        var deleteFaults: [GitHubAPIError] = []
+    }
+
+    let state = Mutex(State())
+
+    func queue(job id: Int64, status: String = "queued") {
+        state.withLock {
+            $0.jobs[id] = GitHubJob(id: id, status: status, conclusion: nil, runnerName: nil, labels: ["self-hosted"])
+        }
+    }
+
+    var runners: [Int64: String] { state.withLock { $0.runners } }
+    var calls: [String] { state.withLock { $0.calls } }
+
+    static func error(_ kind: GitHubAPIError.Kind, status: Int?, endpoint: String = "POST x") -> GitHubAPIError {
+        GitHubAPIError(
+            endpoint: endpoint,
+            kind: kind,
+            status: status,
+            requestID: nil,
+            message: "injected",
+            retryAt: nil,
+            acceptedPermissions: nil
+        )
+    }
+
+    func job(owner: String, repo: String, id: Int64) async throws(GitHubAPIError) -> GitHubJob {
+        let result = state.withLock { state -> Result<GitHubJob, GitHubAPIError> in
+            state.calls.append("job \(id)")
+            if !state.jobFaults.isEmpty { return .failure(state.jobFaults.removeFirst()) }
+            guard let job = state.jobs[id] else { return .failure(Self.error(.notFound, status: 404)) }
+            return .success(job)
+        }
+        return try result.get()
+    }
+
+    func generateJITConfig(
+        owner: String,
+        repo: String,
+        _ request: JITConfigRequest
+    ) async throws(GitHubAPIError) -> JITConfig {
+        let result = state.withLock { state -> Result<JITConfig, GitHubAPIError> in
+            state.calls.append("jit \(request.name)")
+            if !state.jitFaults.isEmpty { return .failure(state.jitFaults.removeFirst()) }
+            if state.runners.values.contains(request.name) { return .failure(Self.error(.conflict, status: 409)) }
+            let id = state.nextRunnerID
+            state.nextRunnerID += 1
+            state.runners[id] = request.name
+            return .success(JITConfig(runnerID: id, runnerName: request.name, encodedConfig: Secret("jit-\(id)")))
+        }
+        return try result.get()
+    }
+
+    func deleteRunner(owner: String, repo: String, runnerID: Int64) async throws(GitHubAPIError) {
+        let result = state.withLock { state -> Result<Void, GitHubAPIError> in
+            state.calls.append("delete runner \(runnerID)")
+            if !state.deleteFaults.isEmpty { return .failure(state.deleteFaults.removeFirst()) }
+            guard state.runners.removeValue(forKey: runnerID) != nil else {
+                return .failure(Self.error(.notFound, status: 404))
+            }
+            return .success(())
+        }
+        try result.get()
+    }
+}
+
+/// Jobs and Secrets in memory, with AlreadyExists and owner-reference deletion; faults queued per verb.
+final class FakeKubernetesAPI: KubernetesAPI {
+    struct State {
+        var jobs: [String: (uid: String, manifest: JSONValue)] = [:]
+        var secrets: [String: JSONValue] = [:]
+        var calls: [String] = []
+        var createJobFaults: [KubernetesAPIError] = []
+        var createSecretFaults: [KubernetesAPIError] = []
+        /// Delays createJob, to let concurrent callers race.
+        var createJobDelay: Duration = .zero
+    }
+
+    let state = Mutex(State())
+
+    var jobNames: Set<String> { state.withLock { Set($0.jobs.keys) } }
+    var secretNames: Set<String> { state.withLock { Set($0.secrets.keys) } }
+    var calls: [String] { state.withLock { $0.calls } }
+
+    static func error(
+        _ kind: KubernetesAPIError.Kind,
+        status: Int?,
+        verb: String = "create",
+        resource: String = "jobs.batch"
+    )
+        -> KubernetesAPIError
+    {
+        KubernetesAPIError(
+            kind: kind,
+            verb: verb,
+            resource: resource,
+            namespace: "ns",
+            status: status,
+            message: "injected"
+        )
+    }
+
+    func createJob(_ manifest: JSONValue, namespace: String) async throws(KubernetesAPIError) -> CreatedObject {
+        let delay = state.withLock { $0.createJobDelay }
+        if delay > .zero { try? await Task.sleep(for: delay) }
+        guard case .string(let name)? = manifest["metadata"]?["name"] else {
+            throw Self.error(.invalid, status: 422)
+        }
+        let result = state.withLock { state -> Result<CreatedObject, KubernetesAPIError> in
+            state.calls.append("create job \(name)")
+            if !state.createJobFaults.isEmpty { return .failure(state.createJobFaults.removeFirst()) }
+            if state.jobs[name] != nil { return .failure(Self.error(.alreadyExists, status: 409)) }
+            let uid = "uid-\(name)"
+            state.jobs[name] = (uid, manifest)
+            return .success(CreatedObject(name: name, uid: uid))
+        }
+        return try result.get()
+    }
+
+    func createSecret(_ manifest: JSONValue, namespace: String) async throws(KubernetesAPIError) {
+        guard case .string(let name)? = manifest["metadata"]?["name"] else { throw Self.error(.invalid, status: 422) }
+        let result = state.withLock { state -> Result<Void, KubernetesAPIError> in
+            state.calls.append("create secret \(name)")
+            if !state.createSecretFaults.isEmpty { return .failure(state.createSecretFaults.removeFirst()) }
+            state.secrets[name] = manifest
+            return .success(())
+        }
+        try result.get()
+    }
+
+    func deleteJob(name: String, namespace: String) async throws(KubernetesAPIError) {
+        let result = state.withLock { state -> Result<Void, KubernetesAPIError> in
+            state.calls.append("delete job \(name)")
+            guard let job = state.jobs.removeValue(forKey: name) else {
+                return .failure(Self.error(.notFound, status: 404, verb: "delete"))
+            }
+            // The garbage collector: Secrets owned by the Job go with it.
+            state.secrets = state.secrets.filter { _, secret in
+                guard case .array(let owners)? = secret["metadata"]?["ownerReferences"] else { return true }
+                return !owners.contains { $0["uid"] == .string(job.uid) }
+            }
+            return .success(())
+        }
+        try result.get()
+    }
+
+    func listJobs(
+        namespace: String,
+        labelSelector: String,
+        limit: Int?
+    ) async throws(KubernetesAPIError) -> [JobSummary] {
+        state.withLock { state in
+            state.calls.append("list jobs")
+            return state.jobs.keys.sorted().map { JobSummary(name: $0, labels: [:], isFinished: false) }
+        }
+    }
+}
