@@ -39,6 +39,12 @@ let package = Package(
             dependencies: ["KubeActionsRunner"],
             swiftSettings: strict
         ),
+        .executableTarget(
+            name: "kar-bench",
+            dependencies: ["KubeActionsRunner"],
+            path: "Benchmarks/kar-bench",
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "KubeActionsRunnerTests",
             dependencies: ["KubeActionsRunner"],

@@ -15,6 +15,7 @@ import json
 import pathlib
 import re
 import socketserver
+import socket
 import ssl
 import threading
 import time
@@ -36,11 +37,24 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
+    def setup(self):
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def _serve(self):
         api = self.server.api
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         path, _, query = self.path.partition("?")
+        if path.startswith("/__control/"):  # for benchmarks and fault campaigns run out of process
+            status, payload = api.control(self.command, path, query)
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
         with api.lock:
             api.requests.append((self.command, path, dict(self.headers), body))
         if api.latency:
@@ -63,8 +77,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if data:
             self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        # Head and body in one write: two small writes meet Nagle and delayed ACKs (a 40 ms stall).
+        self._headers_buffer.append(b"\r\n")
+        self._headers_buffer.append(data)
+        self.flush_headers()
 
     do_GET = do_POST = do_DELETE = do_PATCH = do_PUT = _serve
 
@@ -119,6 +135,24 @@ class FakeAPI:
 
     def common_headers(self):
         return {}
+
+    def control(self, method, path, query):
+        params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
+        if path == "/__control/latency" and method == "POST":
+            self.latency = float(params["seconds"])
+            return 200, {"latency": self.latency}
+        if path == "/__control/stats":
+            with self.lock:
+                counts = {}
+                for method_, path_, _, _ in self.requests:
+                    key = method_ + " " + re.sub(r"/\d+", "/{n}", re.sub(r"/runner-[\w-]+", "/{name}", path_))
+                    counts[key] = counts.get(key, 0) + 1
+                return 200, {"requests": len(self.requests), "by_endpoint": counts}
+        if path == "/__control/reset" and method == "POST":
+            with self.lock:
+                self.requests.clear()
+            return 200, {}
+        return 404, {}
 
 
 def _github_error(status, message, docs="https://docs.github.com/rest"):
