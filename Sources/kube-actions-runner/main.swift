@@ -51,7 +51,8 @@ do {
         logger: logger,
         provisioner: provisioning.provisioner,
         metrics: metrics,
-        services: provisioning.services
+        services: provisioning.services,
+        repositories: provisioning.repositories
     )
     try await app.run()
 } catch {

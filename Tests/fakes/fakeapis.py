@@ -10,6 +10,7 @@ Used in-process by the pytest integration tests; `python3 fakeapis.py --help` ru
 import argparse
 import base64
 import datetime
+import hashlib
 import http.server
 import json
 import pathlib
@@ -174,10 +175,12 @@ class FakeGitHub(FakeAPI):
         self.jit_template = json.loads((FIXTURES / "github/api/generate-jitconfig.201.json").read_text())
         super().__init__(tls)
 
-    def add_job(self, owner, repo, job_id, status="queued", labels=("self-hosted", "linux")):
+    def add_job(self, owner, repo, job_id, status="queued", labels=("self-hosted", "linux"), run_id=None, age=0):
+        created = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=age)
         with self.lock:
             job = dict(self.job_template, id=job_id, status=status, conclusion=None, labels=list(labels),
-                       runner_id=None, runner_name=None, runner_group_id=None, runner_group_name=None)
+                       runner_id=None, runner_name=None, runner_group_id=None, runner_group_name=None,
+                       run_id=run_id or job_id, created_at=created.strftime("%Y-%m-%dT%H:%M:%SZ"))
             self.jobs[(owner, repo, job_id)] = job
             return job
 
@@ -198,10 +201,17 @@ class FakeGitHub(FakeAPI):
             return 403, {}, _github_error(403, "Request forbidden by administrative rules. Please make sure your request has a User-Agent header.")
         if headers.get("Authorization") != f"Bearer {self.token}":
             return 401, {}, _github_error(401, "Bad credentials")
+        listing = self._listing(method, path, query)
+        if listing is not None:  # conditional requests: a 304 does not count against the rate limit
+            etag = '"' + hashlib.sha1(json.dumps(listing, sort_keys=True).encode()).hexdigest() + '"'
+            if headers.get("If-None-Match") == etag:
+                return 304, {"ETag": etag}, None
         with self.lock:
             if self.remaining <= 0:
                 return 403, {}, _github_error(403, "API rate limit exceeded for user ID 1.")
             self.remaining -= 1
+        if listing is not None:
+            return 200, {"ETag": etag}, listing
         m = re.fullmatch(r"/repos/([^/]+)/([^/]+)/actions/jobs/(\d+)", path)
         if m and method == "GET":
             with self.lock:
@@ -221,6 +231,35 @@ class FakeGitHub(FakeAPI):
                 del self.runners[int(m[3])]
             return 204, {}, None
         return 404, {}, _github_error(404, "Not Found")
+
+    def _listing(self, method, path, query):
+        """The body of GET .../actions/runs?status= or .../runs/{id}/jobs, or None for other requests."""
+        if method != "GET":
+            return None
+        params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
+        m = re.fullmatch(r"/repos/([^/]+)/([^/]+)/actions/runs", path)
+        if m:
+            with self.lock:
+                by_run = {}
+                for (owner, repo, _), job in self.jobs.items():
+                    if (owner, repo) == (m[1], m[2]):
+                        by_run.setdefault(job["run_id"], []).append(job["status"])
+                runs = {}
+                for run, statuses in by_run.items():  # a run is as far along as its furthest job
+                    if all(st == "completed" for st in statuses):
+                        runs[run] = "completed"
+                    elif any(st in ("in_progress", "completed") for st in statuses):
+                        runs[run] = "in_progress"
+                    else:
+                        runs[run] = "queued"
+                wanted = [run for run, status in runs.items() if status == params.get("status", status)]
+            return {"total_count": len(wanted), "workflow_runs": [{"id": run, "status": runs[run]} for run in sorted(wanted)]}
+        m = re.fullmatch(r"/repos/([^/]+)/([^/]+)/actions/runs/(\d+)/jobs", path)
+        if m:
+            with self.lock:
+                jobs = [j for (o, r, _), j in sorted(self.jobs.items()) if (o, r) == (m[1], m[2]) and j["run_id"] == int(m[3])]
+            return {"total_count": len(jobs), "jobs": jobs}
+        return None
 
     def _generate(self, owner, repo, body):
         try:
@@ -257,7 +296,8 @@ def _status(code, reason, message, details=None):
 class FakeKubernetes(FakeAPI):
     """Jobs and Secrets in namespaces, with bearer tokens, RBAC, AlreadyExists and owner-reference GC."""
 
-    RESOURCES = {"jobs": ("batch", "Job"), "secrets": ("", "Secret")}
+    RESOURCES = {"jobs": ("batch", "Job"), "secrets": ("", "Secret"), "configmaps": ("", "ConfigMap"),
+                 "leases": ("coordination.k8s.io", "Lease")}
 
     def __init__(self, token="kube-test-token", tls=None, user="system:serviceaccount:github-runners:kube-actions-runner"):
         self.token = token
@@ -277,12 +317,13 @@ class FakeKubernetes(FakeAPI):
     def handle(self, method, path, query, headers, body):
         if headers.get("Authorization") != f"Bearer {self.token}":
             return 401, {}, _status(401, "Unauthorized", "Unauthorized")
-        m = re.fullmatch(r"/(?:api/v1|apis/batch/v1)/namespaces/([^/]+)/(jobs|secrets)(?:/([^/]+))?", path)
+        m = re.fullmatch(r"/(?:api/v1|apis/batch/v1|apis/coordination\.k8s\.io/v1)/namespaces/([^/]+)/"
+                         r"(jobs|secrets|configmaps|leases)(?:/([^/]+))?", path)
         if not m:
             return 404, {}, _status(404, "NotFound", "the server could not find the requested resource")
         namespace, resource, name = m[1], m[2], m[3]
         group, kind = self.RESOURCES[resource]
-        verb = {"POST": "create", "DELETE": "delete", "GET": "get" if name else "list"}.get(method, method.lower())
+        verb = {"POST": "create", "DELETE": "delete", "PUT": "update", "GET": "get" if name else "list"}.get(method, method.lower())
         if (verb, resource) in self.denied:
             qualified = f"{resource}.{group}" if group else resource
             target = f' "{name}"' if name else ""
@@ -293,6 +334,8 @@ class FakeKubernetes(FakeAPI):
             return self._create(resource, group, kind, namespace, body)
         if verb == "delete":
             return self._delete(resource, group, namespace, name)
+        if verb == "update":
+            return self._update(resource, group, namespace, name, body)
         if verb == "list":
             return self._list(resource, kind, namespace, query)
         with self.lock:
@@ -331,7 +374,8 @@ class FakeKubernetes(FakeAPI):
                 qualified = f"{resource}.{group}" if group else resource
                 return 409, {}, _status(409, "AlreadyExists", f'{qualified} "{name}" already exists', {"name": name, "group": group, "kind": resource})
             metadata = obj.setdefault("metadata", {})
-            metadata.update(namespace=namespace, uid=str(uuid.uuid4()), resourceVersion=str(len(self.objects) + 1),
+            self.version = getattr(self, "version", 1000) + 1
+            metadata.update(namespace=namespace, uid=str(uuid.uuid4()), resourceVersion=str(self.version),
                             creationTimestamp=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
             if "stringData" in obj:
                 obj.setdefault("data", {}).update({k: base64.b64encode(v.encode()).decode() for k, v in obj.pop("stringData").items()})
@@ -339,6 +383,23 @@ class FakeKubernetes(FakeAPI):
                 obj["status"] = {}
             self.objects[key] = obj
         return 201, {}, obj
+
+    def _update(self, resource, group, namespace, name, body):
+        obj = json.loads(body)
+        qualified = f"{resource}.{group}" if group else resource
+        with self.lock:
+            current = self.objects.get((resource, namespace, name))
+            if current is None:
+                return 404, {}, _status(404, "NotFound", f'{qualified} "{name}" not found', {"name": name, "group": group, "kind": resource})
+            if obj.get("metadata", {}).get("resourceVersion") != current["metadata"]["resourceVersion"]:
+                return 409, {}, _status(409, "Conflict", f'Operation cannot be fulfilled on {qualified} "{name}": the object has '
+                                        "been modified; please apply your changes to the latest version and try again",
+                                        {"name": name, "group": group, "kind": resource})
+            self.version = getattr(self, "version", 1000) + 1
+            obj["metadata"].update(uid=current["metadata"]["uid"], resourceVersion=str(self.version),
+                                   creationTimestamp=current["metadata"]["creationTimestamp"], namespace=namespace)
+            self.objects[(resource, namespace, name)] = obj
+        return 200, {}, obj
 
     def _delete(self, resource, group, namespace, name):
         with self.lock:

@@ -20,8 +20,13 @@ public struct Application: Sendable {
         provisioner: any RunnerProvisioner,
         metrics: Metrics = Metrics(),
         services: [any Service] = [],
+        repositories: RepositoryRegistry? = nil,
         serverConfiguration: HTTPServer.Configuration? = nil
     ) throws(HTTPServerError) -> Application {
+        var noteRepository: (@Sendable (String, String) -> Void)?
+        if let repositories {
+            noteRepository = { owner, repo in repositories.note(owner: owner, repo: repo) }
+        }
         var secrets = [configuration.webhookSecret]
         if let previous = configuration.previousWebhookSecret { secrets.append(previous) }
         let webhook = WebhookHandler(
@@ -30,7 +35,8 @@ public struct Application: Sendable {
             deliveries: DeliveryLog(),
             provisioner: provisioner,
             metrics: metrics,
-            logger: logger
+            logger: logger,
+            onVerifiedRepository: noteRepository
         )
         let serverReference = ServerReference()
 

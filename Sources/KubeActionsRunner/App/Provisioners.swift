@@ -9,6 +9,8 @@ public enum Provisioners {
         public var provisioner: any RunnerProvisioner
         public var services: [any Service]
         public var configuration: Configuration
+        /// The repositories the reconciler watches; the webhook handler adds to it.
+        public var repositories: RepositoryRegistry? = nil
         /// In dry-run mode, what would have been created.
         public var dryRunCluster: DryRunKubernetes? = nil
     }
@@ -28,27 +30,12 @@ public enum Provisioners {
         var configuration = configuration
         if configuration.dryRun {
             let kubernetes = DryRunKubernetes(logger: logger)
-            let monitor = ClusterMonitor(
-                kubernetes: kubernetes,
-                namespace: configuration.namespace,
-                metrics: metrics,
-                logger: logger
-            )
-            let provisioner = JITRunnerProvisioner(
-                github: DryRunGitHub(),
-                kubernetes: kubernetes,
-                settings: RunnerJob.Settings(configuration),
-                runnerGroupID: configuration.runnerGroupID,
-                monitor: monitor,
-                logger: logger
-            )
             logger.notice("dry run: nothing is sent to GitHub or Kubernetes")
-            return Provisioning(
-                provisioner: provisioner,
-                services: [monitor],
-                configuration: configuration,
-                dryRunCluster: kubernetes
-            )
+            var provisioning = assemble(
+                configuration: configuration, github: DryRunGitHub(), rateLimitRemaining: { nil }, kubernetes: kubernetes,
+                metrics: metrics, logger: logger)
+            provisioning.dryRunCluster = kubernetes
+            return provisioning
         }
         guard let token = configuration.githubToken else {
             throw Unavailable(description: "GITHUB_TOKEN is required unless DRY_RUN=true")
@@ -83,24 +70,37 @@ public enum Provisioners {
             logger: logger
         )
         let kubernetes = KubernetesClient(
-            connection: connection,
-            transport: CurlTransport(configuration: .init(tls: connection.tls)),
-            files: files
-        )
-        let monitor = ClusterMonitor(
-            kubernetes: kubernetes,
-            namespace: configuration.namespace,
-            metrics: metrics,
-            logger: logger
-        )
+            connection: connection, transport: CurlTransport(configuration: .init(tls: connection.tls)), files: files)
+        return assemble(
+            configuration: configuration, github: github, rateLimitRemaining: { github.rateLimitRemaining },
+            kubernetes: kubernetes, metrics: metrics, logger: logger)
+    }
+
+    /// The provisioner and its background services over the given GitHub and Kubernetes.
+    static func assemble(
+        configuration: Configuration, github: any GitHubAPI, rateLimitRemaining: @escaping @Sendable () -> Int64?,
+        kubernetes: any KubernetesAPI, metrics: Metrics, logger: Logger
+    ) -> Provisioning {
+        let namespace = configuration.namespace
+        let monitor = ClusterMonitor(kubernetes: kubernetes, namespace: namespace, metrics: metrics, logger: logger)
         let provisioner = JITRunnerProvisioner(
-            github: github,
-            kubernetes: kubernetes,
-            settings: RunnerJob.Settings(configuration),
-            runnerGroupID: configuration.runnerGroupID,
-            monitor: monitor,
-            logger: logger
-        )
-        return Provisioning(provisioner: provisioner, services: [monitor], configuration: configuration)
+            github: github, kubernetes: kubernetes, settings: RunnerJob.Settings(configuration),
+            runnerGroupID: configuration.runnerGroupID, monitor: monitor, logger: logger)
+        let repositories = RepositoryRegistry(
+            kubernetes: kubernetes, namespace: namespace, configured: configuration.repositories, logger: logger)
+        let elector = LeaderElector(
+            kubernetes: kubernetes, namespace: namespace, identity: configuration.identity, metrics: metrics, logger: logger)
+        var reconcile = Reconciler.Configuration()
+        reconcile.interval = configuration.reconcileInterval
+        reconcile.maxInterval = max(configuration.reconcileInterval, .seconds(300))
+        reconcile.reserve = Int64(configuration.rateLimitReserve)
+        reconcile.grace = configuration.reconcileGrace
+        let reconciler = Reconciler(
+            configuration: reconcile, github: github, rateLimitRemaining: rateLimitRemaining, kubernetes: kubernetes,
+            namespace: namespace, provisioner: provisioner, matcher: configuration.labelMatcher, repositories: repositories,
+            isLeader: { elector.isLeader }, metrics: metrics, logger: logger)
+        return Provisioning(
+            provisioner: provisioner, services: [monitor, elector, reconciler], configuration: configuration,
+            repositories: repositories)
     }
 }

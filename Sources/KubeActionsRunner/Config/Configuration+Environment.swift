@@ -44,6 +44,11 @@ extension Configuration {
         let maxConnections = reader.int("MAX_CONNECTIONS", default: Defaults.maxConnections, range: 16...1_000_000)
         let logLevel = reader.logLevel()
         let logFormat = reader.choice("LOG_FORMAT", default: LogFormat.json)
+        let reconcileInterval = reader.int("RECONCILE_INTERVAL", default: 60, range: 1...3600)
+        let reconcileGrace = reader.int("RECONCILE_GRACE", default: 60, range: 0...3600)
+        let repositories = reader.repositories()
+        let rateLimitReserve = reader.int("RATE_LIMIT_RESERVE", default: 500, range: 0...1_000_000)
+        let identity = reader.value("POD_NAME") ?? reader.value("HOSTNAME") ?? "kube-actions-runner-\(randomSuffix())"
 
         guard reader.errors.isEmpty, let webhookSecret else {
             throw ConfigurationErrors(errors: reader.errors)
@@ -69,7 +74,12 @@ extension Configuration {
             maxConnections: maxConnections,
             logLevel: logLevel,
             logFormat: logFormat,
-            dryRun: dryRun
+            dryRun: dryRun,
+            reconcileInterval: .seconds(reconcileInterval),
+            reconcileGrace: .seconds(reconcileGrace),
+            repositories: repositories,
+            rateLimitReserve: rateLimitReserve,
+            identity: identity
         )
     }
 }
@@ -231,6 +241,14 @@ private struct EnvironmentReader<Files: FileReading> {
             fail("LABEL_MATCHERS", error.description)
             return .selfHosted
         }
+    }
+
+    mutating func repositories() -> [RepositoryRegistry.Repository] {
+        let (repositories, invalid) = RepositoryRegistry.parse(environment["REPOSITORIES"])
+        if !invalid.isEmpty {
+            fail("REPOSITORIES", "'\(invalid.joined(separator: "', '"))' is not owner/repo")
+        }
+        return repositories
     }
 
     mutating func logLevel() -> Logger.Level {

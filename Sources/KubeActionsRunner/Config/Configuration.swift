@@ -29,6 +29,16 @@ public struct Configuration: Sendable {
     public var logLevel: Logger.Level
     public var logFormat: LogFormat
     public var dryRun: Bool
+    /// How often the leader looks for queued jobs without a runner (doubling while idle, up to 5 minutes).
+    public var reconcileInterval: Duration
+    /// How old a queued job must be before the reconciler provisions it (so it never races the webhook path).
+    public var reconcileGrace: Duration
+    /// Repositories to reconcile even before a delivery from them was seen.
+    public var repositories: [RepositoryRegistry.Repository]
+    /// GitHub requests the reconciler leaves for webhook deliveries.
+    public var rateLimitReserve: Int
+    /// This replica's name in the leader Lease (`POD_NAME`, else `HOSTNAME`).
+    public var identity: String
 
     public enum LogFormat: String, Sendable, CaseIterable {
         case json

@@ -26,5 +26,9 @@ public final class DryRunGitHub: GitHubAPI {
         )
     }
 
+    public func runs(owner: String, repo: String, status: String) async throws(GitHubAPIError) -> [WorkflowRun] { [] }
+
+    public func jobs(owner: String, repo: String, runID: Int64) async throws(GitHubAPIError) -> [GitHubJob] { [] }
+
     public func deleteRunner(owner: String, repo: String, runnerID: Int64) async throws(GitHubAPIError) {}
 }

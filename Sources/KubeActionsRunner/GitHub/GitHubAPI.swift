@@ -1,6 +1,10 @@
 /// A workflow job as `GET /repos/{owner}/{repo}/actions/jobs/{job_id}` describes it.
 public struct GitHubJob: Sendable, Equatable, Decodable {
     public var id: Int64
+    public var runID: Int64?
+    public var name: String?
+    /// RFC 3339; when the job was queued.
+    public var createdAt: String?
     /// `queued`, `in_progress`, `completed`, `waiting`, `requested` or `pending`.
     public var status: String
     public var conclusion: String?
@@ -8,8 +12,24 @@ public struct GitHubJob: Sendable, Equatable, Decodable {
     public var labels: [String]
 
     enum CodingKeys: String, CodingKey {
-        case id, status, conclusion, labels
+        case id, status, conclusion, labels, name
         case runnerName = "runner_name"
+        case runID = "run_id"
+        case createdAt = "created_at"
+    }
+
+    public init(
+        id: Int64, status: String, conclusion: String? = nil, runnerName: String? = nil, labels: [String],
+        runID: Int64? = nil, name: String? = nil, createdAt: String? = nil
+    ) {
+        self.id = id
+        self.status = status
+        self.conclusion = conclusion
+        self.runnerName = runnerName
+        self.labels = labels
+        self.runID = runID
+        self.name = name
+        self.createdAt = createdAt
     }
 
     /// Whether a runner can still pick the job up.
@@ -40,9 +60,24 @@ public struct JITConfig: Sendable {
     public var encodedConfig: Secret
 }
 
-/// The GitHub REST calls provisioning needs (repository runners).
+/// A workflow run, as listed by `GET /repos/{owner}/{repo}/actions/runs`.
+public struct WorkflowRun: Sendable, Equatable, Decodable {
+    public var id: Int64
+    public var status: String?
+
+    public init(id: Int64, status: String?) {
+        self.id = id
+        self.status = status
+    }
+}
+
+/// The GitHub REST calls provisioning and reconciliation need (repository runners).
 public protocol GitHubAPI: Sendable {
     func job(owner: String, repo: String, id: Int64) async throws(GitHubAPIError) -> GitHubJob
+    /// Runs in a status (`queued`, `in_progress`), newest first, first page (100).
+    func runs(owner: String, repo: String, status: String) async throws(GitHubAPIError) -> [WorkflowRun]
+    /// The jobs of a run's latest attempt, first page (100).
+    func jobs(owner: String, repo: String, runID: Int64) async throws(GitHubAPIError) -> [GitHubJob]
     func generateJITConfig(
         owner: String,
         repo: String,

@@ -36,6 +36,8 @@ public final class GitHubClient: GitHubAPI {
         case getJob = "GET /repos/{owner}/{repo}/actions/jobs/{job_id}"
         case generateJITConfig = "POST /repos/{owner}/{repo}/actions/runners/generate-jitconfig"
         case deleteRunner = "DELETE /repos/{owner}/{repo}/actions/runners/{runner_id}"
+        case listRuns = "GET /repos/{owner}/{repo}/actions/runs"
+        case listRunJobs = "GET /repos/{owner}/{repo}/actions/runs/{run_id}/jobs"
     }
 
     private let configuration: Configuration
@@ -45,6 +47,13 @@ public final class GitHubClient: GitHubAPI {
     private let clock: @Sendable () -> Int64
     /// Epoch seconds until which calls are refused (rate limited).
     private let limitedUntil = Mutex<Int64>(0)
+    /// Conditional requests: a 304 answer does not count against the primary rate limit.
+    private let etags = Mutex<[String: (etag: String, body: [UInt8])]>([:])
+    /// The last `x-ratelimit-remaining`, for callers that budget their calls (the reconciler).
+    private let remaining = Mutex<Int64?>(nil)
+
+    /// Requests left in the current rate-limit window, as GitHub last said; nil before the first answer.
+    public var rateLimitRemaining: Int64? { remaining.withLock { $0 } }
 
     public init(
         configuration: Configuration,
@@ -104,6 +113,24 @@ public final class GitHubClient: GitHubAPI {
         )
     }
 
+    public func runs(owner: String, repo: String, status: String) async throws(GitHubAPIError) -> [WorkflowRun] {
+        let response = try await call(
+            .listRuns, path: "/repos/\(segment(owner))/\(segment(repo))/actions/runs?status=\(status)&per_page=100")
+        struct Page: Decodable {
+            var workflowRuns: [WorkflowRun]
+            enum CodingKeys: String, CodingKey { case workflowRuns = "workflow_runs" }
+        }
+        return try decode(Page.self, from: response, endpoint: .listRuns).workflowRuns
+    }
+
+    public func jobs(owner: String, repo: String, runID: Int64) async throws(GitHubAPIError) -> [GitHubJob] {
+        let response = try await call(
+            .listRunJobs,
+            path: "/repos/\(segment(owner))/\(segment(repo))/actions/runs/\(runID)/jobs?filter=latest&per_page=100")
+        struct Page: Decodable { var jobs: [GitHubJob] }
+        return try decode(Page.self, from: response, endpoint: .listRunJobs).jobs
+    }
+
     public func deleteRunner(owner: String, repo: String, runnerID: Int64) async throws(GitHubAPIError) {
         _ = try await call(.deleteRunner, path: "/repos/\(segment(owner))/\(segment(repo))/actions/runners/\(runnerID)")
     }
@@ -138,9 +165,12 @@ public final class GitHubClient: GitHubAPI {
             ("User-Agent", "kube-actions-runner/\(KubeActionsRunnerVersion.current)"),
         ]
         if body != nil { headers.append(("Content-Type", "application/json")) }
+        let url = configuration.baseURL + path
+        let cached = method == "GET" ? etags.withLock { $0[url] } : nil
+        if let cached { headers.append(("If-None-Match", cached.etag)) }
         let request = HTTPClientRequest(
             method: method,
-            url: configuration.baseURL + path,
+            url: url,
             headers: headers,
             body: body,
             timeout: configuration.timeout
@@ -164,8 +194,20 @@ public final class GitHubClient: GitHubAPI {
         metrics?.countGitHubRequest(endpoint: endpoint.rawValue, status: String(response.status))
         if let remaining = response.header("x-ratelimit-remaining").flatMap({ Int64($0) }) {
             metrics?.githubRateLimitRemaining.set(remaining)
+            self.remaining.withLock { $0 = remaining }
         }
-        if (200..<300).contains(response.status) { return response }
+        if response.status == 304, let cached {
+            return HTTPClientResponse(status: 200, headers: response.headers, body: cached.body)
+        }
+        if (200..<300).contains(response.status) {
+            if method == "GET", let etag = response.header("etag") {
+                etags.withLock { cache in
+                    if cache.count >= 4096 { cache.removeAll() }  // bounded; refilled by the next cycle
+                    cache[url] = (etag, response.body)
+                }
+            }
+            return response
+        }
         throw error(for: response, endpoint: endpoint, now: now)
     }
 

@@ -18,6 +18,7 @@ public final class DryRunKubernetes: KubernetesAPI {
 
     private let logger: Logger
     private let state = Mutex(State())
+    private let objects = InMemoryObjects()
 
     public init(logger: Logger) {
         self.logger = logger
@@ -88,5 +89,25 @@ public final class DryRunKubernetes: KubernetesAPI {
         state.withLock { state in
             state.objects.filter { $0.kind == "Job" }.map { JobSummary(name: $0.name, labels: [:], isFinished: false) }
         }
+    }
+
+    public func lease(name: String, namespace: String) async throws(KubernetesAPIError) -> Lease? {
+        objects.lease(name: name)
+    }
+
+    public func createLease(_ lease: Lease, namespace: String) async throws(KubernetesAPIError) -> Lease {
+        try objects.createLease(lease, namespace: namespace)
+    }
+
+    public func updateLease(_ lease: Lease, namespace: String) async throws(KubernetesAPIError) -> Lease {
+        try objects.updateLease(lease, namespace: namespace)
+    }
+
+    public func configMap(name: String, namespace: String) async throws(KubernetesAPIError) -> ConfigMapData? {
+        objects.configMap(name: name)
+    }
+
+    public func saveConfigMap(name: String, namespace: String, _ configMap: ConfigMapData) async throws(KubernetesAPIError) {
+        try objects.saveConfigMap(name: name, namespace: namespace, configMap)
     }
 }

@@ -23,6 +23,43 @@ public struct JobSummary: Sendable, Equatable {
     }
 }
 
+/// A `coordination.k8s.io/v1` Lease, as leader election reads and writes it.
+public struct Lease: Sendable, Equatable {
+    public var name: String
+    /// Set by the API server; an update must carry the one it read (optimistic concurrency).
+    public var resourceVersion: String?
+    public var holderIdentity: String?
+    public var leaseDurationSeconds: Int?
+    /// RFC 3339 with microseconds (`MicroTime`).
+    public var acquireTime: String?
+    public var renewTime: String?
+    public var leaseTransitions: Int?
+
+    public init(
+        name: String, resourceVersion: String? = nil, holderIdentity: String?, leaseDurationSeconds: Int?,
+        acquireTime: String?, renewTime: String?, leaseTransitions: Int?
+    ) {
+        self.name = name
+        self.resourceVersion = resourceVersion
+        self.holderIdentity = holderIdentity
+        self.leaseDurationSeconds = leaseDurationSeconds
+        self.acquireTime = acquireTime
+        self.renewTime = renewTime
+        self.leaseTransitions = leaseTransitions
+    }
+}
+
+/// A ConfigMap's data and version.
+public struct ConfigMapData: Sendable, Equatable {
+    public var resourceVersion: String?
+    public var data: [String: String]
+
+    public init(resourceVersion: String?, data: [String: String]) {
+        self.resourceVersion = resourceVersion
+        self.data = data
+    }
+}
+
 /// The Kubernetes calls the service makes, all in one namespace.
 public protocol KubernetesAPI: Sendable {
     func createJob(_ manifest: JSONValue, namespace: String) async throws(KubernetesAPIError) -> CreatedObject
@@ -34,4 +71,13 @@ public protocol KubernetesAPI: Sendable {
         labelSelector: String,
         limit: Int?
     ) async throws(KubernetesAPIError) -> [JobSummary]
+    /// Nil when there is no such Lease.
+    func lease(name: String, namespace: String) async throws(KubernetesAPIError) -> Lease?
+    func createLease(_ lease: Lease, namespace: String) async throws(KubernetesAPIError) -> Lease
+    /// Replaces the Lease; `Conflict` when someone else changed it since `lease.resourceVersion`.
+    func updateLease(_ lease: Lease, namespace: String) async throws(KubernetesAPIError) -> Lease
+    /// Nil when there is no such ConfigMap.
+    func configMap(name: String, namespace: String) async throws(KubernetesAPIError) -> ConfigMapData?
+    /// Creates (no `resourceVersion`) or replaces (with it; `Conflict` if stale) a ConfigMap.
+    func saveConfigMap(name: String, namespace: String, _ configMap: ConfigMapData) async throws(KubernetesAPIError)
 }

@@ -131,6 +131,124 @@ public final class KubernetesClient: KubernetesAPI {
         }
     }
 
+    // MARK: - Leases and ConfigMaps
+
+    private struct LeaseObject: Decodable {
+        struct Metadata: Decodable {
+            var name: String
+            var resourceVersion: String?
+        }
+        struct Spec: Decodable {
+            var holderIdentity: String?
+            var leaseDurationSeconds: Int?
+            var acquireTime: String?
+            var renewTime: String?
+            var leaseTransitions: Int?
+        }
+        var metadata: Metadata
+        var spec: Spec?
+
+        var lease: Lease {
+            Lease(
+                name: metadata.name, resourceVersion: metadata.resourceVersion, holderIdentity: spec?.holderIdentity,
+                leaseDurationSeconds: spec?.leaseDurationSeconds, acquireTime: spec?.acquireTime,
+                renewTime: spec?.renewTime, leaseTransitions: spec?.leaseTransitions)
+        }
+    }
+
+    private func manifest(_ lease: Lease, namespace: String) -> JSONValue {
+        var metadata: [(String, JSONValue)] = [("name", .string(lease.name)), ("namespace", .string(namespace))]
+        if let version = lease.resourceVersion { metadata.append(("resourceVersion", .string(version))) }
+        var spec: [(String, JSONValue)] = []
+        if let holder = lease.holderIdentity { spec.append(("holderIdentity", .string(holder))) }
+        if let duration = lease.leaseDurationSeconds { spec.append(("leaseDurationSeconds", .int(duration))) }
+        if let time = lease.acquireTime { spec.append(("acquireTime", .string(time))) }
+        if let time = lease.renewTime { spec.append(("renewTime", .string(time))) }
+        if let count = lease.leaseTransitions { spec.append(("leaseTransitions", .int(count))) }
+        return .object([
+            ("apiVersion", "coordination.k8s.io/v1"), ("kind", "Lease"), ("metadata", .object(metadata)),
+            ("spec", .object(spec)),
+        ])
+    }
+
+    private func decodeLease(_ response: HTTPClientResponse, verb: String, namespace: String) throws(KubernetesAPIError) -> Lease {
+        guard let object = try? JSONDecoder().decode(LeaseObject.self, from: Data(response.body)) else {
+            throw KubernetesAPIError(
+                kind: .unexpectedResponse, verb: verb, resource: "leases.coordination.k8s.io", namespace: namespace,
+                status: response.status, message: "the answer is not a Lease")
+        }
+        return object.lease
+    }
+
+    public func lease(name: String, namespace: String) async throws(KubernetesAPIError) -> Lease? {
+        do {
+            let response = try await call(
+                "GET", "/apis/coordination.k8s.io/v1/namespaces/\(namespace)/leases/\(name)", body: nil, verb: "get",
+                resource: "leases.coordination.k8s.io", namespace: namespace)
+            return try decodeLease(response, verb: "get", namespace: namespace)
+        } catch where error.kind == .notFound {
+            return nil
+        }
+    }
+
+    public func createLease(_ lease: Lease, namespace: String) async throws(KubernetesAPIError) -> Lease {
+        let response = try await call(
+            "POST", "/apis/coordination.k8s.io/v1/namespaces/\(namespace)/leases", body: manifest(lease, namespace: namespace),
+            verb: "create", resource: "leases.coordination.k8s.io", namespace: namespace)
+        return try decodeLease(response, verb: "create", namespace: namespace)
+    }
+
+    public func updateLease(_ lease: Lease, namespace: String) async throws(KubernetesAPIError) -> Lease {
+        let response = try await call(
+            "PUT", "/apis/coordination.k8s.io/v1/namespaces/\(namespace)/leases/\(lease.name)",
+            body: manifest(lease, namespace: namespace), verb: "update", resource: "leases.coordination.k8s.io",
+            namespace: namespace)
+        return try decodeLease(response, verb: "update", namespace: namespace)
+    }
+
+    public func configMap(name: String, namespace: String) async throws(KubernetesAPIError) -> ConfigMapData? {
+        struct Object: Decodable {
+            struct Metadata: Decodable { var resourceVersion: String? }
+            var metadata: Metadata
+            var data: [String: String]?
+        }
+        let response: HTTPClientResponse
+        do {
+            response = try await call(
+                "GET", "/api/v1/namespaces/\(namespace)/configmaps/\(name)", body: nil, verb: "get", resource: "configmaps",
+                namespace: namespace)
+        } catch where error.kind == .notFound {
+            return nil
+        }
+        guard let object = try? JSONDecoder().decode(Object.self, from: Data(response.body)) else {
+            throw KubernetesAPIError(
+                kind: .unexpectedResponse, verb: "get", resource: "configmaps", namespace: namespace,
+                status: response.status, message: "the answer is not a ConfigMap")
+        }
+        return ConfigMapData(resourceVersion: object.metadata.resourceVersion, data: object.data ?? [:])
+    }
+
+    public func saveConfigMap(name: String, namespace: String, _ configMap: ConfigMapData) async throws(KubernetesAPIError) {
+        var metadata: [(String, JSONValue)] = [
+            ("name", .string(name)), ("namespace", .string(namespace)),
+            ("labels", .object([("app.kubernetes.io/managed-by", "kube-actions-runner")])),
+        ]
+        if let version = configMap.resourceVersion { metadata.append(("resourceVersion", .string(version))) }
+        let body: JSONValue = .object([
+            ("apiVersion", "v1"), ("kind", "ConfigMap"), ("metadata", .object(metadata)),
+            ("data", .object(configMap.data.keys.sorted().map { ($0, .string(configMap.data[$0]!)) })),
+        ])
+        if configMap.resourceVersion == nil {
+            _ = try await call(
+                "POST", "/api/v1/namespaces/\(namespace)/configmaps", body: body, verb: "create", resource: "configmaps",
+                namespace: namespace)
+        } else {
+            _ = try await call(
+                "PUT", "/api/v1/namespaces/\(namespace)/configmaps/\(name)", body: body, verb: "update",
+                resource: "configmaps", namespace: namespace)
+        }
+    }
+
     // MARK: - Calls
 
     private func call(

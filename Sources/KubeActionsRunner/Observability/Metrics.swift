@@ -13,6 +13,10 @@ public final class Metrics: Sendable {
     public let runnerJobsActive: Gauge
     /// `github_api_rate_limit_remaining`: the last `x-ratelimit-remaining` GitHub sent (-1 until known).
     public let githubRateLimitRemaining: Gauge
+    /// `reconciler_leader`: 1 on the replica that holds the Lease and runs the reconciler.
+    public let leader: Gauge
+    /// `reconciler_jobs_queued_too_long`: matching queued jobs older than 5 minutes, at the last cycle.
+    public let jobsQueuedTooLong: Gauge
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
@@ -38,6 +42,15 @@ public final class Metrics: Sendable {
             )
         )
         githubRateLimitRemaining.set(Int64(-1))
+        leader = registry.makeGauge(
+            descriptor: metric("reconciler_leader", "1 on the replica that holds the leader Lease and runs the reconciler."))
+        jobsQueuedTooLong = registry.makeGauge(
+            descriptor: metric(
+                "reconciler_jobs_queued_too_long",
+                "Queued jobs with matching labels older than 5 minutes, as the last reconciler cycle saw them."))
+        for result in ["ok", "partial", "failed", "skipped"] { _ = reconcilerCycleCounter(result) }
+        _ = reconcilerRecoveredCounter()
+        _ = reserveHitsCounter()
         for outcome in WebhookOutcome.allCases {
             // Every outcome exists from the start, so rate() and absent() alerts work before the first event.
             _ = outcomeCounter(outcome)
@@ -89,6 +102,34 @@ public final class Metrics: Sendable {
         ).increment()
     }
 
+    /// `reconciler_cycles_total{result}`: ok, partial (stopped at the rate-limit reserve), failed, skipped (not leader).
+    public func countReconcilerCycle(_ result: String) { reconcilerCycleCounter(result).increment() }
+
+    private func reconcilerCycleCounter(_ result: String) -> Counter {
+        registry.makeCounter(
+            descriptor: metric("reconciler_cycles_total", "Reconciler cycles by result."), labels: [("result", result)])
+    }
+
+    /// `reconciler_jobs_recovered_total`: queued jobs without a runner Job that the reconciler provisioned.
+    public func countRecovered() { reconcilerRecoveredCounter().increment() }
+
+    private func reconcilerRecoveredCounter() -> Counter {
+        registry.makeCounter(
+            descriptor: metric(
+                "reconciler_jobs_recovered_total",
+                "Queued jobs the webhook path missed and the reconciler provisioned."))
+    }
+
+    /// `reconciler_rate_limit_reserve_hits_total`: cycles cut short to keep GitHub calls for webhooks.
+    public func countReserveHit() { reserveHitsCounter().increment() }
+
+    private func reserveHitsCounter() -> Counter {
+        registry.makeCounter(
+            descriptor: metric(
+                "reconciler_rate_limit_reserve_hits_total",
+                "Reconciler cycles stopped because GitHub's remaining rate limit fell under the reserve."))
+    }
+
     /// The exposition, in Prometheus text format 0.0.4.
     public func exposition() -> [UInt8] {
         var buffer: [UInt8] = []
@@ -100,7 +141,9 @@ public final class Metrics: Sendable {
 
 /// A descriptor whose full name is exactly `name` (the library joins its parts with `_`).
 private func metric(_ name: String, _ help: String) -> MetricNameDescriptor {
-    let split = name.lastIndex(of: "_")!
+    guard let split = name.lastIndex(of: "_") else {
+        return MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
+    }
     return MetricNameDescriptor(
         metricName: String(name[..<split]),
         unitName: String(name[name.index(after: split)...]),

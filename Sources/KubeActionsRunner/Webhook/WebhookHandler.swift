@@ -13,6 +13,8 @@ public struct WebhookHandler: Sendable {
     private let logger: Logger
     /// The whole provisioning step must finish within this, well inside GitHub's 10 s.
     private let deadline: Duration
+    /// Told about the repository of every verified `workflow_job` delivery (the reconciler's list).
+    private let onVerifiedRepository: (@Sendable (_ owner: String, _ repo: String) -> Void)?
 
     public init(
         verifier: SignatureVerifier,
@@ -21,8 +23,10 @@ public struct WebhookHandler: Sendable {
         provisioner: any RunnerProvisioner,
         metrics: Metrics,
         logger: Logger,
-        deadline: Duration = .seconds(8)
+        deadline: Duration = .seconds(8),
+        onVerifiedRepository: (@Sendable (_ owner: String, _ repo: String) -> Void)? = nil
     ) {
+        self.onVerifiedRepository = onVerifiedRepository
         self.verifier = verifier
         self.matcher = matcher
         self.deliveries = deliveries
@@ -103,6 +107,7 @@ public struct WebhookHandler: Sendable {
         } catch {
             return Result(outcome: .badRequest, status: 400, message: error.description)
         }
+        onVerifiedRepository?(event.repository.owner.login, event.repository.name)
         guard event.action == "queued" else {
             return Result(outcome: .ignoredAction, status: 200, message: "action ignored", event: event)
         }

@@ -16,9 +16,10 @@ final class FakeGitHubAPI: GitHubAPI {
 
     let state = Mutex(State())
 
-    func queue(job id: Int64, status: String = "queued") {
+    func queue(job id: Int64, status: String = "queued", run: Int64 = 1, labels: [String] = ["self-hosted"], age: Double = 3600) {
+        let created = Timestamps.microTime(Timestamps.now() - age)
         state.withLock {
-            $0.jobs[id] = GitHubJob(id: id, status: status, conclusion: nil, runnerName: nil, labels: ["self-hosted"])
+            $0.jobs[id] = GitHubJob(id: id, status: status, labels: labels, runID: run, name: "job \(id)", createdAt: created)
         }
     }
 
@@ -64,6 +65,28 @@ final class FakeGitHubAPI: GitHubAPI {
         return try result.get()
     }
 
+    func runs(owner: String, repo: String, status: String) async throws(GitHubAPIError) -> [WorkflowRun] {
+        state.withLock { state in
+            state.calls.append("runs \(status)")
+            // A run is in progress once any of its jobs started; queued while all of them wait.
+            var runs: [Int64: String] = [:]
+            for job in state.jobs.values {
+                guard let run = job.runID else { continue }
+                if job.status == "in_progress" || job.status == "completed" { runs[run] = "in_progress" }
+                else if runs[run] == nil { runs[run] = "queued" }
+            }
+            let runIDs = runs.filter { $0.value == status }.map(\.key)
+            return runIDs.sorted().map { WorkflowRun(id: $0, status: status) }
+        }
+    }
+
+    func jobs(owner: String, repo: String, runID: Int64) async throws(GitHubAPIError) -> [GitHubJob] {
+        state.withLock { state in
+            state.calls.append("jobs \(runID)")
+            return state.jobs.values.filter { $0.runID == runID }.sorted { $0.id < $1.id }
+        }
+    }
+
     func deleteRunner(owner: String, repo: String, runnerID: Int64) async throws(GitHubAPIError) {
         let result = state.withLock { state -> Result<Void, GitHubAPIError> in
             state.calls.append("delete runner \(runnerID)")
@@ -90,6 +113,9 @@ final class FakeKubernetesAPI: KubernetesAPI {
     }
 
     let state = Mutex(State())
+    let objects = InMemoryObjects()
+    /// When set, every call fails as if the API server were unreachable.
+    let down = Mutex(false)
 
     var jobNames: Set<String> { state.withLock { Set($0.jobs.keys) } }
     var secretNames: Set<String> { state.withLock { Set($0.secrets.keys) } }
@@ -166,5 +192,28 @@ final class FakeKubernetesAPI: KubernetesAPI {
             state.calls.append("list jobs")
             return state.jobs.keys.sorted().map { JobSummary(name: $0, labels: [:], isFinished: false) }
         }
+    }
+
+    func lease(name: String, namespace: String) async throws(KubernetesAPIError) -> Lease? {
+        if down.withLock({ $0 }) { throw Self.error(.transport, status: nil, verb: "get", resource: "leases") }
+        return objects.lease(name: name)
+    }
+
+    func createLease(_ lease: Lease, namespace: String) async throws(KubernetesAPIError) -> Lease {
+        if down.withLock({ $0 }) { throw Self.error(.transport, status: nil, resource: "leases") }
+        return try objects.createLease(lease, namespace: namespace)
+    }
+
+    func updateLease(_ lease: Lease, namespace: String) async throws(KubernetesAPIError) -> Lease {
+        if down.withLock({ $0 }) { throw Self.error(.transport, status: nil, verb: "update", resource: "leases") }
+        return try objects.updateLease(lease, namespace: namespace)
+    }
+
+    func configMap(name: String, namespace: String) async throws(KubernetesAPIError) -> ConfigMapData? {
+        objects.configMap(name: name)
+    }
+
+    func saveConfigMap(name: String, namespace: String, _ configMap: ConfigMapData) async throws(KubernetesAPIError) {
+        try objects.saveConfigMap(name: name, namespace: namespace, configMap)
     }
 }

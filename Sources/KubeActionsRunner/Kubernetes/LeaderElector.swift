@@ -1,0 +1,148 @@
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// Leader election over a `coordination.k8s.io/v1` Lease, so background work (the reconciler) runs on one
+/// replica at a time while every replica serves webhooks.
+///
+/// Like client-go: a holder renews every `renewInterval`; another replica takes the Lease over only when it has
+/// not seen the Lease change for `leaseDuration` on its own monotonic clock (so clock skew between nodes does not
+/// matter). Fencing: `isLeader` turns false `leaseDuration - fencingMargin` after the last successful renewal,
+/// before any other replica may take over. On shutdown the Lease is released so a successor starts at once.
+public final class LeaderElector: Service {
+    public struct Configuration: Sendable {
+        public var name = "kube-actions-runner"
+        public var leaseDuration: Duration = .seconds(30)
+        public var renewInterval: Duration = .seconds(10)
+        public var fencingMargin: Duration = .seconds(5)
+
+        public init() {}
+    }
+
+    private struct State {
+        var leadingUntil: ContinuousClock.Instant?
+        /// The holder and renew time last seen, and when (our clock) they were first seen.
+        var observed: (holder: String?, renew: String?)?
+        var observedAt: ContinuousClock.Instant?
+    }
+
+    public let identity: String
+    private let kubernetes: any KubernetesAPI
+    private let namespace: String
+    private let configuration: Configuration
+    private let metrics: Metrics
+    private let logger: Logger
+    private let state = Mutex(State())
+
+    public init(
+        kubernetes: any KubernetesAPI, namespace: String, identity: String, configuration: Configuration = Configuration(),
+        metrics: Metrics, logger: Logger
+    ) {
+        self.kubernetes = kubernetes
+        self.namespace = namespace
+        self.identity = identity
+        self.configuration = configuration
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    /// True while this replica holds a Lease it renewed recently enough.
+    public var isLeader: Bool {
+        state.withLock { state in state.leadingUntil.map { ContinuousClock.now < $0 } ?? false }
+    }
+
+    public func run() async throws {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            await tryAcquireOrRenew()
+            metrics.leader.set(Int64(isLeader ? 1 : 0))
+            let pause = isLeader ? configuration.renewInterval : configuration.renewInterval / 2
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pause) }
+        }
+        await release()
+    }
+
+    /// One attempt; public for tests.
+    public func tryAcquireOrRenew() async {
+        let now = Timestamps.now()
+        let attemptStarted = ContinuousClock.now
+        let duration = Int(configuration.leaseDuration.components.seconds)
+        do throws(KubernetesAPIError) {
+            guard var lease = try await kubernetes.lease(name: configuration.name, namespace: namespace) else {
+                _ = try await kubernetes.createLease(
+                    Lease(
+                        name: configuration.name, holderIdentity: identity, leaseDurationSeconds: duration,
+                        acquireTime: Timestamps.microTime(now), renewTime: Timestamps.microTime(now), leaseTransitions: 0),
+                    namespace: namespace)
+                becameLeader(at: attemptStarted, transition: true)
+                return
+            }
+            let seen = (lease.holderIdentity, lease.renewTime)
+            let expired = state.withLock { state -> Bool in
+                if state.observed == nil || state.observed! != seen {
+                    state.observed = seen
+                    state.observedAt = attemptStarted
+                }
+                let leaseDuration = Duration.seconds(lease.leaseDurationSeconds ?? duration)
+                return ContinuousClock.now - state.observedAt! >= leaseDuration
+            }
+            let holder = lease.holderIdentity ?? ""
+            if holder == identity {
+                lease.renewTime = Timestamps.microTime(now)
+                lease.leaseDurationSeconds = duration
+                _ = try await kubernetes.updateLease(lease, namespace: namespace)
+                becameLeader(at: attemptStarted, transition: false)
+            } else if holder.isEmpty || expired {
+                lease.holderIdentity = identity
+                lease.leaseDurationSeconds = duration
+                lease.acquireTime = Timestamps.microTime(now)
+                lease.renewTime = Timestamps.microTime(now)
+                lease.leaseTransitions = (lease.leaseTransitions ?? 0) + 1
+                _ = try await kubernetes.updateLease(lease, namespace: namespace)
+                logger.notice("took over the leader Lease", metadata: ["previous": "\(holder)", "identity": "\(identity)"])
+                becameLeader(at: attemptStarted, transition: true)
+            } else {
+                lostLeadership(reason: "held by \(holder)")
+            }
+        } catch {
+            // A conflict means someone else wrote first; anything else means we cannot prove we lead.
+            lostLeadership(reason: error.description)
+        }
+    }
+
+    private func becameLeader(at attemptStarted: ContinuousClock.Instant, transition: Bool) {
+        let wasLeader = isLeader
+        state.withLock { $0.leadingUntil = attemptStarted + configuration.leaseDuration - configuration.fencingMargin }
+        if !wasLeader {
+            logger.notice("leading: reconciler runs on this replica", metadata: ["identity": "\(identity)"])
+        }
+    }
+
+    private func lostLeadership(reason: String) {
+        let wasLeader = state.withLock { state -> Bool in
+            defer { state.leadingUntil = nil }
+            return state.leadingUntil.map { ContinuousClock.now < $0 } ?? false
+        }
+        if wasLeader {
+            logger.warning("no longer leading", metadata: ["reason": "\(reason)", "identity": "\(identity)"])
+        }
+    }
+
+    /// Gives the Lease up so another replica can lead without waiting for it to expire.
+    public func release() async {
+        guard isLeader else { return }
+        state.withLock { $0.leadingUntil = nil }
+        metrics.leader.set(Int64(0))
+        do throws(KubernetesAPIError) {
+            guard var lease = try await kubernetes.lease(name: configuration.name, namespace: namespace),
+                lease.holderIdentity == identity
+            else { return }
+            lease.holderIdentity = ""
+            lease.leaseDurationSeconds = 1
+            lease.renewTime = Timestamps.microTime(Timestamps.now())
+            _ = try await kubernetes.updateLease(lease, namespace: namespace)
+            logger.notice("released the leader Lease", metadata: ["identity": "\(identity)"])
+        } catch {
+            logger.warning("releasing the leader Lease failed", metadata: ["error": "\(error)"])
+        }
+    }
+}

@@ -1,0 +1,166 @@
+import Synchronization
+import Testing
+
+@testable import KubeActionsRunner
+
+@Suite struct ReconcilerTests {
+    let github = FakeGitHubAPI()
+    let kubernetes = FakeKubernetesAPI()
+    let metrics = Metrics()
+    let logs = LogCapture()
+    let remaining = Remaining()
+
+    final class Remaining: Sendable {
+        let value = Mutex<Int64?>(5000)
+        func set(_ new: Int64?) { value.withLock { $0 = new } }
+        var current: Int64? { value.withLock { $0 } }
+    }
+
+    func reconciler(repositories: [RepositoryRegistry.Repository] = [.init(owner: "octo", name: "repo")], matcher: String? = nil)
+        throws -> Reconciler
+    {
+        let monitor = ClusterMonitor(kubernetes: kubernetes, namespace: "ns", metrics: metrics, logger: logs.logger())
+        let provisioner = JITRunnerProvisioner(
+            github: github, kubernetes: kubernetes, settings: RunnerJobTests.settings(.standard), runnerGroupID: 1,
+            monitor: monitor, logger: logs.logger())
+        let registry = RepositoryRegistry(kubernetes: kubernetes, namespace: "ns", configured: repositories, logger: logs.logger())
+        let remaining = self.remaining
+        return Reconciler(
+            configuration: Reconciler.Configuration(), github: github,
+            rateLimitRemaining: { remaining.current }, kubernetes: kubernetes, namespace: "ns",
+            provisioner: provisioner, matcher: try LabelMatcher(parsing: matcher), repositories: registry,
+            isLeader: { true }, metrics: metrics, logger: logs.logger())
+    }
+
+    var exposition: String { String(decoding: metrics.exposition(), as: UTF8.self) }
+
+    @Test func provisionsQueuedJobsTheWebhookPathMissed() async throws {
+        github.queue(job: 1, run: 10)
+        github.queue(job: 2, run: 20)
+        let summary = try await reconciler().cycle()
+        #expect(summary == .init(repositories: 1, queued: 2, recovered: 2, result: "ok"))
+        #expect(kubernetes.jobNames == ["runner-1", "runner-2"] && kubernetes.secretNames == ["runner-1", "runner-2"])
+        #expect(exposition.contains("reconciler_jobs_recovered_total 2"))
+        #expect(exposition.contains(#"reconciler_cycles_total{result="ok"} 1"#))
+        #expect(logs.text.contains("reconciler: provisioned a queued job the webhook path missed"))
+    }
+
+    @Test func findsQueuedJobsInsideRunsAlreadyInProgress() async throws {
+        github.queue(job: 1, status: "in_progress", run: 10)
+        github.queue(job: 2, run: 10)  // the second job of the same run still waits
+        let summary = try await reconciler().cycle()
+        #expect(summary.recovered == 1)
+        #expect(kubernetes.jobNames == ["runner-2"])
+    }
+
+    @Test func leavesYoungMatchedAndForeignJobsAlone() async throws {
+        github.queue(job: 1, run: 10, age: 5)  // inside the grace period: the webhook path may still be at work
+        github.queue(job: 2, run: 20, labels: ["ubuntu-latest"])  // not ours
+        github.queue(job: 3, run: 30)
+        _ = try await kubernetes.createJob(
+            RunnerJob.render(
+                for: RunnerRequest(owner: "octo", repository: "repo", jobID: 3, runID: 30, jobName: "", labels: [], deliveryID: nil),
+                settings: RunnerJobTests.settings(.standard)
+            ).job, namespace: "ns")  // already has a runner Job
+        let summary = try await reconciler().cycle()
+        #expect(summary.recovered == 0 && summary.queued == 2)
+        #expect(kubernetes.jobNames == ["runner-3"])
+        #expect(!github.calls.contains { $0.hasPrefix("jit") })
+    }
+
+    @Test func keepsGitHubsRateLimitForWebhooks() async throws {
+        github.queue(job: 1, run: 10)
+        remaining.set(100)
+        let summary = try await reconciler().cycle()
+        #expect(summary.result == "partial" && summary.recovered == 0)
+        #expect(github.calls.isEmpty)
+        #expect(exposition.contains("reconciler_rate_limit_reserve_hits_total 1"))
+    }
+
+    @Test func countsJobsQueuedTooLong() async throws {
+        github.queue(job: 1, run: 10, age: 900)
+        github.queue(job: 2, run: 20, age: 30)
+        _ = try await reconciler().cycle()
+        #expect(exposition.contains("reconciler_jobs_queued_too_long 1.0"))
+    }
+
+    @Test func remembersRepositoriesAcrossRestartsInAConfigMap() async throws {
+        let first = RepositoryRegistry(kubernetes: kubernetes, namespace: "ns", configured: [], logger: logs.logger())
+        first.note(owner: "octo", repo: "a")
+        await first.store()
+        first.note(owner: "other", repo: "b")
+        await first.store()
+        let restarted = RepositoryRegistry(
+            kubernetes: kubernetes, namespace: "ns", configured: [.init(owner: "cfg", name: "c")], logger: logs.logger())
+        #expect(await restarted.all().map(\.description) == ["cfg/c", "octo/a", "other/b"])
+        #expect(kubernetes.objects.configMap(name: RepositoryRegistry.configMapName)?.data["repositories"] == "octo/a\nother/b")
+    }
+
+    @Test func parsesTheRepositoriesVariable() {
+        let (repositories, invalid) = RepositoryRegistry.parse("octo/a, octo/b\nme/c  bad /x")
+        #expect(repositories.map(\.description) == ["octo/a", "octo/b", "me/c"])
+        #expect(invalid == ["bad", "/x"])
+    }
+}
+
+@Suite struct LeaderElectorTests {
+    let kubernetes = FakeKubernetesAPI()
+    let metrics = Metrics()
+
+    func elector(_ identity: String) -> LeaderElector {
+        var configuration = LeaderElector.Configuration()
+        configuration.leaseDuration = .seconds(1)
+        configuration.renewInterval = .milliseconds(200)
+        configuration.fencingMargin = .milliseconds(300)
+        return LeaderElector(
+            kubernetes: kubernetes, namespace: "ns", identity: identity, configuration: configuration, metrics: metrics,
+            logger: LogCapture().logger())
+    }
+
+    @Test func oneReplicaLeadsTheOtherWaits() async {
+        let a = elector("a")
+        let b = elector("b")
+        await a.tryAcquireOrRenew()
+        await b.tryAcquireOrRenew()
+        #expect(a.isLeader && !b.isLeader)
+        await a.tryAcquireOrRenew()  // renews
+        #expect(a.isLeader && kubernetes.objects.lease(name: "kube-actions-runner")?.holderIdentity == "a")
+    }
+
+    @Test func takesOverOnlyAfterTheLeaseWentUnrenewedForItsDuration() async throws {
+        let a = elector("a")
+        let b = elector("b")
+        await a.tryAcquireOrRenew()
+        await b.tryAcquireOrRenew()
+        try await Task.sleep(for: .milliseconds(500))
+        await b.tryAcquireOrRenew()
+        #expect(!b.isLeader)  // half the duration: not yet
+        // Fencing: a stops believing it leads before b may take over.
+        try await Task.sleep(for: .milliseconds(250))
+        #expect(!a.isLeader)
+        try await Task.sleep(for: .milliseconds(350))
+        await b.tryAcquireOrRenew()
+        #expect(b.isLeader)
+        #expect(kubernetes.objects.lease(name: "kube-actions-runner")?.leaseTransitions == 1)
+        await a.tryAcquireOrRenew()
+        #expect(!a.isLeader)
+    }
+
+    @Test func stopsLeadingWhenTheAPIServerCannotBeReached() async {
+        let a = elector("a")
+        await a.tryAcquireOrRenew()
+        #expect(a.isLeader)
+        kubernetes.down.withLock { $0 = true }
+        await a.tryAcquireOrRenew()
+        #expect(!a.isLeader)
+    }
+
+    @Test func releasesTheLeaseSoASuccessorStartsAtOnce() async {
+        let a = elector("a")
+        let b = elector("b")
+        await a.tryAcquireOrRenew()
+        await a.release()
+        await b.tryAcquireOrRenew()
+        #expect(b.isLeader && !a.isLeader)
+    }
+}
