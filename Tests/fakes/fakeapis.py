@@ -220,6 +220,13 @@ class FakeGitHub(FakeAPI):
         m = re.fullmatch(r"/repos/([^/]+)/([^/]+)/actions/runners/generate-jitconfig", path)
         if m and method == "POST":
             return self._generate(m[1], m[2], body)
+        m = re.fullmatch(r"/repos/([^/]+)/([^/]+)/actions/runners", path)
+        if m and method == "GET":
+            with self.lock:
+                runners = [{"id": i, "name": r["name"], "os": "linux", "status": "offline", "busy": r["busy"],
+                            "labels": [{"id": n, "name": l, "type": "custom"} for n, l in enumerate(r["labels"])]}
+                           for i, r in sorted(self.runners.items()) if (r["owner"], r["repo"]) == (m[1], m[2])]
+            return 200, {}, {"total_count": len(runners), "runners": runners}
         m = re.fullmatch(r"/repos/([^/]+)/([^/]+)/actions/runners/(\d+)", path)
         if m and method == "DELETE":
             with self.lock:

@@ -30,5 +30,7 @@ public final class DryRunGitHub: GitHubAPI {
 
     public func jobs(owner: String, repo: String, runID: Int64) async throws(GitHubAPIError) -> [GitHubJob] { [] }
 
+    public func runners(owner: String, repo: String) async throws(GitHubAPIError) -> [RegisteredRunner] { [] }
+
     public func deleteRunner(owner: String, repo: String, runnerID: Int64) async throws(GitHubAPIError) {}
 }

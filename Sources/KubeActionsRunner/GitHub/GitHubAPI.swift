@@ -71,6 +71,22 @@ public struct WorkflowRun: Sendable, Equatable, Decodable {
     }
 }
 
+/// A self-hosted runner registered to a repository.
+public struct RegisteredRunner: Sendable, Equatable, Decodable {
+    public var id: Int64
+    public var name: String
+    /// `online` or `offline`.
+    public var status: String?
+    public var busy: Bool?
+
+    public init(id: Int64, name: String, status: String? = nil, busy: Bool? = nil) {
+        self.id = id
+        self.name = name
+        self.status = status
+        self.busy = busy
+    }
+}
+
 /// The GitHub REST calls provisioning and reconciliation need (repository runners).
 public protocol GitHubAPI: Sendable {
     func job(owner: String, repo: String, id: Int64) async throws(GitHubAPIError) -> GitHubJob
@@ -84,4 +100,6 @@ public protocol GitHubAPI: Sendable {
         _ request: JITConfigRequest
     ) async throws(GitHubAPIError) -> JITConfig
     func deleteRunner(owner: String, repo: String, runnerID: Int64) async throws(GitHubAPIError)
+    /// The repository's self-hosted runners, first page (100).
+    func runners(owner: String, repo: String) async throws(GitHubAPIError) -> [RegisteredRunner]
 }

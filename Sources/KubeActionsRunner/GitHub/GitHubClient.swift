@@ -38,6 +38,7 @@ public final class GitHubClient: GitHubAPI {
         case deleteRunner = "DELETE /repos/{owner}/{repo}/actions/runners/{runner_id}"
         case listRuns = "GET /repos/{owner}/{repo}/actions/runs"
         case listRunJobs = "GET /repos/{owner}/{repo}/actions/runs/{run_id}/jobs"
+        case listRunners = "GET /repos/{owner}/{repo}/actions/runners"
     }
 
     private let configuration: Configuration
@@ -129,6 +130,13 @@ public final class GitHubClient: GitHubAPI {
             path: "/repos/\(segment(owner))/\(segment(repo))/actions/runs/\(runID)/jobs?filter=latest&per_page=100")
         struct Page: Decodable { var jobs: [GitHubJob] }
         return try decode(Page.self, from: response, endpoint: .listRunJobs).jobs
+    }
+
+    public func runners(owner: String, repo: String) async throws(GitHubAPIError) -> [RegisteredRunner] {
+        let response = try await call(
+            .listRunners, path: "/repos/\(segment(owner))/\(segment(repo))/actions/runners?per_page=100")
+        struct Page: Decodable { var runners: [RegisteredRunner] }
+        return try decode(Page.self, from: response, endpoint: .listRunners).runners
     }
 
     public func deleteRunner(owner: String, repo: String, runnerID: Int64) async throws(GitHubAPIError) {

@@ -91,6 +91,10 @@ public final class DryRunKubernetes: KubernetesAPI {
         }
     }
 
+    public func listSecretNames(namespace: String, labelSelector: String) async throws(KubernetesAPIError) -> [String] {
+        state.withLock { $0.objects.filter { $0.kind == "Secret" }.map(\.name) }
+    }
+
     public func lease(name: String, namespace: String) async throws(KubernetesAPIError) -> Lease? {
         objects.lease(name: name)
     }

@@ -15,11 +15,14 @@ public struct JobSummary: Sendable, Equatable {
     public var labels: [String: String]
     /// A `Complete` or `Failed` condition is true.
     public var isFinished: Bool
+    /// `metadata.creationTimestamp`, seconds since the epoch.
+    public var createdAt: Double?
 
-    public init(name: String, labels: [String: String], isFinished: Bool) {
+    public init(name: String, labels: [String: String], isFinished: Bool, createdAt: Double? = nil) {
         self.name = name
         self.labels = labels
         self.isFinished = isFinished
+        self.createdAt = createdAt
     }
 }
 
@@ -71,6 +74,8 @@ public protocol KubernetesAPI: Sendable {
         labelSelector: String,
         limit: Int?
     ) async throws(KubernetesAPIError) -> [JobSummary]
+    /// Names of the Secrets with these labels.
+    func listSecretNames(namespace: String, labelSelector: String) async throws(KubernetesAPIError) -> [String]
     /// Nil when there is no such Lease.
     func lease(name: String, namespace: String) async throws(KubernetesAPIError) -> Lease?
     func createLease(_ lease: Lease, namespace: String) async throws(KubernetesAPIError) -> Lease

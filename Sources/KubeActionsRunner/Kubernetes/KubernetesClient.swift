@@ -100,6 +100,7 @@ public final class KubernetesClient: KubernetesAPI {
                 struct Metadata: Decodable {
                     var name: String
                     var labels: [String: String]?
+                    var creationTimestamp: String?
                 }
                 struct JobStatus: Decodable {
                     struct Condition: Decodable {
@@ -127,8 +128,29 @@ public final class KubernetesClient: KubernetesAPI {
             let finished = (item.status?.conditions ?? []).contains {
                 ($0.type == "Complete" || $0.type == "Failed") && $0.status == "True"
             }
-            return JobSummary(name: item.metadata.name, labels: item.metadata.labels ?? [:], isFinished: finished)
+            return JobSummary(
+                name: item.metadata.name, labels: item.metadata.labels ?? [:], isFinished: finished,
+                createdAt: item.metadata.creationTimestamp.flatMap(Timestamps.parse))
         }
+    }
+
+    public func listSecretNames(namespace: String, labelSelector: String) async throws(KubernetesAPIError) -> [String] {
+        let response = try await call(
+            "GET", "/api/v1/namespaces/\(namespace)/secrets?labelSelector=\(percentEncodeQuery(labelSelector))", body: nil,
+            verb: "list", resource: "secrets", namespace: namespace)
+        struct List: Decodable {
+            struct Item: Decodable {
+                struct Metadata: Decodable { var name: String }
+                var metadata: Metadata
+            }
+            var items: [Item]
+        }
+        guard let list = try? JSONDecoder().decode(List.self, from: Data(response.body)) else {
+            throw KubernetesAPIError(
+                kind: .unexpectedResponse, verb: "list", resource: "secrets", namespace: namespace, status: response.status,
+                message: "the answer is not a SecretList")
+        }
+        return list.items.map(\.metadata.name)
     }
 
     // MARK: - Leases and ConfigMaps

@@ -51,6 +51,12 @@ public final class Metrics: Sendable {
         for result in ["ok", "partial", "failed", "skipped"] { _ = reconcilerCycleCounter(result) }
         _ = reconcilerRecoveredCounter()
         _ = reserveHitsCounter()
+        for reason in ["no_secret", "orphan_registration"] {
+            _ = registry.makeCounter(
+                descriptor: metric(
+                    "runners_reaped_total", "Runner Jobs and registrations removed because no job could use them, by reason."),
+                labels: [("reason", reason)])
+        }
         for outcome in WebhookOutcome.allCases {
             // Every outcome exists from the start, so rate() and absent() alerts work before the first event.
             _ = outcomeCounter(outcome)
@@ -128,6 +134,16 @@ public final class Metrics: Sendable {
             descriptor: metric(
                 "reconciler_rate_limit_reserve_hits_total",
                 "Reconciler cycles stopped because GitHub's remaining rate limit fell under the reserve."))
+    }
+
+    /// `runners_reaped_total{reason}`: runner Jobs or registrations removed because no job could use them.
+    public func countReaped(_ reason: String) {
+        registry.makeCounter(
+            descriptor: metric(
+                "runners_reaped_total",
+                "Runner Jobs and registrations removed because no job could use them, by reason."),
+            labels: [("reason", reason)]
+        ).increment()
     }
 
     /// The exposition, in Prometheus text format 0.0.4.

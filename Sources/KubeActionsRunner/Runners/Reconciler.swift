@@ -19,6 +19,9 @@ public final class Reconciler: Service {
         public var maxProvisionsPerCycle = 20
         /// Queued longer than this counts in `reconciler_jobs_queued_too_long`.
         public var tooLong: Duration = .seconds(300)
+        /// A runner Job still without its Secret this long after creation was interrupted (a live provisioning
+        /// finishes within the 8 s webhook deadline); it is removed.
+        public var secretDeadline: Duration = .seconds(30)
 
         public init() {}
     }
@@ -81,18 +84,42 @@ public final class Reconciler: Service {
     public func cycle() async -> Summary {
         var summary = Summary()
         let now = Timestamps.now()
-        let existing: Set<String>
+        let known = await repositories.all()
+        // Registrations first, then Jobs: a Job is always created before its registration, so every
+        // registration seen here has its Job in the list below unless that Job is really gone.
+        var registrations: [(RepositoryRegistry.Repository, [RegisteredRunner])] = []
+        for repository in known {
+            if let remaining = rateLimitRemaining(), remaining < configuration.reserve { break }
+            if let runners = try? await github.runners(owner: repository.owner, repo: repository.name) {
+                registrations.append((repository, runners))
+            }
+        }
+        var existing: Set<String>
         do {
             let jobs = try await kubernetes.listJobs(namespace: namespace, labelSelector: ClusterMonitor.labelSelector, limit: nil)
+            let secrets = Set(try await kubernetes.listSecretNames(namespace: namespace, labelSelector: ClusterMonitor.labelSelector))
             existing = Set(jobs.compactMap { $0.labels["kube-actions-runner/job-id"] ?? jobIDFromName($0.name) })
+            for job in jobs where !job.isFinished && !secrets.contains(job.name) {
+                // A provisioning that was interrupted (the process killed between the Job and its Secret).
+                guard let created = job.createdAt, now - created > Double(configuration.secretDeadline.components.seconds)
+                else { continue }
+                await reap(job: job.name, reason: "no_secret")
+                if let id = job.labels["kube-actions-runner/job-id"] ?? jobIDFromName(job.name) { existing.remove(id) }
+            }
         } catch {
             logger.warning("reconciler: cannot list runner jobs; cycle skipped", metadata: ["error": "\(error)"])
             metrics.countReconcilerCycle("failed")
             return Summary(result: "failed")
         }
+        for (repository, runners) in registrations {
+            for runner in runners where runner.busy != true {
+                guard let id = Self.jobID(ofRunnerNamed: runner.name), !existing.contains(id) else { continue }
+                await reap(registration: runner, in: repository)
+            }
+        }
         var tooLong = 0
         var provisioned = 0
-        repositories: for repository in await repositories.all() {
+        repositories: for repository in known {
             summary.repositories += 1
             if let remaining = rateLimitRemaining(), remaining < configuration.reserve {
                 logger.warning(
@@ -170,6 +197,40 @@ public final class Reconciler: Service {
         } catch {
             logger.warning("reconciler: provisioning failed", metadata: metadata.merging(["error": "\(error)"]) { $1 })
         }
+    }
+
+    /// Removes a runner Job that can never run (its provisioning was interrupted).
+    private func reap(job name: String, reason: String) async {
+        do {
+            try await kubernetes.deleteJob(name: name, namespace: namespace)
+            metrics.countReaped(reason)
+            logger.warning("reaper: removed a runner job that had no JIT secret", metadata: ["runner_job": "\(name)", "reason": "\(reason)"])
+        } catch {
+            logger.warning("reaper: removing a runner job failed", metadata: ["runner_job": "\(name)", "error": "\(error)"])
+        }
+    }
+
+    /// Deletes a registration whose runner Job is gone: no pod will ever use it.
+    private func reap(registration runner: RegisteredRunner, in repository: RepositoryRegistry.Repository) async {
+        let metadata: Logger.Metadata = ["repo": "\(repository)", "runner.id": "\(runner.id)", "runner.name": "\(runner.name)"]
+        do {
+            try await github.deleteRunner(owner: repository.owner, repo: repository.name, runnerID: runner.id)
+            metrics.countReaped("orphan_registration")
+            logger.notice("reaper: deleted a runner registration without a runner job", metadata: metadata)
+        } catch where error.kind == .validation {
+            logger.info("reaper: registration still busy; retried next cycle", metadata: metadata)
+        } catch {
+            logger.warning("reaper: deleting a registration failed", metadata: metadata.merging(["error": "\(error)"]) { $1 })
+        }
+    }
+
+    /// The job id in a runner name this service gives: `runner-<job id>-<5 characters>`.
+    static func jobID(ofRunnerNamed name: String) -> String? {
+        let parts = name.split(separator: "-")
+        guard parts.count == 3, parts[0] == "runner", !parts[1].isEmpty, parts[1].allSatisfy(\.isNumber), parts[2].count == 5,
+            parts[2].allSatisfy({ $0.isLowercase || $0.isNumber })
+        else { return nil }
+        return String(parts[1])
     }
 
     private func jobIDFromName(_ name: String) -> String? {

@@ -164,3 +164,60 @@ import Testing
         #expect(b.isLeader && !a.isLeader)
     }
 }
+
+@Suite struct ReaperTests {
+    let github = FakeGitHubAPI()
+    let kubernetes = FakeKubernetesAPI()
+    let metrics = Metrics()
+    let logs = LogCapture()
+
+    func reconciler(secretDeadline: Duration) throws -> Reconciler {
+        let monitor = ClusterMonitor(kubernetes: kubernetes, namespace: "ns", metrics: metrics, logger: logs.logger())
+        let provisioner = JITRunnerProvisioner(
+            github: github, kubernetes: kubernetes, settings: RunnerJobTests.settings(.standard), runnerGroupID: 1,
+            monitor: monitor, logger: logs.logger())
+        var configuration = Reconciler.Configuration()
+        configuration.secretDeadline = secretDeadline
+        return Reconciler(
+            configuration: configuration, github: github, rateLimitRemaining: { 5000 }, kubernetes: kubernetes,
+            namespace: "ns", provisioner: provisioner, matcher: .selfHosted,
+            repositories: RepositoryRegistry(
+                kubernetes: kubernetes, namespace: "ns", configured: [.init(owner: "octo", name: "repo")], logger: logs.logger()),
+            isLeader: { true }, metrics: metrics, logger: logs.logger())
+    }
+
+    @Test func repairsAProvisioningInterruptedBetweenTheJobAndItsSecret() async throws {
+        github.queue(job: 5, run: 50)
+        // A process killed after round 2: the Job and a registration exist, the Secret does not.
+        kubernetes.state.withLock { $0.jobs["runner-5"] = ("uid-runner-5", .object([])); $0.jobCreated["runner-5"] = 0 }
+        github.state.withLock { $0.runners[900] = "runner-5-abcde" }
+
+        let first = try await reconciler(secretDeadline: .seconds(60)).cycle()
+        // The stuck Job went, its registration with it, and the queued job got a fresh runner in the same cycle.
+        #expect(first.recovered == 1)
+        #expect(kubernetes.jobNames == ["runner-5"] && kubernetes.secretNames == ["runner-5"])
+        #expect(github.runners.count == 1 && github.runners[900] == nil)
+        let text = String(decoding: metrics.exposition(), as: UTF8.self)
+        #expect(text.contains(#"runners_reaped_total{reason="no_secret"} 1"#))
+        #expect(text.contains(#"runners_reaped_total{reason="orphan_registration"} 1"#))
+    }
+
+    @Test func leavesRegistrationsWhoseJobExistsAndNamesItDidNotGive() async throws {
+        _ = try await kubernetes.createJob(.object([("metadata", .object([("name", "runner-7")]))]), namespace: "ns")
+        github.state.withLock {
+            $0.runners[1] = "runner-7-abcde"  // its Job exists
+            $0.runners[2] = "my-own-runner"  // not ours
+            $0.runners[3] = "runner-8-ABCDE"  // not the shape we give
+        }
+        _ = try await reconciler(secretDeadline: .seconds(3600)).cycle()
+        #expect(github.runners.keys.sorted() == [1, 2, 3])
+        #expect(kubernetes.jobNames == ["runner-7"])  // young: not reaped yet
+    }
+
+    @Test func readsJobIDsFromRunnerNames() {
+        #expect(Reconciler.jobID(ofRunnerNamed: "runner-289782451-a1b2c") == "289782451")
+        #expect(Reconciler.jobID(ofRunnerNamed: "runner-1-abcd") == nil)
+        #expect(Reconciler.jobID(ofRunnerNamed: "runner-x-abcde") == nil)
+        #expect(Reconciler.jobID(ofRunnerNamed: "ghost-1-abcde") == nil)
+    }
+}

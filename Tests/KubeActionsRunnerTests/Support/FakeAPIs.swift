@@ -87,6 +87,13 @@ final class FakeGitHubAPI: GitHubAPI {
         }
     }
 
+    func runners(owner: String, repo: String) async throws(GitHubAPIError) -> [RegisteredRunner] {
+        state.withLock { state in
+            state.calls.append("runners")
+            return state.runners.sorted { $0.key < $1.key }.map { RegisteredRunner(id: $0.key, name: $0.value, status: "offline", busy: false) }
+        }
+    }
+
     func deleteRunner(owner: String, repo: String, runnerID: Int64) async throws(GitHubAPIError) {
         let result = state.withLock { state -> Result<Void, GitHubAPIError> in
             state.calls.append("delete runner \(runnerID)")
@@ -104,6 +111,7 @@ final class FakeGitHubAPI: GitHubAPI {
 final class FakeKubernetesAPI: KubernetesAPI {
     struct State {
         var jobs: [String: (uid: String, manifest: JSONValue)] = [:]
+        var jobCreated: [String: Double] = [:]
         var secrets: [String: JSONValue] = [:]
         var calls: [String] = []
         var createJobFaults: [KubernetesAPIError] = []
@@ -151,6 +159,7 @@ final class FakeKubernetesAPI: KubernetesAPI {
             if state.jobs[name] != nil { return .failure(Self.error(.alreadyExists, status: 409)) }
             let uid = "uid-\(name)"
             state.jobs[name] = (uid, manifest)
+            state.jobCreated[name] = Timestamps.now()
             return .success(CreatedObject(name: name, uid: uid))
         }
         return try result.get()
@@ -190,8 +199,14 @@ final class FakeKubernetesAPI: KubernetesAPI {
     ) async throws(KubernetesAPIError) -> [JobSummary] {
         state.withLock { state in
             state.calls.append("list jobs")
-            return state.jobs.keys.sorted().map { JobSummary(name: $0, labels: [:], isFinished: false) }
+            return state.jobs.keys.sorted().map { name in
+                JobSummary(name: name, labels: [:], isFinished: false, createdAt: state.jobCreated[name])
+            }
         }
+    }
+
+    func listSecretNames(namespace: String, labelSelector: String) async throws(KubernetesAPIError) -> [String] {
+        state.withLock { Array($0.secrets.keys).sorted() }
     }
 
     func lease(name: String, namespace: String) async throws(KubernetesAPIError) -> Lease? {
