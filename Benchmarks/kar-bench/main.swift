@@ -1,9 +1,10 @@
+import KubeActionsRunner
+
 // Benchmarks that need the library from inside: the libcurl client's memory over many requests, and the cost of
 // verify + decode + match on one delivery. Benchmarks/run.py drives them; they print JSON lines.
 #if canImport(Glibc)
 import Glibc
 #endif
-import KubeActionsRunner
 
 func residentMiB() -> Double {
     guard let file = fopen("/proc/self/statm", "r") else { return -1 }
@@ -50,7 +51,8 @@ case "client":
             if issued < count { issue() }
         }
     }
-    let seconds = Double((ContinuousClock.now - started).components.attoseconds) / 1e18
+    let seconds =
+        Double((ContinuousClock.now - started).components.attoseconds) / 1e18
         + Double((ContinuousClock.now - started).components.seconds)
     print("{\"done\":\(done),\"failures\":\(failures),\"seconds\":\(seconds)}")
     transport.shutdown()
@@ -76,8 +78,11 @@ case "micro":
         if matcher.matches(event.workflowJob.labels) { matched += 1 }
     }
     let elapsed = ContinuousClock.now - started
-    let perCall = (Double(elapsed.components.seconds) * 1e9 + Double(elapsed.components.attoseconds) / 1e9) / Double(iterations)
-    print("{\"bytes\":\(body.count),\"iterations\":\(iterations),\"matched\":\(matched),\"microseconds_per_delivery\":\(perCall / 1000)}")
+    let perCall =
+        (Double(elapsed.components.seconds) * 1e9 + Double(elapsed.components.attoseconds) / 1e9) / Double(iterations)
+    print(
+        "{\"bytes\":\(body.count),\"iterations\":\(iterations),\"matched\":\(matched),\"microseconds_per_delivery\":\(perCall / 1000)}"
+    )
 
 default:
     print("usage: kar-bench client URL COUNT CONCURRENCY | kar-bench micro PAYLOAD_FILE ITERATIONS")

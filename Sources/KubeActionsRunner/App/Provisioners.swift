@@ -32,8 +32,13 @@ public enum Provisioners {
             let kubernetes = DryRunKubernetes(logger: logger)
             logger.notice("dry run: nothing is sent to GitHub or Kubernetes")
             var provisioning = assemble(
-                configuration: configuration, github: DryRunGitHub(), rateLimitRemaining: { nil }, kubernetes: kubernetes,
-                metrics: metrics, logger: logger)
+                configuration: configuration,
+                github: DryRunGitHub(),
+                rateLimitRemaining: { nil },
+                kubernetes: kubernetes,
+                metrics: metrics,
+                logger: logger
+            )
             provisioning.dryRunCluster = kubernetes
             return provisioning
         }
@@ -70,37 +75,75 @@ public enum Provisioners {
             logger: logger
         )
         let kubernetes = KubernetesClient(
-            connection: connection, transport: CurlTransport(configuration: .init(tls: connection.tls)), files: files)
+            connection: connection,
+            transport: CurlTransport(configuration: .init(tls: connection.tls)),
+            files: files
+        )
         return assemble(
-            configuration: configuration, github: github, rateLimitRemaining: { github.rateLimitRemaining },
-            kubernetes: kubernetes, metrics: metrics, logger: logger)
+            configuration: configuration,
+            github: github,
+            rateLimitRemaining: { github.rateLimitRemaining },
+            kubernetes: kubernetes,
+            metrics: metrics,
+            logger: logger
+        )
     }
 
     /// The provisioner and its background services over the given GitHub and Kubernetes.
     static func assemble(
-        configuration: Configuration, github: any GitHubAPI, rateLimitRemaining: @escaping @Sendable () -> Int64?,
-        kubernetes: any KubernetesAPI, metrics: Metrics, logger: Logger
+        configuration: Configuration,
+        github: any GitHubAPI,
+        rateLimitRemaining: @escaping @Sendable () -> Int64?,
+        kubernetes: any KubernetesAPI,
+        metrics: Metrics,
+        logger: Logger
     ) -> Provisioning {
         let namespace = configuration.namespace
         let monitor = ClusterMonitor(kubernetes: kubernetes, namespace: namespace, metrics: metrics, logger: logger)
         let provisioner = JITRunnerProvisioner(
-            github: github, kubernetes: kubernetes, settings: RunnerJob.Settings(configuration),
-            runnerGroupID: configuration.runnerGroupID, monitor: monitor, logger: logger)
+            github: github,
+            kubernetes: kubernetes,
+            settings: RunnerJob.Settings(configuration),
+            runnerGroupID: configuration.runnerGroupID,
+            monitor: monitor,
+            logger: logger
+        )
         let repositories = RepositoryRegistry(
-            kubernetes: kubernetes, namespace: namespace, configured: configuration.repositories, logger: logger)
+            kubernetes: kubernetes,
+            namespace: namespace,
+            configured: configuration.repositories,
+            logger: logger
+        )
         let elector = LeaderElector(
-            kubernetes: kubernetes, namespace: namespace, identity: configuration.identity, metrics: metrics, logger: logger)
+            kubernetes: kubernetes,
+            namespace: namespace,
+            identity: configuration.identity,
+            metrics: metrics,
+            logger: logger
+        )
         var reconcile = Reconciler.Configuration()
         reconcile.interval = configuration.reconcileInterval
         reconcile.maxInterval = max(configuration.reconcileInterval, .seconds(300))
         reconcile.reserve = Int64(configuration.rateLimitReserve)
         reconcile.grace = configuration.reconcileGrace
         let reconciler = Reconciler(
-            configuration: reconcile, github: github, rateLimitRemaining: rateLimitRemaining, kubernetes: kubernetes,
-            namespace: namespace, provisioner: provisioner, matcher: configuration.labelMatcher, repositories: repositories,
-            isLeader: { elector.isLeader }, metrics: metrics, logger: logger)
+            configuration: reconcile,
+            github: github,
+            rateLimitRemaining: rateLimitRemaining,
+            kubernetes: kubernetes,
+            namespace: namespace,
+            provisioner: provisioner,
+            matcher: configuration.labelMatcher,
+            repositories: repositories,
+            isLeader: { elector.isLeader },
+            metrics: metrics,
+            logger: logger
+        )
         return Provisioning(
-            provisioner: provisioner, services: [monitor, elector, reconciler], configuration: configuration,
-            repositories: repositories)
+            provisioner: provisioner,
+            services: [monitor, elector, reconciler],
+            configuration: configuration,
+            repositories: repositories
+        )
     }
 }

@@ -19,8 +19,14 @@ public struct GitHubJob: Sendable, Equatable, Decodable {
     }
 
     public init(
-        id: Int64, status: String, conclusion: String? = nil, runnerName: String? = nil, labels: [String],
-        runID: Int64? = nil, name: String? = nil, createdAt: String? = nil
+        id: Int64,
+        status: String,
+        conclusion: String? = nil,
+        runnerName: String? = nil,
+        labels: [String],
+        runID: Int64? = nil,
+        name: String? = nil,
+        createdAt: String? = nil
     ) {
         self.id = id
         self.status = status

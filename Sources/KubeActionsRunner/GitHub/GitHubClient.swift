@@ -116,7 +116,9 @@ public final class GitHubClient: GitHubAPI {
 
     public func runs(owner: String, repo: String, status: String) async throws(GitHubAPIError) -> [WorkflowRun] {
         let response = try await call(
-            .listRuns, path: "/repos/\(segment(owner))/\(segment(repo))/actions/runs?status=\(status)&per_page=100")
+            .listRuns,
+            path: "/repos/\(segment(owner))/\(segment(repo))/actions/runs?status=\(status)&per_page=100"
+        )
         struct Page: Decodable {
             var workflowRuns: [WorkflowRun]
             enum CodingKeys: String, CodingKey { case workflowRuns = "workflow_runs" }
@@ -127,14 +129,17 @@ public final class GitHubClient: GitHubAPI {
     public func jobs(owner: String, repo: String, runID: Int64) async throws(GitHubAPIError) -> [GitHubJob] {
         let response = try await call(
             .listRunJobs,
-            path: "/repos/\(segment(owner))/\(segment(repo))/actions/runs/\(runID)/jobs?filter=latest&per_page=100")
+            path: "/repos/\(segment(owner))/\(segment(repo))/actions/runs/\(runID)/jobs?filter=latest&per_page=100"
+        )
         struct Page: Decodable { var jobs: [GitHubJob] }
         return try decode(Page.self, from: response, endpoint: .listRunJobs).jobs
     }
 
     public func runners(owner: String, repo: String) async throws(GitHubAPIError) -> [RegisteredRunner] {
         let response = try await call(
-            .listRunners, path: "/repos/\(segment(owner))/\(segment(repo))/actions/runners?per_page=100")
+            .listRunners,
+            path: "/repos/\(segment(owner))/\(segment(repo))/actions/runners?per_page=100"
+        )
         struct Page: Decodable { var runners: [RegisteredRunner] }
         return try decode(Page.self, from: response, endpoint: .listRunners).runners
     }

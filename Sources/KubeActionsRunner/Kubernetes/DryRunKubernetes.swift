@@ -111,7 +111,11 @@ public final class DryRunKubernetes: KubernetesAPI {
         objects.configMap(name: name)
     }
 
-    public func saveConfigMap(name: String, namespace: String, _ configMap: ConfigMapData) async throws(KubernetesAPIError) {
+    public func saveConfigMap(
+        name: String,
+        namespace: String,
+        _ configMap: ConfigMapData
+    ) async throws(KubernetesAPIError) {
         try objects.saveConfigMap(name: name, namespace: namespace, configMap)
     }
 }

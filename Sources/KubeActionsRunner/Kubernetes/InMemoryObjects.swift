@@ -15,8 +15,13 @@ public final class InMemoryObjects: Sendable {
 
     private static func conflict(_ verb: String, _ resource: String, _ namespace: String) -> KubernetesAPIError {
         KubernetesAPIError(
-            kind: .conflict, verb: verb, resource: resource, namespace: namespace, status: 409,
-            message: "the object has been modified; please apply your changes to the latest version and try again")
+            kind: .conflict,
+            verb: verb,
+            resource: resource,
+            namespace: namespace,
+            status: 409,
+            message: "the object has been modified; please apply your changes to the latest version and try again"
+        )
     }
 
     public func lease(name: String) -> Lease? {
@@ -34,15 +39,22 @@ public final class InMemoryObjects: Sendable {
         }
         guard let result else {
             throw KubernetesAPIError(
-                kind: .alreadyExists, verb: "create", resource: "leases.coordination.k8s.io", namespace: namespace,
-                status: 409, message: "leases.coordination.k8s.io \"\(lease.name)\" already exists")
+                kind: .alreadyExists,
+                verb: "create",
+                resource: "leases.coordination.k8s.io",
+                namespace: namespace,
+                status: 409,
+                message: "leases.coordination.k8s.io \"\(lease.name)\" already exists"
+            )
         }
         return result
     }
 
     public func updateLease(_ lease: Lease, namespace: String) throws(KubernetesAPIError) -> Lease {
         let result = state.withLock { state -> Lease? in
-            guard let current = state.leases[lease.name], current.resourceVersion == lease.resourceVersion else { return nil }
+            guard let current = state.leases[lease.name], current.resourceVersion == lease.resourceVersion else {
+                return nil
+            }
             state.version += 1
             var updated = lease
             updated.resourceVersion = String(state.version)
@@ -64,6 +76,8 @@ public final class InMemoryObjects: Sendable {
             state.configMaps[name] = ConfigMapData(resourceVersion: String(state.version), data: configMap.data)
             return true
         }
-        guard saved else { throw Self.conflict(configMap.resourceVersion == nil ? "create" : "update", "configmaps", namespace) }
+        guard saved else {
+            throw Self.conflict(configMap.resourceVersion == nil ? "create" : "update", "configmaps", namespace)
+        }
     }
 }

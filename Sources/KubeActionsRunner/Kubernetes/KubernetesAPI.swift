@@ -39,8 +39,13 @@ public struct Lease: Sendable, Equatable {
     public var leaseTransitions: Int?
 
     public init(
-        name: String, resourceVersion: String? = nil, holderIdentity: String?, leaseDurationSeconds: Int?,
-        acquireTime: String?, renewTime: String?, leaseTransitions: Int?
+        name: String,
+        resourceVersion: String? = nil,
+        holderIdentity: String?,
+        leaseDurationSeconds: Int?,
+        acquireTime: String?,
+        renewTime: String?,
+        leaseTransitions: Int?
     ) {
         self.name = name
         self.resourceVersion = resourceVersion

@@ -129,15 +129,23 @@ public final class KubernetesClient: KubernetesAPI {
                 ($0.type == "Complete" || $0.type == "Failed") && $0.status == "True"
             }
             return JobSummary(
-                name: item.metadata.name, labels: item.metadata.labels ?? [:], isFinished: finished,
-                createdAt: item.metadata.creationTimestamp.flatMap(Timestamps.parse))
+                name: item.metadata.name,
+                labels: item.metadata.labels ?? [:],
+                isFinished: finished,
+                createdAt: item.metadata.creationTimestamp.flatMap(Timestamps.parse)
+            )
         }
     }
 
     public func listSecretNames(namespace: String, labelSelector: String) async throws(KubernetesAPIError) -> [String] {
         let response = try await call(
-            "GET", "/api/v1/namespaces/\(namespace)/secrets?labelSelector=\(percentEncodeQuery(labelSelector))", body: nil,
-            verb: "list", resource: "secrets", namespace: namespace)
+            "GET",
+            "/api/v1/namespaces/\(namespace)/secrets?labelSelector=\(percentEncodeQuery(labelSelector))",
+            body: nil,
+            verb: "list",
+            resource: "secrets",
+            namespace: namespace
+        )
         struct List: Decodable {
             struct Item: Decodable {
                 struct Metadata: Decodable { var name: String }
@@ -147,8 +155,13 @@ public final class KubernetesClient: KubernetesAPI {
         }
         guard let list = try? JSONDecoder().decode(List.self, from: Data(response.body)) else {
             throw KubernetesAPIError(
-                kind: .unexpectedResponse, verb: "list", resource: "secrets", namespace: namespace, status: response.status,
-                message: "the answer is not a SecretList")
+                kind: .unexpectedResponse,
+                verb: "list",
+                resource: "secrets",
+                namespace: namespace,
+                status: response.status,
+                message: "the answer is not a SecretList"
+            )
         }
         return list.items.map(\.metadata.name)
     }
@@ -172,9 +185,14 @@ public final class KubernetesClient: KubernetesAPI {
 
         var lease: Lease {
             Lease(
-                name: metadata.name, resourceVersion: metadata.resourceVersion, holderIdentity: spec?.holderIdentity,
-                leaseDurationSeconds: spec?.leaseDurationSeconds, acquireTime: spec?.acquireTime,
-                renewTime: spec?.renewTime, leaseTransitions: spec?.leaseTransitions)
+                name: metadata.name,
+                resourceVersion: metadata.resourceVersion,
+                holderIdentity: spec?.holderIdentity,
+                leaseDurationSeconds: spec?.leaseDurationSeconds,
+                acquireTime: spec?.acquireTime,
+                renewTime: spec?.renewTime,
+                leaseTransitions: spec?.leaseTransitions
+            )
         }
     }
 
@@ -193,11 +211,20 @@ public final class KubernetesClient: KubernetesAPI {
         ])
     }
 
-    private func decodeLease(_ response: HTTPClientResponse, verb: String, namespace: String) throws(KubernetesAPIError) -> Lease {
+    private func decodeLease(
+        _ response: HTTPClientResponse,
+        verb: String,
+        namespace: String
+    ) throws(KubernetesAPIError) -> Lease {
         guard let object = try? JSONDecoder().decode(LeaseObject.self, from: Data(response.body)) else {
             throw KubernetesAPIError(
-                kind: .unexpectedResponse, verb: verb, resource: "leases.coordination.k8s.io", namespace: namespace,
-                status: response.status, message: "the answer is not a Lease")
+                kind: .unexpectedResponse,
+                verb: verb,
+                resource: "leases.coordination.k8s.io",
+                namespace: namespace,
+                status: response.status,
+                message: "the answer is not a Lease"
+            )
         }
         return object.lease
     }
@@ -205,26 +232,40 @@ public final class KubernetesClient: KubernetesAPI {
     public func lease(name: String, namespace: String) async throws(KubernetesAPIError) -> Lease? {
         do {
             let response = try await call(
-                "GET", "/apis/coordination.k8s.io/v1/namespaces/\(namespace)/leases/\(name)", body: nil, verb: "get",
-                resource: "leases.coordination.k8s.io", namespace: namespace)
+                "GET",
+                "/apis/coordination.k8s.io/v1/namespaces/\(namespace)/leases/\(name)",
+                body: nil,
+                verb: "get",
+                resource: "leases.coordination.k8s.io",
+                namespace: namespace
+            )
             return try decodeLease(response, verb: "get", namespace: namespace)
-        } catch where error.kind == .notFound {
+        } catch  where error.kind == .notFound {
             return nil
         }
     }
 
     public func createLease(_ lease: Lease, namespace: String) async throws(KubernetesAPIError) -> Lease {
         let response = try await call(
-            "POST", "/apis/coordination.k8s.io/v1/namespaces/\(namespace)/leases", body: manifest(lease, namespace: namespace),
-            verb: "create", resource: "leases.coordination.k8s.io", namespace: namespace)
+            "POST",
+            "/apis/coordination.k8s.io/v1/namespaces/\(namespace)/leases",
+            body: manifest(lease, namespace: namespace),
+            verb: "create",
+            resource: "leases.coordination.k8s.io",
+            namespace: namespace
+        )
         return try decodeLease(response, verb: "create", namespace: namespace)
     }
 
     public func updateLease(_ lease: Lease, namespace: String) async throws(KubernetesAPIError) -> Lease {
         let response = try await call(
-            "PUT", "/apis/coordination.k8s.io/v1/namespaces/\(namespace)/leases/\(lease.name)",
-            body: manifest(lease, namespace: namespace), verb: "update", resource: "leases.coordination.k8s.io",
-            namespace: namespace)
+            "PUT",
+            "/apis/coordination.k8s.io/v1/namespaces/\(namespace)/leases/\(lease.name)",
+            body: manifest(lease, namespace: namespace),
+            verb: "update",
+            resource: "leases.coordination.k8s.io",
+            namespace: namespace
+        )
         return try decodeLease(response, verb: "update", namespace: namespace)
     }
 
@@ -237,20 +278,34 @@ public final class KubernetesClient: KubernetesAPI {
         let response: HTTPClientResponse
         do {
             response = try await call(
-                "GET", "/api/v1/namespaces/\(namespace)/configmaps/\(name)", body: nil, verb: "get", resource: "configmaps",
-                namespace: namespace)
-        } catch where error.kind == .notFound {
+                "GET",
+                "/api/v1/namespaces/\(namespace)/configmaps/\(name)",
+                body: nil,
+                verb: "get",
+                resource: "configmaps",
+                namespace: namespace
+            )
+        } catch  where error.kind == .notFound {
             return nil
         }
         guard let object = try? JSONDecoder().decode(Object.self, from: Data(response.body)) else {
             throw KubernetesAPIError(
-                kind: .unexpectedResponse, verb: "get", resource: "configmaps", namespace: namespace,
-                status: response.status, message: "the answer is not a ConfigMap")
+                kind: .unexpectedResponse,
+                verb: "get",
+                resource: "configmaps",
+                namespace: namespace,
+                status: response.status,
+                message: "the answer is not a ConfigMap"
+            )
         }
         return ConfigMapData(resourceVersion: object.metadata.resourceVersion, data: object.data ?? [:])
     }
 
-    public func saveConfigMap(name: String, namespace: String, _ configMap: ConfigMapData) async throws(KubernetesAPIError) {
+    public func saveConfigMap(
+        name: String,
+        namespace: String,
+        _ configMap: ConfigMapData
+    ) async throws(KubernetesAPIError) {
         var metadata: [(String, JSONValue)] = [
             ("name", .string(name)), ("namespace", .string(namespace)),
             ("labels", .object([("app.kubernetes.io/managed-by", "kube-actions-runner")])),
@@ -262,12 +317,22 @@ public final class KubernetesClient: KubernetesAPI {
         ])
         if configMap.resourceVersion == nil {
             _ = try await call(
-                "POST", "/api/v1/namespaces/\(namespace)/configmaps", body: body, verb: "create", resource: "configmaps",
-                namespace: namespace)
+                "POST",
+                "/api/v1/namespaces/\(namespace)/configmaps",
+                body: body,
+                verb: "create",
+                resource: "configmaps",
+                namespace: namespace
+            )
         } else {
             _ = try await call(
-                "PUT", "/api/v1/namespaces/\(namespace)/configmaps/\(name)", body: body, verb: "update",
-                resource: "configmaps", namespace: namespace)
+                "PUT",
+                "/api/v1/namespaces/\(namespace)/configmaps/\(name)",
+                body: body,
+                verb: "update",
+                resource: "configmaps",
+                namespace: namespace
+            )
         }
     }
 

@@ -35,8 +35,12 @@ public final class LeaderElector: Service {
     private let state = Mutex(State())
 
     public init(
-        kubernetes: any KubernetesAPI, namespace: String, identity: String, configuration: Configuration = Configuration(),
-        metrics: Metrics, logger: Logger
+        kubernetes: any KubernetesAPI,
+        namespace: String,
+        identity: String,
+        configuration: Configuration = Configuration(),
+        metrics: Metrics,
+        logger: Logger
     ) {
         self.kubernetes = kubernetes
         self.namespace = namespace
@@ -70,9 +74,15 @@ public final class LeaderElector: Service {
             guard var lease = try await kubernetes.lease(name: configuration.name, namespace: namespace) else {
                 _ = try await kubernetes.createLease(
                     Lease(
-                        name: configuration.name, holderIdentity: identity, leaseDurationSeconds: duration,
-                        acquireTime: Timestamps.microTime(now), renewTime: Timestamps.microTime(now), leaseTransitions: 0),
-                    namespace: namespace)
+                        name: configuration.name,
+                        holderIdentity: identity,
+                        leaseDurationSeconds: duration,
+                        acquireTime: Timestamps.microTime(now),
+                        renewTime: Timestamps.microTime(now),
+                        leaseTransitions: 0
+                    ),
+                    namespace: namespace
+                )
                 becameLeader(at: attemptStarted, transition: true)
                 return
             }
@@ -98,7 +108,10 @@ public final class LeaderElector: Service {
                 lease.renewTime = Timestamps.microTime(now)
                 lease.leaseTransitions = (lease.leaseTransitions ?? 0) + 1
                 _ = try await kubernetes.updateLease(lease, namespace: namespace)
-                logger.notice("took over the leader Lease", metadata: ["previous": "\(holder)", "identity": "\(identity)"])
+                logger.notice(
+                    "took over the leader Lease",
+                    metadata: ["previous": "\(holder)", "identity": "\(identity)"]
+                )
                 becameLeader(at: attemptStarted, transition: true)
             } else {
                 lostLeadership(reason: "held by \(holder)")

@@ -56,7 +56,9 @@ enum Timestamps {
         }
         var offset = 0
         if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") {
-            guard let hours = number(index + 1..<index + 3), let minutes = number(index + 4..<index + 6) else { return nil }
+            guard let hours = number(index + 1..<index + 3), let minutes = number(index + 4..<index + 6) else {
+                return nil
+            }
             offset = (hours * 3600 + minutes * 60) * (bytes[index] == UInt8(ascii: "-") ? -1 : 1)
         } else if index >= bytes.count || bytes[index] != UInt8(ascii: "Z") {
             return nil

@@ -43,19 +43,28 @@ public final class Metrics: Sendable {
         )
         githubRateLimitRemaining.set(Int64(-1))
         leader = registry.makeGauge(
-            descriptor: metric("reconciler_leader", "1 on the replica that holds the leader Lease and runs the reconciler."))
+            descriptor: metric(
+                "reconciler_leader",
+                "1 on the replica that holds the leader Lease and runs the reconciler."
+            )
+        )
         jobsQueuedTooLong = registry.makeGauge(
             descriptor: metric(
                 "reconciler_jobs_queued_too_long",
-                "Queued jobs with matching labels older than 5 minutes, as the last reconciler cycle saw them."))
+                "Queued jobs with matching labels older than 5 minutes, as the last reconciler cycle saw them."
+            )
+        )
         for result in ["ok", "partial", "failed", "skipped"] { _ = reconcilerCycleCounter(result) }
         _ = reconcilerRecoveredCounter()
         _ = reserveHitsCounter()
         for reason in ["no_secret", "orphan_registration"] {
             _ = registry.makeCounter(
                 descriptor: metric(
-                    "runners_reaped_total", "Runner Jobs and registrations removed because no job could use them, by reason."),
-                labels: [("reason", reason)])
+                    "runners_reaped_total",
+                    "Runner Jobs and registrations removed because no job could use them, by reason."
+                ),
+                labels: [("reason", reason)]
+            )
         }
         for outcome in WebhookOutcome.allCases {
             // Every outcome exists from the start, so rate() and absent() alerts work before the first event.
@@ -113,7 +122,9 @@ public final class Metrics: Sendable {
 
     private func reconcilerCycleCounter(_ result: String) -> Counter {
         registry.makeCounter(
-            descriptor: metric("reconciler_cycles_total", "Reconciler cycles by result."), labels: [("result", result)])
+            descriptor: metric("reconciler_cycles_total", "Reconciler cycles by result."),
+            labels: [("result", result)]
+        )
     }
 
     /// `reconciler_jobs_recovered_total`: queued jobs without a runner Job that the reconciler provisioned.
@@ -123,7 +134,9 @@ public final class Metrics: Sendable {
         registry.makeCounter(
             descriptor: metric(
                 "reconciler_jobs_recovered_total",
-                "Queued jobs the webhook path missed and the reconciler provisioned."))
+                "Queued jobs the webhook path missed and the reconciler provisioned."
+            )
+        )
     }
 
     /// `reconciler_rate_limit_reserve_hits_total`: cycles cut short to keep GitHub calls for webhooks.
@@ -133,7 +146,9 @@ public final class Metrics: Sendable {
         registry.makeCounter(
             descriptor: metric(
                 "reconciler_rate_limit_reserve_hits_total",
-                "Reconciler cycles stopped because GitHub's remaining rate limit fell under the reserve."))
+                "Reconciler cycles stopped because GitHub's remaining rate limit fell under the reserve."
+            )
+        )
     }
 
     /// `runners_reaped_total{reason}`: runner Jobs or registrations removed because no job could use them.
@@ -141,7 +156,8 @@ public final class Metrics: Sendable {
         registry.makeCounter(
             descriptor: metric(
                 "runners_reaped_total",
-                "Runner Jobs and registrations removed because no job could use them, by reason."),
+                "Runner Jobs and registrations removed because no job could use them, by reason."
+            ),
             labels: [("reason", reason)]
         ).increment()
     }

@@ -39,9 +39,17 @@ public final class Reconciler: Service {
     private let logger: Logger
 
     public init(
-        configuration: Configuration, github: any GitHubAPI, rateLimitRemaining: @escaping @Sendable () -> Int64?,
-        kubernetes: any KubernetesAPI, namespace: String, provisioner: any RunnerProvisioner, matcher: LabelMatcher,
-        repositories: RepositoryRegistry, isLeader: @escaping @Sendable () -> Bool, metrics: Metrics, logger: Logger
+        configuration: Configuration,
+        github: any GitHubAPI,
+        rateLimitRemaining: @escaping @Sendable () -> Int64?,
+        kubernetes: any KubernetesAPI,
+        namespace: String,
+        provisioner: any RunnerProvisioner,
+        matcher: LabelMatcher,
+        repositories: RepositoryRegistry,
+        isLeader: @escaping @Sendable () -> Bool,
+        metrics: Metrics,
+        logger: Logger
     ) {
         self.configuration = configuration
         self.github = github
@@ -96,12 +104,19 @@ public final class Reconciler: Service {
         }
         var existing: Set<String>
         do {
-            let jobs = try await kubernetes.listJobs(namespace: namespace, labelSelector: ClusterMonitor.labelSelector, limit: nil)
-            let secrets = Set(try await kubernetes.listSecretNames(namespace: namespace, labelSelector: ClusterMonitor.labelSelector))
+            let jobs = try await kubernetes.listJobs(
+                namespace: namespace,
+                labelSelector: ClusterMonitor.labelSelector,
+                limit: nil
+            )
+            let secrets = Set(
+                try await kubernetes.listSecretNames(namespace: namespace, labelSelector: ClusterMonitor.labelSelector)
+            )
             existing = Set(jobs.compactMap { $0.labels["kube-actions-runner/job-id"] ?? jobIDFromName($0.name) })
             for job in jobs where !job.isFinished && !secrets.contains(job.name) {
                 // A provisioning that was interrupted (the process killed between the Job and its Secret).
-                guard let created = job.createdAt, now - created > Double(configuration.secretDeadline.components.seconds)
+                guard let created = job.createdAt,
+                    now - created > Double(configuration.secretDeadline.components.seconds)
                 else { continue }
                 await reap(job: job.name, reason: "no_secret")
                 if let id = job.labels["kube-actions-runner/job-id"] ?? jobIDFromName(job.name) { existing.remove(id) }
@@ -124,7 +139,8 @@ public final class Reconciler: Service {
             if let remaining = rateLimitRemaining(), remaining < configuration.reserve {
                 logger.warning(
                     "reconciler: GitHub rate limit under the reserve; cycle stopped",
-                    metadata: ["remaining": "\(remaining)", "reserve": "\(configuration.reserve)"])
+                    metadata: ["remaining": "\(remaining)", "reserve": "\(configuration.reserve)"]
+                )
                 metrics.countReserveHit()
                 summary.result = "partial"
                 break
@@ -134,7 +150,9 @@ public final class Reconciler: Service {
                 queued = try await queuedJobs(in: repository)
             } catch {
                 logger.warning(
-                    "reconciler: listing queued jobs failed", metadata: ["repo": "\(repository)", "error": "\(error)"])
+                    "reconciler: listing queued jobs failed",
+                    metadata: ["repo": "\(repository)", "error": "\(error)"]
+                )
                 summary.result = "partial"
                 if error.kind == .rateLimited { break }
                 continue
@@ -158,9 +176,11 @@ public final class Reconciler: Service {
         logger.info(
             "reconciler cycle",
             metadata: [
-                "repositories": "\(summary.repositories)", "queued": "\(summary.queued)", "recovered": "\(summary.recovered)",
+                "repositories": "\(summary.repositories)", "queued": "\(summary.queued)",
+                "recovered": "\(summary.recovered)",
                 "result": "\(summary.result)",
-            ])
+            ]
+        )
         return summary
     }
 
@@ -176,12 +196,24 @@ public final class Reconciler: Service {
         return jobs
     }
 
-    private func recover(_ job: GitHubJob, in repository: RepositoryRegistry.Repository, age: Double, summary: inout Summary) async {
+    private func recover(
+        _ job: GitHubJob,
+        in repository: RepositoryRegistry.Repository,
+        age: Double,
+        summary: inout Summary
+    ) async {
         let request = RunnerRequest(
-            owner: repository.owner, repository: repository.name, jobID: job.id, runID: job.runID ?? 0,
-            jobName: job.name ?? "", labels: job.labels, deliveryID: nil)
+            owner: repository.owner,
+            repository: repository.name,
+            jobID: job.id,
+            runID: job.runID ?? 0,
+            jobName: job.name ?? "",
+            labels: job.labels,
+            deliveryID: nil
+        )
         let metadata: Logger.Metadata = [
-            "repo": "\(repository)", "job.id": "\(job.id)", "queued_for_s": "\(Int(age))", "job.labels": "\(job.labels.joined(separator: ","))",
+            "repo": "\(repository)", "job.id": "\(job.id)", "queued_for_s": "\(Int(age))",
+            "job.labels": "\(job.labels.joined(separator: ","))",
         ]
         do {
             switch try await provisioner.provision(request) {
@@ -190,7 +222,8 @@ public final class Reconciler: Service {
                 metrics.countRecovered()
                 logger.notice(
                     "reconciler: provisioned a queued job the webhook path missed",
-                    metadata: metadata.merging(["runner_job": "\(name)"]) { $1 })
+                    metadata: metadata.merging(["runner_job": "\(name)"]) { $1 }
+                )
             case .alreadyProvisioned, .notQueued:
                 break
             }
@@ -204,30 +237,42 @@ public final class Reconciler: Service {
         do {
             try await kubernetes.deleteJob(name: name, namespace: namespace)
             metrics.countReaped(reason)
-            logger.warning("reaper: removed a runner job that had no JIT secret", metadata: ["runner_job": "\(name)", "reason": "\(reason)"])
+            logger.warning(
+                "reaper: removed a runner job that had no JIT secret",
+                metadata: ["runner_job": "\(name)", "reason": "\(reason)"]
+            )
         } catch {
-            logger.warning("reaper: removing a runner job failed", metadata: ["runner_job": "\(name)", "error": "\(error)"])
+            logger.warning(
+                "reaper: removing a runner job failed",
+                metadata: ["runner_job": "\(name)", "error": "\(error)"]
+            )
         }
     }
 
     /// Deletes a registration whose runner Job is gone: no pod will ever use it.
     private func reap(registration runner: RegisteredRunner, in repository: RepositoryRegistry.Repository) async {
-        let metadata: Logger.Metadata = ["repo": "\(repository)", "runner.id": "\(runner.id)", "runner.name": "\(runner.name)"]
+        let metadata: Logger.Metadata = [
+            "repo": "\(repository)", "runner.id": "\(runner.id)", "runner.name": "\(runner.name)",
+        ]
         do {
             try await github.deleteRunner(owner: repository.owner, repo: repository.name, runnerID: runner.id)
             metrics.countReaped("orphan_registration")
             logger.notice("reaper: deleted a runner registration without a runner job", metadata: metadata)
-        } catch where error.kind == .validation {
+        } catch  where error.kind == .validation {
             logger.info("reaper: registration still busy; retried next cycle", metadata: metadata)
         } catch {
-            logger.warning("reaper: deleting a registration failed", metadata: metadata.merging(["error": "\(error)"]) { $1 })
+            logger.warning(
+                "reaper: deleting a registration failed",
+                metadata: metadata.merging(["error": "\(error)"]) { $1 }
+            )
         }
     }
 
     /// The job id in a runner name this service gives: `runner-<job id>-<5 characters>`.
     static func jobID(ofRunnerNamed name: String) -> String? {
         let parts = name.split(separator: "-")
-        guard parts.count == 3, parts[0] == "runner", !parts[1].isEmpty, parts[1].allSatisfy(\.isNumber), parts[2].count == 5,
+        guard parts.count == 3, parts[0] == "runner", !parts[1].isEmpty, parts[1].allSatisfy(\.isNumber),
+            parts[2].count == 5,
             parts[2].allSatisfy({ $0.isLowercase || $0.isNumber })
         else { return nil }
         return String(parts[1])

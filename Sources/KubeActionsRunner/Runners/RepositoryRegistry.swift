@@ -78,10 +78,12 @@ public final class RepositoryRegistry: Sendable {
                 var data = stored?.data ?? [:]
                 data[Self.key] = merged.sorted().map(\.description).joined(separator: "\n")
                 try await kubernetes.saveConfigMap(
-                    name: Self.configMapName, namespace: namespace,
-                    ConfigMapData(resourceVersion: stored?.resourceVersion, data: data))
+                    name: Self.configMapName,
+                    namespace: namespace,
+                    ConfigMapData(resourceVersion: stored?.resourceVersion, data: data)
+                )
                 return
-            } catch where error.kind == .conflict || error.kind == .alreadyExists {
+            } catch  where error.kind == .conflict || error.kind == .alreadyExists {
                 continue
             } catch {
                 logger.warning("storing the known repositories failed", metadata: ["error": "\(error)"])

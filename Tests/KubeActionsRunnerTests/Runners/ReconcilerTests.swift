@@ -16,20 +16,41 @@ import Testing
         var current: Int64? { value.withLock { $0 } }
     }
 
-    func reconciler(repositories: [RepositoryRegistry.Repository] = [.init(owner: "octo", name: "repo")], matcher: String? = nil)
+    func reconciler(
+        repositories: [RepositoryRegistry.Repository] = [.init(owner: "octo", name: "repo")],
+        matcher: String? = nil
+    )
         throws -> Reconciler
     {
         let monitor = ClusterMonitor(kubernetes: kubernetes, namespace: "ns", metrics: metrics, logger: logs.logger())
         let provisioner = JITRunnerProvisioner(
-            github: github, kubernetes: kubernetes, settings: RunnerJobTests.settings(.standard), runnerGroupID: 1,
-            monitor: monitor, logger: logs.logger())
-        let registry = RepositoryRegistry(kubernetes: kubernetes, namespace: "ns", configured: repositories, logger: logs.logger())
+            github: github,
+            kubernetes: kubernetes,
+            settings: RunnerJobTests.settings(.standard),
+            runnerGroupID: 1,
+            monitor: monitor,
+            logger: logs.logger()
+        )
+        let registry = RepositoryRegistry(
+            kubernetes: kubernetes,
+            namespace: "ns",
+            configured: repositories,
+            logger: logs.logger()
+        )
         let remaining = self.remaining
         return Reconciler(
-            configuration: Reconciler.Configuration(), github: github,
-            rateLimitRemaining: { remaining.current }, kubernetes: kubernetes, namespace: "ns",
-            provisioner: provisioner, matcher: try LabelMatcher(parsing: matcher), repositories: registry,
-            isLeader: { true }, metrics: metrics, logger: logs.logger())
+            configuration: Reconciler.Configuration(),
+            github: github,
+            rateLimitRemaining: { remaining.current },
+            kubernetes: kubernetes,
+            namespace: "ns",
+            provisioner: provisioner,
+            matcher: try LabelMatcher(parsing: matcher),
+            repositories: registry,
+            isLeader: { true },
+            metrics: metrics,
+            logger: logs.logger()
+        )
     }
 
     var exposition: String { String(decoding: metrics.exposition(), as: UTF8.self) }
@@ -59,9 +80,19 @@ import Testing
         github.queue(job: 3, run: 30)
         _ = try await kubernetes.createJob(
             RunnerJob.render(
-                for: RunnerRequest(owner: "octo", repository: "repo", jobID: 3, runID: 30, jobName: "", labels: [], deliveryID: nil),
+                for: RunnerRequest(
+                    owner: "octo",
+                    repository: "repo",
+                    jobID: 3,
+                    runID: 30,
+                    jobName: "",
+                    labels: [],
+                    deliveryID: nil
+                ),
                 settings: RunnerJobTests.settings(.standard)
-            ).job, namespace: "ns")  // already has a runner Job
+            ).job,
+            namespace: "ns"
+        )  // already has a runner Job
         let summary = try await reconciler().cycle()
         #expect(summary.recovered == 0 && summary.queued == 2)
         #expect(kubernetes.jobNames == ["runner-3"])
@@ -91,9 +122,16 @@ import Testing
         first.note(owner: "other", repo: "b")
         await first.store()
         let restarted = RepositoryRegistry(
-            kubernetes: kubernetes, namespace: "ns", configured: [.init(owner: "cfg", name: "c")], logger: logs.logger())
+            kubernetes: kubernetes,
+            namespace: "ns",
+            configured: [.init(owner: "cfg", name: "c")],
+            logger: logs.logger()
+        )
         #expect(await restarted.all().map(\.description) == ["cfg/c", "octo/a", "other/b"])
-        #expect(kubernetes.objects.configMap(name: RepositoryRegistry.configMapName)?.data["repositories"] == "octo/a\nother/b")
+        #expect(
+            kubernetes.objects.configMap(name: RepositoryRegistry.configMapName)?.data["repositories"]
+                == "octo/a\nother/b"
+        )
     }
 
     @Test func parsesTheRepositoriesVariable() {
@@ -113,8 +151,13 @@ import Testing
         configuration.renewInterval = .milliseconds(200)
         configuration.fencingMargin = .milliseconds(300)
         return LeaderElector(
-            kubernetes: kubernetes, namespace: "ns", identity: identity, configuration: configuration, metrics: metrics,
-            logger: LogCapture().logger())
+            kubernetes: kubernetes,
+            namespace: "ns",
+            identity: identity,
+            configuration: configuration,
+            metrics: metrics,
+            logger: LogCapture().logger()
+        )
     }
 
     @Test func oneReplicaLeadsTheOtherWaits() async {
@@ -174,22 +217,41 @@ import Testing
     func reconciler(secretDeadline: Duration) throws -> Reconciler {
         let monitor = ClusterMonitor(kubernetes: kubernetes, namespace: "ns", metrics: metrics, logger: logs.logger())
         let provisioner = JITRunnerProvisioner(
-            github: github, kubernetes: kubernetes, settings: RunnerJobTests.settings(.standard), runnerGroupID: 1,
-            monitor: monitor, logger: logs.logger())
+            github: github,
+            kubernetes: kubernetes,
+            settings: RunnerJobTests.settings(.standard),
+            runnerGroupID: 1,
+            monitor: monitor,
+            logger: logs.logger()
+        )
         var configuration = Reconciler.Configuration()
         configuration.secretDeadline = secretDeadline
         return Reconciler(
-            configuration: configuration, github: github, rateLimitRemaining: { 5000 }, kubernetes: kubernetes,
-            namespace: "ns", provisioner: provisioner, matcher: .selfHosted,
+            configuration: configuration,
+            github: github,
+            rateLimitRemaining: { 5000 },
+            kubernetes: kubernetes,
+            namespace: "ns",
+            provisioner: provisioner,
+            matcher: .selfHosted,
             repositories: RepositoryRegistry(
-                kubernetes: kubernetes, namespace: "ns", configured: [.init(owner: "octo", name: "repo")], logger: logs.logger()),
-            isLeader: { true }, metrics: metrics, logger: logs.logger())
+                kubernetes: kubernetes,
+                namespace: "ns",
+                configured: [.init(owner: "octo", name: "repo")],
+                logger: logs.logger()
+            ),
+            isLeader: { true },
+            metrics: metrics,
+            logger: logs.logger()
+        )
     }
 
     @Test func repairsAProvisioningInterruptedBetweenTheJobAndItsSecret() async throws {
         github.queue(job: 5, run: 50)
         // A process killed after round 2: the Job and a registration exist, the Secret does not.
-        kubernetes.state.withLock { $0.jobs["runner-5"] = ("uid-runner-5", .object([])); $0.jobCreated["runner-5"] = 0 }
+        kubernetes.state.withLock {
+            $0.jobs["runner-5"] = ("uid-runner-5", .object([])); $0.jobCreated["runner-5"] = 0
+        }
         github.state.withLock { $0.runners[900] = "runner-5-abcde" }
 
         let first = try await reconciler(secretDeadline: .seconds(60)).cycle()

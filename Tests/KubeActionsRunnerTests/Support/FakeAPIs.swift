@@ -16,10 +16,23 @@ final class FakeGitHubAPI: GitHubAPI {
 
     let state = Mutex(State())
 
-    func queue(job id: Int64, status: String = "queued", run: Int64 = 1, labels: [String] = ["self-hosted"], age: Double = 3600) {
+    func queue(
+        job id: Int64,
+        status: String = "queued",
+        run: Int64 = 1,
+        labels: [String] = ["self-hosted"],
+        age: Double = 3600
+    ) {
         let created = Timestamps.microTime(Timestamps.now() - age)
         state.withLock {
-            $0.jobs[id] = GitHubJob(id: id, status: status, labels: labels, runID: run, name: "job \(id)", createdAt: created)
+            $0.jobs[id] = GitHubJob(
+                id: id,
+                status: status,
+                labels: labels,
+                runID: run,
+                name: "job \(id)",
+                createdAt: created
+            )
         }
     }
 
@@ -72,8 +85,11 @@ final class FakeGitHubAPI: GitHubAPI {
             var runs: [Int64: String] = [:]
             for job in state.jobs.values {
                 guard let run = job.runID else { continue }
-                if job.status == "in_progress" || job.status == "completed" { runs[run] = "in_progress" }
-                else if runs[run] == nil { runs[run] = "queued" }
+                if job.status == "in_progress" || job.status == "completed" {
+                    runs[run] = "in_progress"
+                } else if runs[run] == nil {
+                    runs[run] = "queued"
+                }
             }
             let runIDs = runs.filter { $0.value == status }.map(\.key)
             return runIDs.sorted().map { WorkflowRun(id: $0, status: status) }
@@ -90,7 +106,9 @@ final class FakeGitHubAPI: GitHubAPI {
     func runners(owner: String, repo: String) async throws(GitHubAPIError) -> [RegisteredRunner] {
         state.withLock { state in
             state.calls.append("runners")
-            return state.runners.sorted { $0.key < $1.key }.map { RegisteredRunner(id: $0.key, name: $0.value, status: "offline", busy: false) }
+            return state.runners.sorted { $0.key < $1.key }.map {
+                RegisteredRunner(id: $0.key, name: $0.value, status: "offline", busy: false)
+            }
         }
     }
 
