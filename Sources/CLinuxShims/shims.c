@@ -4,6 +4,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <stddef.h>
+#include <malloc.h>
 
 const uint32_t KAR_EPOLLIN = EPOLLIN;
 const uint32_t KAR_EPOLLOUT = EPOLLOUT;
@@ -38,3 +39,7 @@ int kar_epoll_wait(int epfd, kar_event *out, int max, int timeout_ms) {
 int kar_eventfd(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
 
 int kar_accept(int fd) { return accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC); }
+
+int kar_limit_malloc_arenas(int count) { return mallopt(M_ARENA_MAX, count); }
+
+int kar_malloc_trim(void) { return malloc_trim(0); }

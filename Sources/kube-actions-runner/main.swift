@@ -9,6 +9,7 @@ import Musl
 
 // Thin on purpose: read the configuration, build the application, run it. Everything else is in the library.
 signal(SIGPIPE, SIG_IGN)
+MemoryTrimmer.limitArenas()
 let environment = ProcessEnvironment.current()
 
 switch CommandLine.arguments.dropFirst().first {
@@ -51,7 +52,7 @@ do {
         logger: logger,
         provisioner: provisioning.provisioner,
         metrics: metrics,
-        services: provisioning.services,
+        services: provisioning.services + [MemoryTrimmer()],
         repositories: provisioning.repositories
     )
     try await app.run()

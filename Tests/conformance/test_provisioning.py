@@ -262,3 +262,77 @@ users: [{name: u, user: {exec: {command: aws, apiVersion: client.authentication.
                                              "KUBECONFIG": str(config)}, capture_output=True, text=True, timeout=30)
     assert result.returncode == 1
     assert "users[u].user.exec" in result.stderr and "not supported" in result.stderr
+
+
+class ConnectProxy:
+    """A forward proxy that tunnels CONNECT requests and remembers their targets."""
+
+    def __init__(self):
+        import socketserver
+        import threading
+
+        self.targets = []
+        proxy = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self):
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    chunk = self.request.recv(4096)
+                    if not chunk:
+                        return
+                    head += chunk
+                method, target = head.split(b" ")[:2]
+                if method != b"CONNECT":
+                    self.request.sendall(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
+                    return
+                host, port = target.decode().rsplit(":", 1)
+                proxy.targets.append(f"{host}:{port}")
+                upstream = socket.create_connection((host, int(port)))
+                self.request.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+
+                def pipe(source, sink):
+                    try:
+                        while data := source.recv(65536):
+                            sink.sendall(data)
+                    except OSError:
+                        pass
+                    finally:
+                        sink.close()
+
+                threading.Thread(target=pipe, args=(upstream, self.request), daemon=True).start()
+                pipe(self.request, upstream)
+
+        class Server(socketserver.ThreadingTCPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_outbound_calls_honour_https_proxy_and_no_proxy(world):
+    github, kube = world["github"], world["kube"]
+    proxy = ConnectProxy()
+    config = world["dir"] / "kubeconfig"
+    base = {"DRY_RUN": "false", "GITHUB_TOKEN": github.token, "GITHUB_API_URL": github.url,
+            "GITHUB_CA_FILE": world["tls"]["ca"], "KUBECONFIG": str(config), "RUNNER_MODE": "standard"}
+    server = Server({**base, "HTTPS_PROXY": f"http://127.0.0.1:{proxy.port}"})
+    try:
+        github.add_job("octo", "repo", 1011)
+        status, body, _ = post(server.port, delivery(1011))
+        assert status == 200 and body["outcome"] == "accepted", body
+        assert f"127.0.0.1:{github.port}" in proxy.targets and f"127.0.0.1:{kube.port}" in proxy.targets
+    finally:
+        server.stop()
+    seen = len(proxy.targets)
+    server = Server({**base, "HTTPS_PROXY": f"http://127.0.0.1:{proxy.port}", "NO_PROXY": "127.0.0.1"})
+    try:
+        github.add_job("octo", "repo", 1012)
+        status, body, _ = post(server.port, delivery(1012))
+        assert status == 200 and body["outcome"] == "accepted", body
+        assert len(proxy.targets) == seen  # NO_PROXY: straight to the servers
+    finally:
+        server.stop()
+    proxy.server.shutdown()

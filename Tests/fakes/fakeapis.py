@@ -259,14 +259,21 @@ class FakeGitHub(FakeAPI):
                         runs[run] = "in_progress"
                     else:
                         runs[run] = "queued"
-                wanted = [run for run, status in runs.items() if status == params.get("status", status)]
-            return {"total_count": len(wanted), "workflow_runs": [{"id": run, "status": runs[run]} for run in sorted(wanted)]}
+                wanted = sorted((run for run, status in runs.items() if status == params.get("status", status)), reverse=True)
+            page = self._page(wanted, params)  # newest first, like the real API
+            return {"total_count": len(wanted), "workflow_runs": [{"id": run, "status": runs[run]} for run in page]}
         m = re.fullmatch(r"/repos/([^/]+)/([^/]+)/actions/runs/(\d+)/jobs", path)
         if m:
             with self.lock:
                 jobs = [j for (o, r, _), j in sorted(self.jobs.items()) if (o, r) == (m[1], m[2]) and j["run_id"] == int(m[3])]
-            return {"total_count": len(jobs), "jobs": jobs}
+            return {"total_count": len(jobs), "jobs": self._page(jobs, params)}
         return None
+
+    @staticmethod
+    def _page(items, params):
+        per_page = min(100, int(params.get("per_page", 30)))
+        page = max(1, int(params.get("page", 1)))
+        return items[(page - 1) * per_page: page * per_page]
 
     def _generate(self, owner, repo, body):
         try:
@@ -498,12 +505,17 @@ if __name__ == "__main__":
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
     parser.add_argument("--tls-dir", help="write a test CA and certificates here and serve HTTPS")
     parser.add_argument("--queued-jobs", type=int, default=0, help="queued jobs 1..N in octo/repo")
+    parser.add_argument("--job-ranges", default="", help="more queued jobs: FIRST-LAST[,FIRST-LAST...]")
     args = parser.parse_args()
     tls = make_tls(args.tls_dir) if args.tls_dir else None
     github, kube = FakeGitHub(tls=tls), FakeKubernetes(tls=tls)
     github.latency = kube.latency = args.latency
     for i in range(1, args.queued_jobs + 1):
         github.add_job("octo", "repo", i)
+    for span in filter(None, args.job_ranges.split(",")):
+        first, last = map(int, span.split("-"))
+        for i in range(first, last + 1):
+            github.add_job("octo", "repo", i)
     print(json.dumps({"github": github.url, "kubernetes": kube.url, "github_token": github.token,
                       "kube_token": kube.token, "ca": tls and tls["ca"]}), flush=True)
     threading.Event().wait()

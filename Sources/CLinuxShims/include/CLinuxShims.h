@@ -27,4 +27,8 @@ int kar_eventfd(void);
 /// accept4 with SOCK_NONBLOCK | SOCK_CLOEXEC.
 int kar_accept(int fd);
 
+/// glibc malloc tuning: at most `count` arenas (mallopt M_ARENA_MAX), and returning freed pages (malloc_trim).
+int kar_limit_malloc_arenas(int count);
+int kar_malloc_trim(void);
+
 #endif
