@@ -275,7 +275,10 @@ def main():
     text = report(rows, quick)
     print(text)
     if args.write:
-        (ROOT / "BENCHMARKS.md").write_text(text)
+        path = ROOT / "BENCHMARKS.md"
+        old = path.read_text() if path.exists() else ""
+        analysis = old[old.index("\n## Analysis"):] if "\n## Analysis" in old else ""
+        path.write_text(text + analysis)  # the hand-written analysis below the figures is kept
 
 
 def report(r, quick):
