@@ -40,6 +40,7 @@ public final class JITRunnerProvisioner: RunnerProvisioner {
 
     public func provision(_ request: RunnerRequest) async throws(ProvisioningError) -> ProvisionOutcome {
         let job = RunnerJob.render(for: request, settings: settings)
+        var labels = request.labels
         let namespace = settings.namespace
         var metadata: Logger.Metadata = [
             "repo": "\(request.owner)/\(request.repository)", "job.id": "\(request.jobID)", "runner_job": "\(job.name)",
@@ -77,8 +78,8 @@ public final class JITRunnerProvisioner: RunnerProvisioner {
             )
             await cleanUp(jobName: job.name, runner: nil, request: request, metadata: metadata)
             return .notQueued(status: githubJob.status)
-        case .success:
-            break
+        case .success(let githubJob):
+            if labels.isEmpty { labels = githubJob.labels }  // a replacement runner: the labels come from GitHub
         case .failure(let error):
             logger.warning(
                 "reading the job from GitHub failed",
@@ -91,7 +92,7 @@ public final class JITRunnerProvisioner: RunnerProvisioner {
         // Round 2: the JIT registration.
         let jit: JITConfig
         do {
-            jit = try await registerRunner(for: request, jobName: job.name)
+            jit = try await registerRunner(for: request, labels: labels, jobName: job.name)
         } catch {
             logger.warning("generating the JIT config failed", metadata: metadata.merging(["error": "\(error)"]) { $1 })
             await cleanUp(jobName: job.name, runner: nil, request: request, metadata: metadata)
@@ -126,7 +127,13 @@ public final class JITRunnerProvisioner: RunnerProvisioner {
     }
 
     /// Registers a runner named after the Job plus a random suffix; a name clash (409) gets one new name.
-    private func registerRunner(for request: RunnerRequest, jobName: String) async throws(GitHubAPIError) -> JITConfig {
+    private func registerRunner(
+        for request: RunnerRequest,
+        labels: [String],
+        jobName: String
+    ) async throws(GitHubAPIError)
+        -> JITConfig
+    {
         func attempt() async throws(GitHubAPIError) -> JITConfig {
             try await github.generateJITConfig(
                 owner: request.owner,
@@ -134,7 +141,7 @@ public final class JITRunnerProvisioner: RunnerProvisioner {
                 JITConfigRequest(
                     name: "\(jobName)-\(randomSuffix())",
                     runnerGroupID: runnerGroupID,
-                    labels: request.labels
+                    labels: labels
                 )
             )
         }

@@ -128,7 +128,8 @@ public final class Reconciler: Service {
         }
         for (repository, runners) in registrations {
             for runner in runners where runner.busy != true {
-                guard let id = Self.jobID(ofRunnerNamed: runner.name), !existing.contains(id) else { continue }
+                guard let id = RunnerRequest.jobID(ofRunnerNamed: runner.name).map(String.init), !existing.contains(id)
+                else { continue }
                 await reap(registration: runner, in: repository)
             }
         }
@@ -266,16 +267,6 @@ public final class Reconciler: Service {
                 metadata: metadata.merging(["error": "\(error)"]) { $1 }
             )
         }
-    }
-
-    /// The job id in a runner name this service gives: `runner-<job id>-<5 characters>`.
-    static func jobID(ofRunnerNamed name: String) -> String? {
-        let parts = name.split(separator: "-")
-        guard parts.count == 3, parts[0] == "runner", !parts[1].isEmpty, parts[1].allSatisfy(\.isNumber),
-            parts[2].count == 5,
-            parts[2].allSatisfy({ $0.isLowercase || $0.isNumber })
-        else { return nil }
-        return String(parts[1])
     }
 
     private func jobIDFromName(_ name: String) -> String? {

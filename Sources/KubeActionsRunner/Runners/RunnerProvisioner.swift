@@ -27,8 +27,31 @@ public struct RunnerRequest: Sendable, Equatable {
         self.deliveryID = deliveryID
     }
 
+    /// Set when the runner made for `jobID` took this other job instead: a replacement runner is wanted, and the
+    /// job's labels come from GitHub (`labels` may be empty).
+    public var replacing: Int64? = nil
+
     /// The Kubernetes Job's name: deterministic, so a second delivery for the same job finds the first Job.
-    public var runnerJobName: String { "runner-\(jobID)" }
+    /// A replacement is `runner-<job id>-after-<job its first runner took>`, as deterministic.
+    public var runnerJobName: String {
+        replacing.map { "runner-\(jobID)-after-\($0)" } ?? "runner-\(jobID)"
+    }
+
+    /// The job id in a runner (registration) name this service gives: `runner-<id>-<5 characters>`, or
+    /// `runner-<id>-after-<other id>-<5 characters>` for a replacement; nil for any other name.
+    public static func jobID(ofRunnerNamed name: String) -> Int64? {
+        let parts = name.split(separator: "-", omittingEmptySubsequences: false)
+        func isSuffix(_ part: Substring) -> Bool {
+            part.count == 5 && part.allSatisfy { ($0.isLowercase && $0.isASCII) || $0.isNumber }
+        }
+        func isNumber(_ part: Substring) -> Bool { !part.isEmpty && part.allSatisfy { $0.isASCII && $0.isNumber } }
+        guard parts.first == "runner", parts.count >= 3, isNumber(parts[1]) else { return nil }
+        switch parts.count {
+        case 3 where isSuffix(parts[2]): return Int64(parts[1])
+        case 5 where parts[2] == "after" && isNumber(parts[3]) && isSuffix(parts[4]): return Int64(parts[1])
+        default: return nil
+        }
+    }
 }
 
 /// What provisioning did.

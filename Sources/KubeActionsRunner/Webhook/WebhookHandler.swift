@@ -108,6 +108,11 @@ public struct WebhookHandler: Sendable {
             return Result(outcome: .badRequest, status: 400, message: error.description)
         }
         onVerifiedRepository?(event.repository.owner.login, event.repository.name)
+        if event.action == "in_progress", let runnerName = event.workflowJob.runnerName,
+            let intended = RunnerRequest.jobID(ofRunnerNamed: runnerName), intended != event.workflowJob.id
+        {
+            return await replaceRunner(for: intended, takenBy: event, deliveryID: deliveryID)
+        }
         guard event.action == "queued" else {
             return Result(outcome: .ignoredAction, status: 200, message: "action ignored", event: event)
         }
@@ -146,6 +151,50 @@ public struct WebhookHandler: Sendable {
                 event: event
             )
         case .failure(let error):
+            return Result(outcome: .upstreamError, status: error.status, message: error.reason, event: event)
+        }
+    }
+
+    /// Any idle runner whose labels fit may take any queued job: when the runner made for job X starts job Y,
+    /// X is without a runner again. Provision one for X now (GitHub says whether X still waits, and its labels).
+    private func replaceRunner(
+        for intended: Int64,
+        takenBy event: WorkflowJobEvent,
+        deliveryID: String?
+    ) async -> Result {
+        var request = RunnerRequest(
+            owner: event.repository.owner.login,
+            repository: event.repository.name,
+            jobID: intended,
+            runID: 0,
+            jobName: "",
+            labels: [],
+            deliveryID: deliveryID
+        )
+        request.replacing = event.workflowJob.id
+        logger.info(
+            "runner made for another job took this one",
+            metadata: [
+                "job.id": "\(event.workflowJob.id)", "runner.name": "\(event.workflowJob.runnerName ?? "")",
+                "intended_job.id": "\(intended)",
+            ]
+        )
+        switch await provisionWithinDeadline(request) {
+        case .success(.created(let name)), .success(.alreadyProvisioned(let name)):
+            return Result(
+                outcome: .runnerReplaced,
+                status: 200,
+                message: "runner for job \(intended) replaced",
+                event: event,
+                runnerJob: name
+            )
+        case .success(.notQueued):
+            return Result(outcome: .ignoredAction, status: 200, message: "action ignored", event: event)
+        case .failure(let error):
+            logger.warning(
+                "replacing a taken runner failed",
+                metadata: ["intended_job.id": "\(intended)", "error": "\(error)"]
+            )
             return Result(outcome: .upstreamError, status: error.status, message: error.reason, event: event)
         }
     }

@@ -10,6 +10,9 @@ public enum WebhookOutcome: String, Sendable, CaseIterable {
     case ping
     /// An event other than `workflow_job`.
     case ignoredEvent = "ignored_event"
+    /// An `in_progress` delivery showed that the runner made for another job took this one: a replacement runner
+    /// was made for that other job, which would otherwise wait for the next reconciler cycle.
+    case runnerReplaced = "runner_replaced"
     /// A `workflow_job` action other than `queued`.
     case ignoredAction = "ignored_action"
     /// The job's labels match no `LABEL_MATCHERS` matcher.

@@ -174,4 +174,24 @@ import Testing
         #expect(await provisioner.readiness() == .ready)  // the first check lists jobs
         #expect(kubernetes.calls.contains("list jobs"))
     }
+
+    @Test func replacesARunnerThatTookAnotherJobWithLabelsFromGitHub() async throws {
+        github.queue(job: 20, labels: ["self-hosted", "gpu"])
+        var request = RunnerRequest(
+            owner: "octo",
+            repository: "repo",
+            jobID: 20,
+            runID: 0,
+            jobName: "",
+            labels: [],
+            deliveryID: "d"
+        )
+        request.replacing = 21
+        #expect(try await provisioner.provision(request) == .created(runnerJob: "runner-20-after-21"))
+        let runnerName = try #require(github.runners.values.first)
+        #expect(runnerName.hasPrefix("runner-20-after-21-"))
+        #expect(RunnerRequest.jobID(ofRunnerNamed: runnerName) == 20)
+        #expect(github.calls.contains { $0.hasPrefix("jit runner-20-after-21-") })
+        #expect(try await provisioner.provision(request) == .alreadyProvisioned(runnerJob: "runner-20-after-21"))
+    }
 }

@@ -277,9 +277,12 @@ import Testing
     }
 
     @Test func readsJobIDsFromRunnerNames() {
-        #expect(Reconciler.jobID(ofRunnerNamed: "runner-289782451-a1b2c") == "289782451")
-        #expect(Reconciler.jobID(ofRunnerNamed: "runner-1-abcd") == nil)
-        #expect(Reconciler.jobID(ofRunnerNamed: "runner-x-abcde") == nil)
-        #expect(Reconciler.jobID(ofRunnerNamed: "ghost-1-abcde") == nil)
+        #expect(RunnerRequest.jobID(ofRunnerNamed: "runner-289782451-a1b2c") == 289_782_451)
+        #expect(RunnerRequest.jobID(ofRunnerNamed: "runner-7-after-8-a1b2c") == 7)
+        #expect(RunnerRequest.jobID(ofRunnerNamed: "runner-1-abcd") == nil)
+        #expect(RunnerRequest.jobID(ofRunnerNamed: "runner-x-abcde") == nil)
+        #expect(RunnerRequest.jobID(ofRunnerNamed: "runner-7-before-8-a1b2c") == nil)
+        #expect(RunnerRequest.jobID(ofRunnerNamed: "ghost-1-abcde") == nil)
+        #expect(RunnerRequest.jobID(ofRunnerNamed: "GitHub Actions 5") == nil)
     }
 }

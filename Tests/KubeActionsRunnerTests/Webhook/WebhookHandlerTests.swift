@@ -293,4 +293,34 @@ import Testing
         #expect(!logs.text.isEmpty)
         #expect(!logs.text.contains(secret))
     }
+
+    @Test func replacesTheRunnerOfAJobWhoseRunnerTookAnotherJob() async throws {
+        let provisioner = RecordingProvisioner()
+        try await withApplication(configuration: try .make(), provisioner: provisioner) { app in
+            var json =
+                try JSONSerialization.jsonObject(
+                    with: Data(try Fixtures.bytes("github/workflow_job.in_progress.payload.json"))
+                )
+                as! [String: Any]
+            var job = json["workflow_job"] as! [String: Any]
+            job["id"] = 42
+            job["runner_name"] = "runner-77-a1b2c"  // the runner made for job 77 started job 42
+            json["workflow_job"] = job
+            let body = Array(try JSONSerialization.data(withJSONObject: json))
+            let (status, answer) = try await deliver(app, event: "workflow_job", body: body)
+            #expect(status == 200)
+            #expect(answer?["outcome"] as? String == "runner_replaced")
+            #expect(answer?["runner_job"] as? String == "runner-77-after-42")
+            // Its own runner took it: nothing to do.
+            job["runner_name"] = "runner-42-a1b2c"
+            json["workflow_job"] = job
+            let own = Array(try JSONSerialization.data(withJSONObject: json))
+            #expect(
+                try await deliver(app, event: "workflow_job", body: own).1?["outcome"] as? String == "ignored_action"
+            )
+        }
+        let request = try #require(provisioner.requests.first)
+        #expect(provisioner.requests.count == 1)
+        #expect(request.jobID == 77 && request.replacing == 42 && request.labels.isEmpty)
+    }
 }
