@@ -126,6 +126,7 @@ public enum Provisioners {
         reconcile.maxInterval = max(configuration.reconcileInterval, .seconds(300))
         reconcile.reserve = Int64(configuration.rateLimitReserve)
         reconcile.grace = configuration.reconcileGrace
+        reconcile.idleTimeout = configuration.runnerIdleTimeout
         let reconciler = Reconciler(
             configuration: reconcile,
             github: github,

@@ -46,6 +46,7 @@ extension Configuration {
         let logFormat = reader.choice("LOG_FORMAT", default: LogFormat.json)
         let reconcileInterval = reader.int("RECONCILE_INTERVAL", default: 60, range: 1...3600)
         let reconcileGrace = reader.int("RECONCILE_GRACE", default: 60, range: 0...3600)
+        let runnerIdleTimeout = reader.int("RUNNER_IDLE_TIMEOUT", default: 600, range: 0...86_400)
         let repositories = reader.repositories()
         let rateLimitReserve = reader.int("RATE_LIMIT_RESERVE", default: 500, range: 0...1_000_000)
         let identity = reader.value("POD_NAME") ?? reader.value("HOSTNAME") ?? "kube-actions-runner-\(randomSuffix())"
@@ -77,6 +78,7 @@ extension Configuration {
             dryRun: dryRun,
             reconcileInterval: .seconds(reconcileInterval),
             reconcileGrace: .seconds(reconcileGrace),
+            runnerIdleTimeout: .seconds(runnerIdleTimeout),
             repositories: repositories,
             rateLimitReserve: rateLimitReserve,
             identity: identity

@@ -33,6 +33,8 @@ public struct Configuration: Sendable {
     public var reconcileInterval: Duration
     /// How old a queued job must be before the reconciler provisions it (so it never races the webhook path).
     public var reconcileGrace: Duration
+    /// A runner with nothing to do for this long, that no queued job can use, is removed.
+    public var runnerIdleTimeout: Duration
     /// Repositories to reconcile even before a delivery from them was seen.
     public var repositories: [RepositoryRegistry.Repository]
     /// GitHub requests the reconciler leaves for webhook deliveries.

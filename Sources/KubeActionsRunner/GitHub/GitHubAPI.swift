@@ -84,12 +84,26 @@ public struct RegisteredRunner: Sendable, Equatable, Decodable {
     /// `online` or `offline`.
     public var status: String?
     public var busy: Bool?
+    public var labels: [String]
 
-    public init(id: Int64, name: String, status: String? = nil, busy: Bool? = nil) {
+    public init(id: Int64, name: String, status: String? = nil, busy: Bool? = nil, labels: [String] = []) {
         self.id = id
         self.name = name
         self.status = status
         self.busy = busy
+        self.labels = labels
+    }
+
+    enum CodingKeys: String, CodingKey { case id, name, status, busy, labels }
+    struct Label: Decodable { var name: String }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        id = try container.decode(Int64.self, forKey: .id)
+        name = try container.decode(String.self, forKey: .name)
+        status = try container.decodeIfPresent(String.self, forKey: .status)
+        busy = try container.decodeIfPresent(Bool.self, forKey: .busy)
+        labels = (try container.decodeIfPresent([Label].self, forKey: .labels) ?? []).map(\.name)
     }
 }
 

@@ -57,7 +57,7 @@ public final class Metrics: Sendable {
         for result in ["ok", "partial", "failed", "skipped"] { _ = reconcilerCycleCounter(result) }
         _ = reconcilerRecoveredCounter()
         _ = reserveHitsCounter()
-        for reason in ["no_secret", "orphan_registration"] {
+        for reason in ["no_secret", "orphan_registration", "idle"] {
             _ = registry.makeCounter(
                 descriptor: metric(
                     "runners_reaped_total",

@@ -1,5 +1,6 @@
 import Logging
 import ServiceLifecycle
+import Synchronization
 
 /// The level-triggered backstop for lost deliveries: GitHub never redelivers a failed webhook, so every
 /// `interval` the leader lists the queued jobs of every known repository — including queued jobs inside runs that
@@ -19,6 +20,8 @@ public final class Reconciler: Service {
         public var maxProvisionsPerCycle = 20
         /// Queued longer than this counts in `reconciler_jobs_queued_too_long`.
         public var tooLong: Duration = .seconds(300)
+        /// A registered runner with nothing to do for this long is removed (unless a queued job could use it).
+        public var idleTimeout: Duration = .seconds(600)
         /// A runner Job still without its Secret this long after creation was interrupted (a live provisioning
         /// finishes within the 8 s webhook deadline); it is removed.
         public var secretDeadline: Duration = .seconds(30)
@@ -37,6 +40,8 @@ public final class Reconciler: Service {
     private let isLeader: @Sendable () -> Bool
     private let metrics: Metrics
     private let logger: Logger
+    /// Registration id → when this leader first saw it idle (monotonic).
+    private let idleSince = Mutex<[Int64: ContinuousClock.Instant]>([:])
 
     public init(
         configuration: Configuration,
@@ -135,6 +140,7 @@ public final class Reconciler: Service {
         }
         var tooLong = 0
         var provisioned = 0
+        var queuedByRepository: [RepositoryRegistry.Repository: [GitHubJob]] = [:]
         repositories: for repository in known {
             summary.repositories += 1
             if let remaining = rateLimitRemaining(), remaining < configuration.reserve {
@@ -158,6 +164,7 @@ public final class Reconciler: Service {
                 if error.kind == .rateLimited { break }
                 continue
             }
+            queuedByRepository[repository] = queued
             for job in queued where matcher.matches(job.labels) {
                 summary.queued += 1
                 let age = job.createdAt.flatMap(Timestamps.parse).map { now - $0 } ?? 0
@@ -172,6 +179,7 @@ public final class Reconciler: Service {
                 await recover(job, in: repository, age: age, summary: &summary)
             }
         }
+        await reapIdleRunners(registrations, queued: queuedByRepository, jobs: existing)
         metrics.jobsQueuedTooLong.set(Int64(tooLong))
         metrics.countReconcilerCycle(summary.result)
         logger.info(
@@ -231,6 +239,66 @@ public final class Reconciler: Service {
         } catch {
             logger.warning("reconciler: provisioning failed", metadata: metadata.merging(["error": "\(error)"]) { $1 })
         }
+    }
+
+    /// Runners idle for `idleTimeout` whose own job no longer waits and that no queued job of their repository
+    /// could use are removed: the registration first (the runner process then exits), then the runner Job. A
+    /// runner that turns out busy (422) stays. Repositories whose queued jobs are unknown this cycle are skipped.
+    private func reapIdleRunners(
+        _ registrations: [(RepositoryRegistry.Repository, [RegisteredRunner])],
+        queued: [RepositoryRegistry.Repository: [GitHubJob]],
+        jobs existing: Set<String>
+    ) async {
+        let now = ContinuousClock.now
+        var seen: Set<Int64> = []
+        for (repository, runners) in registrations {
+            guard let waiting = queued[repository] else { continue }
+            for runner in runners {
+                guard let jobID = RunnerRequest.jobID(ofRunnerNamed: runner.name), existing.contains(String(jobID))
+                else {
+                    continue
+                }
+                seen.insert(runner.id)
+                if runner.busy == true {
+                    idleSince.withLock { $0[runner.id] = nil }
+                    continue
+                }
+                let since = idleSince.withLock { idle in
+                    idle[runner.id]
+                        ?? {
+                            idle[runner.id] = now; return now
+                        }()
+                }
+                guard now - since >= configuration.idleTimeout else { continue }
+                let labels = Set(runner.labels.map { $0.lowercased() })
+                let usable = waiting.contains { job in
+                    job.id == jobID || Set(job.labels.map { $0.lowercased() }).isSubset(of: labels)
+                }
+                guard !usable else { continue }
+                let metadata: Logger.Metadata = [
+                    "repo": "\(repository)", "runner.name": "\(runner.name)", "job.id": "\(jobID)",
+                    "idle_s": "\((now - since).components.seconds)",
+                ]
+                do {
+                    try await github.deleteRunner(owner: repository.owner, repo: repository.name, runnerID: runner.id)
+                } catch  where error.kind == .validation {
+                    logger.info("reaper: idle runner is busy after all; kept", metadata: metadata)
+                    continue
+                } catch  where error.kind != .notFound {
+                    logger.warning(
+                        "reaper: deleting an idle runner failed",
+                        metadata: metadata.merging(["error": "\(error)"]) { $1 }
+                    )
+                    continue
+                } catch {}
+                idleSince.withLock { $0[runner.id] = nil }
+                let jobName = String(runner.name.dropLast(6))  // the registration's name less "-<suffix>"
+                try? await kubernetes.deleteJob(name: jobName, namespace: namespace)
+                metrics.countReaped("idle")
+                logger.notice("reaper: removed an idle runner no queued job can use", metadata: metadata)
+            }
+        }
+        idleSince.withLock { idle in idle = idle.filter { seen.contains($0.key) } }
     }
 
     /// Removes a runner Job that can never run (its provisioning was interrupted).

@@ -214,7 +214,7 @@ import Testing
     let metrics = Metrics()
     let logs = LogCapture()
 
-    func reconciler(secretDeadline: Duration) throws -> Reconciler {
+    func reconciler(secretDeadline: Duration, idleTimeout: Duration = .seconds(600)) throws -> Reconciler {
         let monitor = ClusterMonitor(kubernetes: kubernetes, namespace: "ns", metrics: metrics, logger: logs.logger())
         let provisioner = JITRunnerProvisioner(
             github: github,
@@ -226,6 +226,7 @@ import Testing
         )
         var configuration = Reconciler.Configuration()
         configuration.secretDeadline = secretDeadline
+        configuration.idleTimeout = idleTimeout
         return Reconciler(
             configuration: configuration,
             github: github,
@@ -274,6 +275,47 @@ import Testing
         _ = try await reconciler(secretDeadline: .seconds(3600)).cycle()
         #expect(github.runners.keys.sorted() == [1, 2, 3])
         #expect(kubernetes.jobNames == ["runner-7"])  // young: not reaped yet
+    }
+
+    /// A runner made for job 30, whose job was then cancelled: it idles, and no queued job fits it.
+    func idleRunner(labels: [String] = ["self-hosted", "gpu"]) async throws -> Int64 {
+        github.queue(job: 30, run: 300, labels: labels)
+        #expect(try await reconciler(secretDeadline: .seconds(3600)).cycle().recovered == 1)
+        github.state.withLock { $0.jobs[30]?.status = "completed" }
+        return try #require(github.runners.keys.first)
+    }
+
+    @Test func removesAnIdleRunnerNoQueuedJobCanUse() async throws {
+        _ = try await idleRunner()
+        github.queue(job: 31, run: 310, labels: ["self-hosted", "arm64"])  // queued, but the runner does not fit it
+        let reaper = try reconciler(secretDeadline: .seconds(3600), idleTimeout: .zero)
+        await reaper.cycle()
+        #expect(github.runners.values.allSatisfy { !$0.hasPrefix("runner-30-") })
+        #expect(!kubernetes.jobNames.contains("runner-30"))
+        #expect(
+            String(decoding: metrics.exposition(), as: UTF8.self).contains(#"runners_reaped_total{reason="idle"} 1"#)
+        )
+    }
+
+    @Test func keepsAnIdleRunnerThatAQueuedJobCanUseOrThatIsBusy() async throws {
+        let id = try await idleRunner()
+        github.queue(job: 32, run: 320, labels: ["gpu"])  // fits the idle runner's labels: it will take it
+        let reaper = try reconciler(secretDeadline: .seconds(3600), idleTimeout: .zero)
+        await reaper.cycle()
+        #expect(github.runners[id] != nil && kubernetes.jobNames.contains("runner-30"))
+        github.state.withLock {
+            $0.jobs[32]?.status = "completed"; $0.busy.insert(id)
+        }  // now running something
+        await reaper.cycle()
+        #expect(github.runners[id] != nil && kubernetes.jobNames.contains("runner-30"))
+    }
+
+    @Test func waitsForTheIdleTimeout() async throws {
+        let id = try await idleRunner()
+        let reaper = try reconciler(secretDeadline: .seconds(3600), idleTimeout: .seconds(600))
+        await reaper.cycle()
+        await reaper.cycle()
+        #expect(github.runners[id] != nil)
     }
 
     @Test func readsJobIDsFromRunnerNames() {

@@ -7,6 +7,8 @@ final class FakeGitHubAPI: GitHubAPI {
     struct State {
         var jobs: [Int64: GitHubJob] = [:]
         var runners: [Int64: String] = [:]  // id -> name
+        var runnerLabels: [Int64: [String]] = [:]
+        var busy: Set<Int64> = []
         var nextRunnerID: Int64 = 100
         var calls: [String] = []
         var jobFaults: [GitHubAPIError] = []
@@ -73,6 +75,7 @@ final class FakeGitHubAPI: GitHubAPI {
             let id = state.nextRunnerID
             state.nextRunnerID += 1
             state.runners[id] = request.name
+            state.runnerLabels[id] = request.labels
             return .success(JITConfig(runnerID: id, runnerName: request.name, encodedConfig: Secret("jit-\(id)")))
         }
         return try result.get()
@@ -107,7 +110,13 @@ final class FakeGitHubAPI: GitHubAPI {
         state.withLock { state in
             state.calls.append("runners")
             return state.runners.sorted { $0.key < $1.key }.map {
-                RegisteredRunner(id: $0.key, name: $0.value, status: "offline", busy: false)
+                RegisteredRunner(
+                    id: $0.key,
+                    name: $0.value,
+                    status: "online",
+                    busy: state.busy.contains($0.key),
+                    labels: state.runnerLabels[$0.key] ?? []
+                )
             }
         }
     }
@@ -116,6 +125,7 @@ final class FakeGitHubAPI: GitHubAPI {
         let result = state.withLock { state -> Result<Void, GitHubAPIError> in
             state.calls.append("delete runner \(runnerID)")
             if !state.deleteFaults.isEmpty { return .failure(state.deleteFaults.removeFirst()) }
+            if state.busy.contains(runnerID) { return .failure(Self.error(.validation, status: 422)) }
             guard state.runners.removeValue(forKey: runnerID) != nil else {
                 return .failure(Self.error(.notFound, status: 404))
             }
