@@ -174,9 +174,9 @@ def test_invalid_job_is_reported_with_its_causes(world):
 def test_secret_failure_removes_the_runner_registration_and_the_job(world):
     github, kube, server = world["github"], world["kube"], world["server"]
     github.add_job("octo", "repo", 1007)
-    kube.inject("POST", rf"/api/v1/namespaces/{NAMESPACE}/secrets",
-                Fault(500, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                            "message": "etcdserver: request timed out", "reason": "InternalError", "code": 500}))
+    etcd = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": "etcdserver: request timed out", "reason": "InternalError", "code": 500}
+    kube.inject("POST", rf"/api/v1/namespaces/{NAMESPACE}/secrets", Fault(500, etcd), Fault(500, etcd))  # one retry
     status, body, _ = post(server.port, delivery(1007))
     assert status == 503 and body["outcome"] == "upstream_error", body
     assert "runner-1007" not in kube.jobs(NAMESPACE)
@@ -184,10 +184,19 @@ def test_secret_failure_removes_the_runner_registration_and_the_job(world):
     assert github.calls("DELETE", r"/repos/octo/repo/actions/runners/\d+")
 
 
+def test_one_transient_failure_is_retried(world):
+    github, kube, server = world["github"], world["kube"], world["server"]
+    github.add_job("octo", "repo", 1013)
+    github.inject("POST", r".*/generate-jitconfig", Fault(502, {"message": "Server Error"}))
+    status, body, _ = post(server.port, delivery(1013))
+    assert status == 200 and body["outcome"] == "accepted", body
+    assert len(github.calls("POST", r".*/generate-jitconfig")) >= 2
+
+
 def test_github_failure_removes_the_job(world):
     github, kube, server = world["github"], world["kube"], world["server"]
     github.add_job("octo", "repo", 1008)
-    github.inject("POST", r".*/generate-jitconfig", Fault(502, {"message": "Server Error"}))
+    github.inject("POST", r".*/generate-jitconfig", Fault(502, {"message": "Server Error"}), Fault(502, {"message": "Server Error"}))
     status, body, _ = post(server.port, delivery(1008))
     assert status == 502 and body["message"] == "GitHub answered 502", body
     assert "runner-1008" not in kube.jobs(NAMESPACE)
@@ -196,10 +205,14 @@ def test_github_failure_removes_the_job(world):
 def test_github_hang_is_answered_within_githubs_window(world):
     github, kube, server = world["github"], world["kube"], world["server"]
     github.add_job("octo", "repo", 1009)
-    github.inject("POST", r".*/generate-jitconfig", Fault(hang=12))
+    github.inject("POST", r".*/generate-jitconfig", Fault(hang=12), Fault(hang=12))  # the call and its retry
     status, body, elapsed = post(server.port, delivery(1009), timeout=20)
-    assert status == 503 and "did not answer" in body["message"], body
+    assert status == 503 and body["message"] in ("provisioning timed out", "GitHub did not answer: Timeout was reached"), body
     assert elapsed < 9.5
+    # The deadline cancelled the request; its cleanup runs on in the background and removes the Job.
+    deadline = time.monotonic() + 5
+    while "runner-1009" in kube.jobs(NAMESPACE) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert "runner-1009" not in kube.jobs(NAMESPACE)
 
 

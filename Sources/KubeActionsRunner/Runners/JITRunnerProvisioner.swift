@@ -52,7 +52,14 @@ public final class JITRunnerProvisioner: RunnerProvisioner {
             try await self.jobWithRetry(owner: request.owner, repo: request.repository, id: request.jobID)
         }
         async let createdJob = capture { () async throws(KubernetesAPIError) in
-            try await self.kubernetes.createJob(job.job, namespace: namespace)
+            do throws(KubernetesAPIError) {
+                return try await self.kubernetes.createJob(job.job, namespace: namespace)
+            } catch  where error.isTransient && !Task.isCancelled {
+                // If the first attempt did create the Job, this one says AlreadyExists and the Job has no Secret:
+                // the reaper removes it after 30 s and the reconciler provisions the job again.
+                await self.pauseBeforeRetry()
+                return try await self.kubernetes.createJob(job.job, namespace: namespace)
+            }
         }
         let (status, created) = await (jobStatus, createdJob)
 
@@ -102,11 +109,16 @@ public final class JITRunnerProvisioner: RunnerProvisioner {
         metadata["runner.name"] = "\(jit.runnerName)"
 
         // Round 3: the Secret the runner reads its JIT config from.
-        do {
-            try await kubernetes.createSecret(
-                job.secret(jitConfig: jit.encodedConfig.value, jobUID: uid),
-                namespace: namespace
-            )
+        do throws(KubernetesAPIError) {
+            let secret = job.secret(jitConfig: jit.encodedConfig.value, jobUID: uid)
+            do {
+                try await kubernetes.createSecret(secret, namespace: namespace)
+            } catch  where error.isTransient && !Task.isCancelled {
+                await pauseBeforeRetry()
+                do {
+                    try await kubernetes.createSecret(secret, namespace: namespace)
+                } catch  where error.kind == .alreadyExists {}  // the first attempt did succeed
+            }
         } catch {
             logger.warning("creating the JIT secret failed", metadata: metadata.merging(["error": "\(error)"]) { $1 })
             await cleanUp(jobName: job.name, runner: jit.runnerID, request: request, metadata: metadata)
@@ -121,7 +133,7 @@ public final class JITRunnerProvisioner: RunnerProvisioner {
         do {
             return try await github.job(owner: owner, repo: repo, id: id)
         } catch  where error.isTransient && !Task.isCancelled {
-            try? await Task.sleep(for: .milliseconds(Int.random(in: 100...300)))
+            await pauseBeforeRetry()
             return try await github.job(owner: owner, repo: repo, id: id)
         }
     }
@@ -147,9 +159,17 @@ public final class JITRunnerProvisioner: RunnerProvisioner {
         }
         do {
             return try await attempt()
-        } catch  where error.kind == .conflict {
+        } catch  where error.kind == .conflict || (error.isTransient && !Task.isCancelled) {
+            // A name clash gets a new name; a 5xx or no answer one more try (with a new name too, so a registration
+            // the failed attempt may have made cannot clash; the reaper removes it once it idles).
+            if error.isTransient { await pauseBeforeRetry() }
             return try await attempt()
         }
+    }
+
+    /// One fast retry after a transient failure, with jitter, well inside the webhook's deadline.
+    private func pauseBeforeRetry() async {
+        try? await Task.sleep(for: .milliseconds(Int.random(in: 100...300)))
     }
 
     /// Removes what a failed attempt made. Runs to completion even when the request was cancelled (deadline).

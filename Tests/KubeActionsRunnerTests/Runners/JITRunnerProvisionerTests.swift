@@ -107,7 +107,11 @@ import Testing
     @Test func aFailedSecretRemovesTheRegistrationAndTheJob() async throws {
         github.queue(job: 14)
         kubernetes.state.withLock {
-            $0.createSecretFaults = [FakeKubernetesAPI.error(.unavailable, status: 500, resource: "secrets")]
+            // Transient failures get one retry: two in a row fail the delivery.
+            $0.createSecretFaults = Array(
+                repeating: FakeKubernetesAPI.error(.unavailable, status: 500, resource: "secrets"),
+                count: 2
+            )
         }
         await #expect(throws: ProvisioningError.self) { try await provisioner.provision(request(14)) }
         #expect(github.runners.isEmpty && kubernetes.jobNames.isEmpty)
@@ -146,7 +150,9 @@ import Testing
     )
     func aFailedJobRegistersNoRunner(kind: KubernetesAPIError.Kind, status: Int?, answer: Int, reason: String) async {
         github.queue(job: 16)
-        kubernetes.state.withLock { $0.createJobFaults = [FakeKubernetesAPI.error(kind, status: status)] }
+        kubernetes.state.withLock {
+            $0.createJobFaults = Array(repeating: FakeKubernetesAPI.error(kind, status: status), count: 2)
+        }
         await #expect(throws: ProvisioningError(status: answer, reason: reason)) {
             try await provisioner.provision(request(16))
         }
@@ -193,5 +199,17 @@ import Testing
         #expect(RunnerRequest.jobID(ofRunnerNamed: runnerName) == 20)
         #expect(github.calls.contains { $0.hasPrefix("jit runner-20-after-21-") })
         #expect(try await provisioner.provision(request) == .alreadyProvisioned(runnerJob: "runner-20-after-21"))
+    }
+
+    @Test func retriesOneTransientFailureOfEachCall() async throws {
+        github.queue(job: 40)
+        github.state.withLock { $0.jitFaults = [FakeGitHubAPI.error(.server, status: 502)] }
+        kubernetes.state.withLock {
+            $0.createJobFaults = [FakeKubernetesAPI.error(.transport, status: nil)]
+            $0.createSecretFaults = [FakeKubernetesAPI.error(.unavailable, status: 503, resource: "secrets")]
+        }
+        #expect(try await provisioner.provision(request(40)) == .created(runnerJob: "runner-40"))
+        #expect(kubernetes.jobNames == ["runner-40"] && kubernetes.secretNames == ["runner-40"])
+        #expect(github.runners.count == 1)
     }
 }
