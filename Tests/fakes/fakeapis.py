@@ -311,7 +311,7 @@ class FakeKubernetes(FakeAPI):
     """Jobs and Secrets in namespaces, with bearer tokens, RBAC, AlreadyExists and owner-reference GC."""
 
     RESOURCES = {"jobs": ("batch", "Job"), "secrets": ("", "Secret"), "configmaps": ("", "ConfigMap"),
-                 "leases": ("coordination.k8s.io", "Lease")}
+                 "leases": ("coordination.k8s.io", "Lease"), "pods": ("", "Pod"), "events": ("", "Event")}
 
     def __init__(self, token="kube-test-token", tls=None, user="system:serviceaccount:github-runners:kube-actions-runner"):
         self.token = token
@@ -332,7 +332,7 @@ class FakeKubernetes(FakeAPI):
         if headers.get("Authorization") != f"Bearer {self.token}":
             return 401, {}, _status(401, "Unauthorized", "Unauthorized")
         m = re.fullmatch(r"/(?:api/v1|apis/batch/v1|apis/coordination\.k8s\.io/v1)/namespaces/([^/]+)/"
-                         r"(jobs|secrets|configmaps|leases)(?:/([^/]+))?", path)
+                         r"(jobs|secrets|configmaps|leases|pods|events)(?:/([^/]+))?", path)
         if not m:
             return 404, {}, _status(404, "NotFound", "the server could not find the requested resource")
         namespace, resource, name = m[1], m[2], m[3]

@@ -91,6 +91,12 @@ public final class DryRunKubernetes: KubernetesAPI {
         }
     }
 
+    public func listPods(namespace: String, labelSelector: String) async throws(KubernetesAPIError) -> [PodSummary] {
+        []
+    }
+
+    public func listFailedCreateEvents(namespace: String) async throws(KubernetesAPIError) -> [JobEvent] { [] }
+
     public func listSecretNames(namespace: String, labelSelector: String) async throws(KubernetesAPIError) -> [String] {
         state.withLock { $0.objects.filter { $0.kind == "Secret" }.map(\.name) }
     }

@@ -26,6 +26,39 @@ public struct JobSummary: Sendable, Equatable {
     }
 }
 
+/// What the reaper needs to know of a runner pod.
+public struct PodSummary: Sendable, Equatable {
+    public var name: String
+    /// The Job that owns it (label `batch.kubernetes.io/job-name`).
+    public var jobName: String?
+    public var createdAt: Double?
+    /// `state.waiting.reason` of each container that is waiting (init containers included).
+    public var waitingReasons: [String]
+    /// `PodScheduled` is `False` with reason `Unschedulable`; the condition's message.
+    public var unschedulable: String?
+
+    public init(name: String, jobName: String?, createdAt: Double?, waitingReasons: [String], unschedulable: String?) {
+        self.name = name
+        self.jobName = jobName
+        self.createdAt = createdAt
+        self.waitingReasons = waitingReasons
+        self.unschedulable = unschedulable
+    }
+}
+
+/// A `FailedCreate` event of a Job: the Job controller could not create its pod (Pod Security, quota, …).
+public struct JobEvent: Sendable, Equatable {
+    public var jobName: String
+    public var reason: String
+    public var message: String
+
+    public init(jobName: String, reason: String, message: String) {
+        self.jobName = jobName
+        self.reason = reason
+        self.message = message
+    }
+}
+
 /// A `coordination.k8s.io/v1` Lease, as leader election reads and writes it.
 public struct Lease: Sendable, Equatable {
     public var name: String
@@ -79,6 +112,9 @@ public protocol KubernetesAPI: Sendable {
         labelSelector: String,
         limit: Int?
     ) async throws(KubernetesAPIError) -> [JobSummary]
+    func listPods(namespace: String, labelSelector: String) async throws(KubernetesAPIError) -> [PodSummary]
+    /// `FailedCreate` events of Jobs.
+    func listFailedCreateEvents(namespace: String) async throws(KubernetesAPIError) -> [JobEvent]
     /// Names of the Secrets with these labels.
     func listSecretNames(namespace: String, labelSelector: String) async throws(KubernetesAPIError) -> [String]
     /// Nil when there is no such Lease.

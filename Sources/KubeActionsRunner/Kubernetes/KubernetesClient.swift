@@ -166,6 +166,104 @@ public final class KubernetesClient: KubernetesAPI {
         return list.items.map(\.metadata.name)
     }
 
+    public func listPods(namespace: String, labelSelector: String) async throws(KubernetesAPIError) -> [PodSummary] {
+        let response = try await call(
+            "GET",
+            "/api/v1/namespaces/\(namespace)/pods?labelSelector=\(percentEncodeQuery(labelSelector))",
+            body: nil,
+            verb: "list",
+            resource: "pods",
+            namespace: namespace
+        )
+        struct List: Decodable {
+            struct Item: Decodable {
+                struct Metadata: Decodable {
+                    var name: String
+                    var labels: [String: String]?
+                    var creationTimestamp: String?
+                }
+                struct PodStatus: Decodable {
+                    struct Condition: Decodable {
+                        var type: String
+                        var status: String
+                        var reason: String?
+                        var message: String?
+                    }
+                    struct ContainerStatus: Decodable {
+                        struct State: Decodable {
+                            struct Waiting: Decodable { var reason: String? }
+                            var waiting: Waiting?
+                        }
+                        var state: State?
+                    }
+                    var conditions: [Condition]?
+                    var containerStatuses: [ContainerStatus]?
+                    var initContainerStatuses: [ContainerStatus]?
+                }
+                var metadata: Metadata
+                var status: PodStatus?
+            }
+            var items: [Item]
+        }
+        guard let list = try? JSONDecoder().decode(List.self, from: Data(response.body)) else {
+            throw KubernetesAPIError(
+                kind: .unexpectedResponse,
+                verb: "list",
+                resource: "pods",
+                namespace: namespace,
+                status: response.status,
+                message: "the answer is not a PodList"
+            )
+        }
+        return list.items.map { item in
+            let statuses = (item.status?.containerStatuses ?? []) + (item.status?.initContainerStatuses ?? [])
+            let scheduled = item.status?.conditions?.first { $0.type == "PodScheduled" }
+            return PodSummary(
+                name: item.metadata.name,
+                jobName: item.metadata.labels?["batch.kubernetes.io/job-name"] ?? item.metadata.labels?["job-name"],
+                createdAt: item.metadata.creationTimestamp.flatMap(Timestamps.parse),
+                waitingReasons: statuses.compactMap { $0.state?.waiting?.reason },
+                unschedulable: scheduled.flatMap {
+                    $0.status == "False" && $0.reason == "Unschedulable" ? ($0.message ?? "") : nil
+                }
+            )
+        }
+    }
+
+    public func listFailedCreateEvents(namespace: String) async throws(KubernetesAPIError) -> [JobEvent] {
+        let selector = percentEncodeQuery("involvedObject.kind=Job,reason=FailedCreate")
+        let response = try await call(
+            "GET",
+            "/api/v1/namespaces/\(namespace)/events?fieldSelector=\(selector)",
+            body: nil,
+            verb: "list",
+            resource: "events",
+            namespace: namespace
+        )
+        struct List: Decodable {
+            struct Item: Decodable {
+                struct Involved: Decodable { var name: String }
+                var involvedObject: Involved
+                var reason: String?
+                var message: String?
+            }
+            var items: [Item]
+        }
+        guard let list = try? JSONDecoder().decode(List.self, from: Data(response.body)) else {
+            throw KubernetesAPIError(
+                kind: .unexpectedResponse,
+                verb: "list",
+                resource: "events",
+                namespace: namespace,
+                status: response.status,
+                message: "the answer is not an EventList"
+            )
+        }
+        return list.items.map {
+            JobEvent(jobName: $0.involvedObject.name, reason: $0.reason ?? "", message: $0.message ?? "")
+        }
+    }
+
     // MARK: - Leases and ConfigMaps
 
     private struct LeaseObject: Decodable {

@@ -57,7 +57,7 @@ public final class Metrics: Sendable {
         for result in ["ok", "partial", "failed", "skipped"] { _ = reconcilerCycleCounter(result) }
         _ = reconcilerRecoveredCounter()
         _ = reserveHitsCounter()
-        for reason in ["no_secret", "orphan_registration", "idle"] {
+        for reason in ["no_secret", "orphan_registration", "idle", "failed_create", "image_pull", "unschedulable"] {
             _ = registry.makeCounter(
                 descriptor: metric(
                     "runners_reaped_total",

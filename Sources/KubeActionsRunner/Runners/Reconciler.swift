@@ -20,6 +20,12 @@ public final class Reconciler: Service {
         public var maxProvisionsPerCycle = 20
         /// Queued longer than this counts in `reconciler_jobs_queued_too_long`.
         public var tooLong: Duration = .seconds(300)
+        /// A pod still failing to pull its image (or to create its container) this long after creation is removed.
+        public var podStartDeadline: Duration = .seconds(300)
+        /// A pod the scheduler cannot place for this long is removed.
+        public var unschedulableDeadline: Duration = .seconds(600)
+        /// After a Job was removed because its pod could not run, the job is not provisioned again for this long.
+        public var failureHoldOff: Duration = .seconds(900)
         /// A registered runner with nothing to do for this long is removed (unless a queued job could use it).
         public var idleTimeout: Duration = .seconds(600)
         /// A runner Job still without its Secret this long after creation was interrupted (a live provisioning
@@ -40,6 +46,8 @@ public final class Reconciler: Service {
     private let isLeader: @Sendable () -> Bool
     private let metrics: Metrics
     private let logger: Logger
+    /// Job id → until when it is not provisioned again, and why (its previous pod could not run).
+    private let heldOff = Mutex<[String: (until: ContinuousClock.Instant, reason: String)]>([:])
     /// Registration id → when this leader first saw it idle (monotonic).
     private let idleSince = Mutex<[Int64: ContinuousClock.Instant]>([:])
 
@@ -126,6 +134,9 @@ public final class Reconciler: Service {
                 await reap(job: job.name, reason: "no_secret")
                 if let id = job.labels["kube-actions-runner/job-id"] ?? jobIDFromName(job.name) { existing.remove(id) }
             }
+            for removed in await reapPodsThatCannotRun(jobs.filter { !$0.isFinished }, now: now) {
+                existing.remove(removed)
+            }
         } catch {
             logger.warning("reconciler: cannot list runner jobs; cycle skipped", metadata: ["error": "\(error)"])
             metrics.countReconcilerCycle("failed")
@@ -170,6 +181,13 @@ public final class Reconciler: Service {
                 let age = job.createdAt.flatMap(Timestamps.parse).map { now - $0 } ?? 0
                 if age >= Double(configuration.tooLong.components.seconds) { tooLong += 1 }
                 guard !existing.contains(String(job.id)) else { continue }
+                if let hold = heldOff.withLock({ $0[String(job.id)] }), ContinuousClock.now < hold.until {
+                    logger.info(
+                        "reconciler: not provisioning again yet; its last runner could not run",
+                        metadata: ["repo": "\(repository)", "job.id": "\(job.id)", "reason": "\(hold.reason)"]
+                    )
+                    continue
+                }
                 guard age >= Double(configuration.grace.components.seconds) else { continue }
                 guard provisioned < configuration.maxProvisionsPerCycle else {
                     summary.result = "partial"
@@ -301,14 +319,61 @@ public final class Reconciler: Service {
         idleSince.withLock { idle in idle = idle.filter { seen.contains($0.key) } }
     }
 
-    /// Removes a runner Job that can never run (its provisioning was interrupted).
-    private func reap(job name: String, reason: String) async {
+    /// Jobs whose pod cannot run: the Job controller could not create it (`FailedCreate`: Pod Security, quota),
+    /// its image cannot be pulled, or it cannot be scheduled, past a deadline. Each is reported with the reason,
+    /// removed and counted, and its job is held off for `failureHoldOff` so a broken setup does not churn runners.
+    /// Returns the job ids removed.
+    private func reapPodsThatCannotRun(_ jobs: [JobSummary], now: Double) async -> [String] {
+        let names = Set(jobs.map(\.name))
+        var verdicts: [String: (reason: String, detail: String)] = [:]
+        if let events = try? await kubernetes.listFailedCreateEvents(namespace: namespace) {
+            for event in events where names.contains(event.jobName) {
+                verdicts[event.jobName] = ("failed_create", event.message)
+            }
+        }
+        if let pods = try? await kubernetes.listPods(namespace: namespace, labelSelector: "app=github-runner") {
+            for pod in pods {
+                guard let job = pod.jobName, names.contains(job), verdicts[job] == nil, let created = pod.createdAt
+                else { continue }
+                let age = now - created
+                let pull = pod.waitingReasons.first {
+                    ["ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerError"].contains($0)
+                }
+                if let pull, age > Double(configuration.podStartDeadline.components.seconds) {
+                    verdicts[job] = ("image_pull", "pod \(pod.name): \(pull) for \(Int(age)) s")
+                } else if let message = pod.unschedulable,
+                    age > Double(configuration.unschedulableDeadline.components.seconds)
+                {
+                    verdicts[job] = ("unschedulable", "pod \(pod.name): unschedulable for \(Int(age)) s: \(message)")
+                }
+            }
+        }
+        var removed: [String] = []
+        for (name, verdict) in verdicts.sorted(by: { $0.key < $1.key }) {
+            await reap(job: name, reason: verdict.reason, detail: verdict.detail)
+            let labels = jobs.first { $0.name == name }?.labels ?? [:]
+            if let id = labels["kube-actions-runner/job-id"] ?? jobIDFromName(name) {
+                heldOff.withLock { $0[id] = (ContinuousClock.now + configuration.failureHoldOff, verdict.reason) }
+                removed.append(id)
+            }
+        }
+        return removed
+    }
+
+    /// Removes a runner Job that can never run, saying why.
+    private func reap(
+        job name: String,
+        reason: String,
+        detail: String = "its provisioning was interrupted (no JIT secret)"
+    )
+        async
+    {
         do {
             try await kubernetes.deleteJob(name: name, namespace: namespace)
             metrics.countReaped(reason)
             logger.warning(
-                "reaper: removed a runner job that had no JIT secret",
-                metadata: ["runner_job": "\(name)", "reason": "\(reason)"]
+                "reaper: removed a runner job that cannot run",
+                metadata: ["runner_job": "\(name)", "reason": "\(reason)", "detail": "\(detail)"]
             )
         } catch {
             logger.warning(

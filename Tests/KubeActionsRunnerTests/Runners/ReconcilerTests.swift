@@ -318,6 +318,66 @@ import Testing
         #expect(github.runners[id] != nil)
     }
 
+    @Test func removesAJobWhosePodPodSecurityRejectedAndHoldsTheJobOff() async throws {
+        github.queue(job: 50, run: 500)
+        let reaper = try reconciler(secretDeadline: .seconds(3600))
+        #expect(await reaper.cycle().recovered == 1)
+        let message =
+            #"pods "runner-50-x7k2p" is forbidden: violates PodSecurity "baseline:latest": privileged (container "dind" must not set securityContext.privileged=true)"#
+        kubernetes.state.withLock {
+            $0.events = [JobEvent(jobName: "runner-50", reason: "FailedCreate", message: message)]
+        }
+        let second = await reaper.cycle()
+        #expect(!kubernetes.jobNames.contains("runner-50"))
+        #expect(second.recovered == 0)  // held off: the same pod would be rejected again
+        #expect(logs.text.contains("violates PodSecurity"))
+        #expect(
+            String(decoding: metrics.exposition(), as: UTF8.self).contains(
+                #"runners_reaped_total{reason="failed_create"} 1"#
+            )
+        )
+    }
+
+    @Test func removesJobsWhosePodsCannotPullOrBeScheduledPastTheirDeadline() async throws {
+        github.queue(job: 51, run: 510)
+        github.queue(job: 52, run: 520)
+        github.queue(job: 53, run: 530)
+        let reaper = try reconciler(secretDeadline: .seconds(3600))
+        #expect(await reaper.cycle().recovered == 3)
+        let now = Timestamps.now()
+        kubernetes.state.withLock {
+            $0.pods = [
+                PodSummary(
+                    name: "runner-51-a",
+                    jobName: "runner-51",
+                    createdAt: now - 400,
+                    waitingReasons: ["ImagePullBackOff"],
+                    unschedulable: nil
+                ),
+                PodSummary(
+                    name: "runner-52-a",
+                    jobName: "runner-52",
+                    createdAt: now - 60,
+                    waitingReasons: ["ImagePullBackOff"],
+                    unschedulable: nil
+                ),
+                PodSummary(
+                    name: "runner-53-a",
+                    jobName: "runner-53",
+                    createdAt: now - 700,
+                    waitingReasons: [],
+                    unschedulable: "0/3 nodes are available: 3 Insufficient cpu."
+                ),
+            ]
+        }
+        await reaper.cycle()
+        #expect(kubernetes.jobNames == ["runner-52"])  // still inside its deadline
+        let text = String(decoding: metrics.exposition(), as: UTF8.self)
+        #expect(text.contains(#"runners_reaped_total{reason="image_pull"} 1"#))
+        #expect(text.contains(#"runners_reaped_total{reason="unschedulable"} 1"#))
+        #expect(logs.text.contains("Insufficient cpu"))
+    }
+
     @Test func readsJobIDsFromRunnerNames() {
         #expect(RunnerRequest.jobID(ofRunnerNamed: "runner-289782451-a1b2c") == 289_782_451)
         #expect(RunnerRequest.jobID(ofRunnerNamed: "runner-7-after-8-a1b2c") == 7)

@@ -140,6 +140,8 @@ final class FakeKubernetesAPI: KubernetesAPI {
     struct State {
         var jobs: [String: (uid: String, manifest: JSONValue)] = [:]
         var jobCreated: [String: Double] = [:]
+        var pods: [PodSummary] = []
+        var events: [JobEvent] = []
         var secrets: [String: JSONValue] = [:]
         var calls: [String] = []
         var createJobFaults: [KubernetesAPIError] = []
@@ -231,6 +233,14 @@ final class FakeKubernetesAPI: KubernetesAPI {
                 JobSummary(name: name, labels: [:], isFinished: false, createdAt: state.jobCreated[name])
             }
         }
+    }
+
+    func listPods(namespace: String, labelSelector: String) async throws(KubernetesAPIError) -> [PodSummary] {
+        state.withLock { $0.pods }
+    }
+
+    func listFailedCreateEvents(namespace: String) async throws(KubernetesAPIError) -> [JobEvent] {
+        state.withLock { $0.events }
     }
 
     func listSecretNames(namespace: String, labelSelector: String) async throws(KubernetesAPIError) -> [String] {
