@@ -40,16 +40,14 @@ public final class KubernetesClient: KubernetesAPI {
             }
             var metadata: Metadata
         }
-        guard let created = try? JSONDecoder().decode(Created.self, from: Data(response.body)) else {
-            throw KubernetesAPIError(
-                kind: .unexpectedResponse,
-                verb: "create",
-                resource: "jobs.batch",
-                namespace: namespace,
-                status: response.status,
-                message: "the created Job has no metadata.uid"
-            )
-        }
+        let created = try decode(
+            Created.self,
+            response,
+            verb: "create",
+            resource: "jobs.batch",
+            namespace: namespace,
+            what: "the created Job has no metadata.uid"
+        )
         return CreatedObject(name: created.metadata.name, uid: created.metadata.uid)
     }
 
@@ -114,16 +112,14 @@ public final class KubernetesClient: KubernetesAPI {
             }
             var items: [Item]
         }
-        guard let list = try? JSONDecoder().decode(List.self, from: Data(response.body)) else {
-            throw KubernetesAPIError(
-                kind: .unexpectedResponse,
-                verb: "list",
-                resource: "jobs.batch",
-                namespace: namespace,
-                status: response.status,
-                message: "the answer is not a JobList"
-            )
-        }
+        let list = try decode(
+            List.self,
+            response,
+            verb: "list",
+            resource: "jobs.batch",
+            namespace: namespace,
+            what: "the answer is not a JobList"
+        )
         return list.items.map { item in
             let finished = (item.status?.conditions ?? []).contains {
                 ($0.type == "Complete" || $0.type == "Failed") && $0.status == "True"
@@ -153,16 +149,14 @@ public final class KubernetesClient: KubernetesAPI {
             }
             var items: [Item]
         }
-        guard let list = try? JSONDecoder().decode(List.self, from: Data(response.body)) else {
-            throw KubernetesAPIError(
-                kind: .unexpectedResponse,
-                verb: "list",
-                resource: "secrets",
-                namespace: namespace,
-                status: response.status,
-                message: "the answer is not a SecretList"
-            )
-        }
+        let list = try decode(
+            List.self,
+            response,
+            verb: "list",
+            resource: "secrets",
+            namespace: namespace,
+            what: "the answer is not a SecretList"
+        )
         return list.items.map(\.metadata.name)
     }
 
@@ -205,16 +199,14 @@ public final class KubernetesClient: KubernetesAPI {
             }
             var items: [Item]
         }
-        guard let list = try? JSONDecoder().decode(List.self, from: Data(response.body)) else {
-            throw KubernetesAPIError(
-                kind: .unexpectedResponse,
-                verb: "list",
-                resource: "pods",
-                namespace: namespace,
-                status: response.status,
-                message: "the answer is not a PodList"
-            )
-        }
+        let list = try decode(
+            List.self,
+            response,
+            verb: "list",
+            resource: "pods",
+            namespace: namespace,
+            what: "the answer is not a PodList"
+        )
         return list.items.map { item in
             let statuses = (item.status?.containerStatuses ?? []) + (item.status?.initContainerStatuses ?? [])
             let scheduled = item.status?.conditions?.first { $0.type == "PodScheduled" }
@@ -249,16 +241,14 @@ public final class KubernetesClient: KubernetesAPI {
             }
             var items: [Item]
         }
-        guard let list = try? JSONDecoder().decode(List.self, from: Data(response.body)) else {
-            throw KubernetesAPIError(
-                kind: .unexpectedResponse,
-                verb: "list",
-                resource: "events",
-                namespace: namespace,
-                status: response.status,
-                message: "the answer is not an EventList"
-            )
-        }
+        let list = try decode(
+            List.self,
+            response,
+            verb: "list",
+            resource: "events",
+            namespace: namespace,
+            what: "the answer is not an EventList"
+        )
         return list.items.map {
             JobEvent(jobName: $0.involvedObject.name, reason: $0.reason ?? "", message: $0.message ?? "")
         }
@@ -314,16 +304,14 @@ public final class KubernetesClient: KubernetesAPI {
         verb: String,
         namespace: String
     ) throws(KubernetesAPIError) -> Lease {
-        guard let object = try? JSONDecoder().decode(LeaseObject.self, from: Data(response.body)) else {
-            throw KubernetesAPIError(
-                kind: .unexpectedResponse,
-                verb: verb,
-                resource: "leases.coordination.k8s.io",
-                namespace: namespace,
-                status: response.status,
-                message: "the answer is not a Lease"
-            )
-        }
+        let object = try decode(
+            LeaseObject.self,
+            response,
+            verb: verb,
+            resource: "leases.coordination.k8s.io",
+            namespace: namespace,
+            what: "the answer is not a Lease"
+        )
         return object.lease
     }
 
@@ -386,16 +374,14 @@ public final class KubernetesClient: KubernetesAPI {
         } catch  where error.kind == .notFound {
             return nil
         }
-        guard let object = try? JSONDecoder().decode(Object.self, from: Data(response.body)) else {
-            throw KubernetesAPIError(
-                kind: .unexpectedResponse,
-                verb: "get",
-                resource: "configmaps",
-                namespace: namespace,
-                status: response.status,
-                message: "the answer is not a ConfigMap"
-            )
-        }
+        let object = try decode(
+            Object.self,
+            response,
+            verb: "get",
+            resource: "configmaps",
+            namespace: namespace,
+            what: "the answer is not a ConfigMap"
+        )
         return ConfigMapData(resourceVersion: object.metadata.resourceVersion, data: object.data ?? [:])
     }
 
@@ -435,6 +421,28 @@ public final class KubernetesClient: KubernetesAPI {
     }
 
     // MARK: - Calls
+
+    /// Decodes a 2xx body, or says that the answer was not the documented object.
+    private func decode<T: Decodable>(
+        _ type: T.Type,
+        _ response: HTTPClientResponse,
+        verb: String,
+        resource: String,
+        namespace: String,
+        what: String
+    ) throws(KubernetesAPIError) -> T {
+        guard let value = try? JSONDecoder().decode(type, from: Data(response.body)) else {
+            throw KubernetesAPIError(
+                kind: .unexpectedResponse,
+                verb: verb,
+                resource: resource,
+                namespace: namespace,
+                status: response.status,
+                message: what
+            )
+        }
+        return value
+    }
 
     private func call(
         _ method: String,

@@ -15,8 +15,15 @@ enum Timestamps {
 
     /// `2026-11-24T09:50:00.123456Z`.
     static func microTime(_ seconds: Double) -> String {
+        format(seconds, fractionDigits: 6)
+    }
+
+    /// RFC 3339 in UTC with `fractionDigits` digits of the second (3: log lines, 6: Kubernetes `MicroTime`).
+    static func format(_ seconds: Double, fractionDigits: Int) -> String {
         var whole = time_t(seconds.rounded(.down))
-        let micros = Int((seconds - Double(whole)) * 1_000_000)
+        var scale = 1
+        for _ in 0..<fractionDigits { scale *= 10 }
+        let fraction = Int((seconds - Double(whole)) * Double(scale))
         var parts = tm()
         gmtime_r(&whole, &parts)
         func pad(_ value: Int, _ width: Int) -> String {
@@ -24,7 +31,8 @@ enum Timestamps {
             return String(repeating: "0", count: max(0, width - text.count)) + text
         }
         return "\(pad(Int(parts.tm_year) + 1900, 4))-\(pad(Int(parts.tm_mon) + 1, 2))-\(pad(Int(parts.tm_mday), 2))T"
-            + "\(pad(Int(parts.tm_hour), 2)):\(pad(Int(parts.tm_min), 2)):\(pad(Int(parts.tm_sec), 2)).\(pad(micros, 6))Z"
+            + "\(pad(Int(parts.tm_hour), 2)):\(pad(Int(parts.tm_min), 2)):\(pad(Int(parts.tm_sec), 2))."
+            + "\(pad(fraction, fractionDigits))Z"
     }
 
     /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`; nil for anything else.
