@@ -159,4 +159,28 @@ import Testing
             )
         }
     }
+
+    @Test func listsWithConditionalRequestsSoUnchangedListsCostNothing() async throws {
+        let runs = #"{"total_count":1,"workflow_runs":[{"id":7,"status":"queued"}]}"#
+        transport.enqueue(200, runs, headers: [("ETag", #"W/"abc""#), ("x-ratelimit-remaining", "4000")])
+        transport.enqueue(304, "", headers: [("ETag", #"W/"abc""#), ("x-ratelimit-remaining", "4000")])
+        let github = client()
+        #expect(
+            try await github.runs(owner: "o", repo: "r", status: "queued") == [WorkflowRun(id: 7, status: "queued")]
+        )
+        #expect(
+            try await github.runs(owner: "o", repo: "r", status: "queued") == [WorkflowRun(id: 7, status: "queued")]
+        )
+        let requests = transport.requests
+        #expect(
+            requests.map(\.url)
+                == Array(
+                    repeating: "https://api.github.com/repos/o/r/actions/runs?status=queued&per_page=100",
+                    count: 2
+                )
+        )
+        #expect(requests[0].header("If-None-Match") == nil)
+        #expect(requests[1].header("If-None-Match") == #"W/"abc""#)
+        #expect(github.rateLimitRemaining == 4000)
+    }
 }
