@@ -298,18 +298,6 @@ public final class GitHubClient: GitHubAPI {
 
     /// One path segment, percent-encoded (owner and repository names are nearly always safe already).
     private func segment(_ text: String) -> String {
-        var out = ""
-        for byte in text.utf8 {
-            let unreserved =
-                (byte >= 48 && byte <= 57) || (byte >= 65 && byte <= 90) || (byte >= 97 && byte <= 122)
-                || byte == 45 || byte == 46 || byte == 95 || byte == 126
-            if unreserved {
-                out.unicodeScalars.append(Unicode.Scalar(byte))
-            } else {
-                let hex = String(byte, radix: 16, uppercase: true)
-                out += "%" + (hex.count == 1 ? "0" + hex : hex)
-            }
-        }
-        return out
+        percentEncode(text)
     }
 }

@@ -545,19 +545,7 @@ public final class KubernetesClient: KubernetesAPI {
     }
 }
 
-/// Percent-encodes a query value (label selectors hold `=`, `,` and `!`).
+/// Percent-encodes a query value (label selectors hold `=`, `,` and `!`); `/` may stay.
 func percentEncodeQuery(_ text: String) -> String {
-    var out = ""
-    for byte in text.utf8 {
-        let unreserved =
-            (byte >= 48 && byte <= 57) || (byte >= 65 && byte <= 90) || (byte >= 97 && byte <= 122)
-            || byte == 45 || byte == 46 || byte == 95 || byte == 126 || byte == 47
-        if unreserved {
-            out.unicodeScalars.append(Unicode.Scalar(byte))
-        } else {
-            let hex = String(byte, radix: 16, uppercase: true)
-            out += "%" + (hex.count == 1 ? "0" + hex : hex)
-        }
-    }
-    return out
+    percentEncode(text, keeping: [UInt8(ascii: "/")])
 }
