@@ -1,10 +1,12 @@
 """Fault campaign: two replicas of the real binary (leader election over a Lease) against the loopback fakes,
 while deliveries are dropped, duplicated and answered by failing upstreams, GitHub rate-limits, the Kubernetes
-API drops connections for a while, and one replica is killed with SIGKILL mid-burst and restarted.
+API drops connections and then goes down for a while, and one replica is killed with SIGKILL mid-burst and
+restarted. Then runners take other jobs than their own, and finally every job ends elsewhere.
 
-At the end: every job still queued has exactly one runner Job with its Secret and exactly one registration; no
-registration without a Job; jobs cancelled before their delivery have nothing. CAMPAIGN_JOBS sets the size
-(CI runs a small one; `CAMPAIGN_JOBS=300` for the full campaign).
+At the end of the burst: every job still queued has exactly one runner Job with its Secret and exactly one
+registration; no registration without a Job; jobs cancelled before their delivery have nothing. A runner that took
+another job gets its job a replacement at once. When nothing is left to run, every idle runner is removed after
+RUNNER_IDLE_TIMEOUT with its Job. CAMPAIGN_JOBS sets the size (CI runs a small one; 300 for the full campaign).
 """
 import concurrent.futures
 import os
@@ -15,7 +17,7 @@ import sys
 import time
 
 from conftest import Server, exchange, statuses
-from test_provisioning import delivery
+from test_provisioning import PAYLOAD, delivery
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "fakes"))
 from fakeapis import Fault, FakeGitHub, FakeKubernetes  # noqa: E402
@@ -28,7 +30,7 @@ def replica(name, github, kube, config):
     return Server({
         "DRY_RUN": "false", "GITHUB_TOKEN": github.token, "GITHUB_API_URL": github.url, "KUBECONFIG": str(config),
         "NAMESPACE": NAMESPACE, "RUNNER_MODE": "standard", "LOG_LEVEL": "notice", "POD_NAME": name,
-        "RECONCILE_INTERVAL": "1", "RECONCILE_GRACE": "2",
+        "RECONCILE_INTERVAL": "1", "RECONCILE_GRACE": "2", "RUNNER_IDLE_TIMEOUT": "2",
     })
 
 
@@ -38,6 +40,24 @@ def send(server, job_id, owner, repo):
         return answers[0][0] if answers else 0
     except (OSError, TimeoutError):
         return 0  # the replica was killed under it: a lost delivery
+
+
+def started_on(server, job_id, runner_name, owner, repo):
+    """The in_progress delivery GitHub sends when job_id starts on runner_name."""
+    import hashlib, hmac, json
+    from conftest import SECRET
+    payload = json.loads(json.dumps(PAYLOAD))
+    payload["action"] = "in_progress"
+    payload["workflow_job"].update(id=job_id, status="in_progress", runner_name=runner_name, labels=["self-hosted", "linux"])
+    payload["repository"].update(name=repo, full_name=f"{owner}/{repo}")
+    payload["repository"]["owner"]["login"] = owner
+    body = json.dumps(payload).encode()
+    signature = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    data = (f"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-GitHub-Event: workflow_job\r\n"
+            f"X-GitHub-Delivery: started-{job_id}\r\nX-Hub-Signature-256: {signature}\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+    import json as _json
+    status, answer = statuses(exchange(server.port, data, timeout=15))[0]
+    return status, _json.loads(answer)
 
 
 def metric(server, name):
@@ -96,6 +116,8 @@ def test_fault_campaign(tmp_path):
             with github.lock:  # a short primary rate limit, with a reset a few seconds ahead
                 github.remaining, github.reset = 0, int(time.time()) + 3
             faults["rate-limit window (3 s)"] = 1
+            kube.down_until = time.time() + 4  # the Kubernetes API unreachable for a while, every endpoint
+            faults["Kubernetes API down (4 s)"] = 1
             second = [pool.submit(send, b, *item) for item in sends[killed_at:]]
             time.sleep(3.5)
             with github.lock:
@@ -135,7 +157,42 @@ def test_fault_campaign(tmp_path):
         print(f"\ncampaign: {size} jobs in {len(REPOS)} repositories; faults: {faults}; answers: {answered};"
               f" recovered by the reconciler: {recovered:.0f}; converged: {ok} after {elapsed:.1f} s")
         assert ok, why
-        assert recovered >= len(dropped) - len(cancelled & dropped)
+        assert recovered >= len(dropped)
+
+        # Runners that take the wrong job: the runner made for X starts Y; X gets a replacement at once.
+        # (Runners are registered to one repository, so X and Y share one.)
+        pairs = []
+        for owner, repo in REPOS:
+            queued = sorted(j for j in jobs if jobs[j] == (owner, repo) and github.jobs[(owner, repo, j)]["status"] == "queued")
+            pairs += list(zip(queued[0:2:2], queued[1:2:2]))
+        for x, y in pairs:
+            with github.lock:
+                runner_id, runner = next((i, r) for i, r in github.runners.items() if r["name"].startswith(f"runner-{x}-"))
+                runner["busy"] = True
+                github.jobs[(*jobs[y], y)].update(status="in_progress", runner_name=runner["name"])
+            status, answer = started_on(b, y, runner["name"], *jobs[y])
+            assert status == 200 and answer["outcome"] == "runner_replaced", answer
+            assert f"runner-{x}-after-{y}" in kube.jobs(NAMESPACE) and f"runner-{x}-after-{y}" in kube.secrets(NAMESPACE)
+        faults["runners that took another job"] = len(pairs)
+
+        # Everything ran elsewhere or was cancelled: GitHub deregisters the ephemeral runners that ran a job;
+        # every other runner idles with nothing it could take and must be removed after RUNNER_IDLE_TIMEOUT.
+        with github.lock:
+            for job in github.jobs.values():
+                job["status"] = "completed"
+            ran = {r["name"][:-6] for r in github.runners.values() if r["busy"]}  # their Jobs complete by themselves
+            for runner_id in [i for i, r in github.runners.items() if r["busy"]]:
+                del github.runners[runner_id]
+            idle = len(github.runners)
+        deadline = time.monotonic() + 60
+        while github.runners and time.monotonic() < deadline:
+            time.sleep(0.5)
+        reaped = metric(a, 'runners_reaped_total{reason="idle"}') + metric(b, 'runners_reaped_total{reason="idle"}')
+        print(f"campaign: {len(pairs)} runners took another job and got replacements; {idle} idle runners,"
+              f" {reaped:.0f} reaped as idle; left: {len(github.runners)}")
+        assert not github.runners, f"idle runners left after the timeout: {[r['name'] for r in github.runners.values()][:5]}"
+        # The idle runners' Jobs went with them; what is left are the Jobs whose runner ran a job.
+        assert set(kube.jobs(NAMESPACE)) <= ran, sorted(set(kube.jobs(NAMESPACE)) - ran)[:5]
     finally:
         for server in (a, b):
             server.stop()

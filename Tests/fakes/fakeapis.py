@@ -56,6 +56,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(data)
             return
+        if time.time() < api.down_until:  # an outage: connections are dropped without an answer
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
         with api.lock:
             api.requests.append((self.command, path, dict(self.headers), body))
         if api.latency:
@@ -100,6 +104,7 @@ class FakeAPI:
         self.requests = []
         self.faults = {}  # (method, path regex) -> [Fault]
         self.latency = 0.0
+        self.down_until = 0.0  # epoch seconds; every request before then is dropped
         self.server = _Server(("127.0.0.1", 0), _Handler)
         self.server.api = self
         if tls:
