@@ -176,29 +176,17 @@ final class CurlRequest: @unchecked Sendable {
         set(kar_curl_easy_setopt_pointer(easy, CURLOPT_HTTPHEADER, headerList))
 
         let tls = configuration.tls
-        if let caData = tls.caData {
-            set(
-                caData.withUnsafeBytes {
-                    kar_curl_easy_setopt_blob(easy, CURLOPT_CAINFO_BLOB, $0.baseAddress, $0.count)
-                }
-            )
-        } else if let caFile = tls.caFile {
-            set(kar_curl_easy_setopt_pointer(easy, CURLOPT_CAINFO, caFile))
+        /// A PEM credential from its bytes (a blob option) or else from a file.
+        func setPEM(_ bytes: [UInt8]?, blob: CURLoption, _ file: String?, file fileOption: CURLoption) {
+            if let bytes {
+                set(bytes.withUnsafeBytes { kar_curl_easy_setopt_blob(easy, blob, $0.baseAddress, $0.count) })
+            } else if let file {
+                set(kar_curl_easy_setopt_pointer(easy, fileOption, file))
+            }
         }
-        if let certificate = tls.clientCertificate {
-            set(
-                certificate.withUnsafeBytes {
-                    kar_curl_easy_setopt_blob(easy, CURLOPT_SSLCERT_BLOB, $0.baseAddress, $0.count)
-                }
-            )
-        } else if let file = tls.clientCertificateFile {
-            set(kar_curl_easy_setopt_pointer(easy, CURLOPT_SSLCERT, file))
-        }
-        if let key = tls.clientKey {
-            set(key.withUnsafeBytes { kar_curl_easy_setopt_blob(easy, CURLOPT_SSLKEY_BLOB, $0.baseAddress, $0.count) })
-        } else if let file = tls.clientKeyFile {
-            set(kar_curl_easy_setopt_pointer(easy, CURLOPT_SSLKEY, file))
-        }
+        setPEM(tls.caData, blob: CURLOPT_CAINFO_BLOB, tls.caFile, file: CURLOPT_CAINFO)
+        setPEM(tls.clientCertificate, blob: CURLOPT_SSLCERT_BLOB, tls.clientCertificateFile, file: CURLOPT_SSLCERT)
+        setPEM(tls.clientKey, blob: CURLOPT_SSLKEY_BLOB, tls.clientKeyFile, file: CURLOPT_SSLKEY)
         if tls.insecureSkipVerify {
             set(kar_curl_easy_setopt_long(easy, CURLOPT_SSL_VERIFYPEER, 0))
             set(kar_curl_easy_setopt_long(easy, CURLOPT_SSL_VERIFYHOST, 0))

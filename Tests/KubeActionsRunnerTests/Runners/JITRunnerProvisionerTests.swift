@@ -9,18 +9,12 @@ import Testing
     let logs = LogCapture()
 
     var provisioner: JITRunnerProvisioner {
-        JITRunnerProvisioner(
+        JITRunnerProvisioner.make(
             github: github,
             kubernetes: kubernetes,
-            settings: RunnerJobTests.settings(.standard),
-            runnerGroupID: 1,
-            monitor: ClusterMonitor(
-                kubernetes: kubernetes,
-                namespace: "github-runners",
-                metrics: metrics,
-                logger: logs.logger()
-            ),
-            logger: logs.logger()
+            metrics: metrics,
+            logs: logs,
+            namespace: "github-runners"
         )
     }
 

@@ -19,37 +19,16 @@ import Testing
     func reconciler(
         repositories: [RepositoryRegistry.Repository] = [.init(owner: "octo", name: "repo")],
         matcher: String? = nil
-    )
-        throws -> Reconciler
-    {
-        let monitor = ClusterMonitor(kubernetes: kubernetes, namespace: "ns", metrics: metrics, logger: logs.logger())
-        let provisioner = JITRunnerProvisioner(
-            github: github,
-            kubernetes: kubernetes,
-            settings: RunnerJobTests.settings(.standard),
-            runnerGroupID: 1,
-            monitor: monitor,
-            logger: logs.logger()
-        )
-        let registry = RepositoryRegistry(
-            kubernetes: kubernetes,
-            namespace: "ns",
-            configured: repositories,
-            logger: logs.logger()
-        )
+    ) throws -> Reconciler {
         let remaining = self.remaining
-        return Reconciler(
-            configuration: Reconciler.Configuration(),
+        return Reconciler.make(
             github: github,
-            rateLimitRemaining: { remaining.current },
             kubernetes: kubernetes,
-            namespace: "ns",
-            provisioner: provisioner,
-            matcher: try LabelMatcher(parsing: matcher),
-            repositories: registry,
-            isLeader: { true },
             metrics: metrics,
-            logger: logs.logger()
+            logs: logs,
+            repositories: repositories,
+            matcher: try LabelMatcher(parsing: matcher),
+            rateLimitRemaining: { remaining.current }
         )
     }
 
@@ -215,35 +194,15 @@ import Testing
     let logs = LogCapture()
 
     func reconciler(secretDeadline: Duration, idleTimeout: Duration = .seconds(600)) throws -> Reconciler {
-        let monitor = ClusterMonitor(kubernetes: kubernetes, namespace: "ns", metrics: metrics, logger: logs.logger())
-        let provisioner = JITRunnerProvisioner(
-            github: github,
-            kubernetes: kubernetes,
-            settings: RunnerJobTests.settings(.standard),
-            runnerGroupID: 1,
-            monitor: monitor,
-            logger: logs.logger()
-        )
         var configuration = Reconciler.Configuration()
         configuration.secretDeadline = secretDeadline
         configuration.idleTimeout = idleTimeout
-        return Reconciler(
-            configuration: configuration,
+        return Reconciler.make(
             github: github,
-            rateLimitRemaining: { 5000 },
             kubernetes: kubernetes,
-            namespace: "ns",
-            provisioner: provisioner,
-            matcher: .selfHosted,
-            repositories: RepositoryRegistry(
-                kubernetes: kubernetes,
-                namespace: "ns",
-                configured: [.init(owner: "octo", name: "repo")],
-                logger: logs.logger()
-            ),
-            isLeader: { true },
             metrics: metrics,
-            logger: logs.logger()
+            logs: logs,
+            configuration: configuration
         )
     }
 

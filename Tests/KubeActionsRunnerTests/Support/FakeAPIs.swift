@@ -270,3 +270,66 @@ final class FakeKubernetesAPI: KubernetesAPI {
         try objects.saveConfigMap(name: name, namespace: namespace, configMap)
     }
 }
+
+extension JITRunnerProvisioner {
+    /// A provisioner in mode `standard` over the given fakes.
+    static func make(
+        github: FakeGitHubAPI,
+        kubernetes: FakeKubernetesAPI,
+        metrics: Metrics,
+        logs: LogCapture,
+        namespace: String = "ns"
+    ) -> JITRunnerProvisioner {
+        JITRunnerProvisioner(
+            github: github,
+            kubernetes: kubernetes,
+            settings: RunnerJobTests.settings(.standard),
+            runnerGroupID: 1,
+            monitor: ClusterMonitor(
+                kubernetes: kubernetes,
+                namespace: namespace,
+                metrics: metrics,
+                logger: logs.logger()
+            ),
+            logger: logs.logger()
+        )
+    }
+}
+
+extension Reconciler {
+    /// A leading reconciler over the given fakes, watching octo/repo unless told otherwise.
+    static func make(
+        github: FakeGitHubAPI,
+        kubernetes: FakeKubernetesAPI,
+        metrics: Metrics,
+        logs: LogCapture,
+        configuration: Reconciler.Configuration = .init(),
+        repositories: [RepositoryRegistry.Repository] = [.init(owner: "octo", name: "repo")],
+        matcher: LabelMatcher = .selfHosted,
+        rateLimitRemaining: @escaping @Sendable () -> Int64? = { 5000 }
+    ) -> Reconciler {
+        Reconciler(
+            configuration: configuration,
+            github: github,
+            rateLimitRemaining: rateLimitRemaining,
+            kubernetes: kubernetes,
+            namespace: "ns",
+            provisioner: JITRunnerProvisioner.make(
+                github: github,
+                kubernetes: kubernetes,
+                metrics: metrics,
+                logs: logs
+            ),
+            matcher: matcher,
+            repositories: RepositoryRegistry(
+                kubernetes: kubernetes,
+                namespace: "ns",
+                configured: repositories,
+                logger: logs.logger()
+            ),
+            isLeader: { true },
+            metrics: metrics,
+            logger: logs.logger()
+        )
+    }
+}
