@@ -8,14 +8,15 @@ Used in-process by the pytest integration tests; `python3 fakeapis.py --help` ru
 (benchmarks, fault campaigns).
 """
 import argparse
+import asyncio
 import base64
 import datetime
+import email.utils
 import hashlib
-import http.server
+import http
 import json
 import pathlib
 import re
-import socketserver
 import socket
 import ssl
 import threading
@@ -32,72 +33,119 @@ class Fault:
         self.status, self.body, self.headers, self.hang, self.drop = status, body, headers or {}, hang, drop
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Headers(dict):
+    """Header fields as received (`dict(headers)` keeps their spelling); lookups ignore case."""
 
-    def log_message(self, *args):
-        pass
+    def __init__(self, pairs):
+        super().__init__(pairs)
+        self._folded = {name.lower(): value for name, value in pairs}
 
-    def setup(self):
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    def get(self, name, default=None):
+        return self._folded.get(name.lower(), default)
 
-    def _serve(self):
-        api = self.server.api
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        path, _, query = self.path.partition("?")
-        if path.startswith("/__control/"):  # for benchmarks and fault campaigns run out of process
-            status, payload = api.control(self.command, path, query)
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-            return
-        if time.time() < api.down_until:  # an outage: connections are dropped without an answer
-            self.close_connection = True
-            self.connection.shutdown(2)
-            return
-        with api.lock:
-            api.requests.append((self.command, path, dict(self.headers), body))
-        if api.latency:
-            time.sleep(api.latency)
-        fault = api.take_fault(self.command, path)
-        if fault and fault.hang:
-            time.sleep(fault.hang)
-        if fault and fault.drop:
-            self.close_connection = True
-            self.connection.shutdown(2)
-            return
-        if fault and fault.status:
-            status, headers, payload = fault.status, dict(fault.headers), fault.body
-        else:
-            status, headers, payload = api.handle(self.command, path, query, self.headers, body)
-        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode() if payload is not None else b""
-        self.send_response(status)
-        for name, value in {**api.common_headers(), **headers}.items():
-            self.send_header(name, value)
-        if data:
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        # Head and body in one write: two small writes meet Nagle and delayed ACKs (a 40 ms stall).
-        self._headers_buffer.append(b"\r\n")
-        self._headers_buffer.append(data)
-        self.flush_headers()
+    def __getitem__(self, name):
+        return self._folded[name.lower()]
 
-    do_GET = do_POST = do_DELETE = do_PATCH = do_PUT = _serve
+    def __contains__(self, name):
+        return name.lower() in self._folded
 
 
-class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 1024
+class _Loop:
+    """One asyncio event loop on a daemon thread, shared by every fake in the process: a connection costs a
+    coroutine, not a thread, and waiting out the latency L costs a timer (what lets the benchmark hold hundreds of
+    upstream calls in flight without the fakes becoming the bottleneck)."""
+
+    _shared = None
+    _guard = threading.Lock()
+
+    @classmethod
+    def shared(cls):
+        with cls._guard:
+            if cls._shared is None:
+                cls._shared = cls()
+            return cls._shared
+
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+
+    def run(self, coroutine):
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+
+
+_MAX_HEAD = 64 * 1024
+
+
+async def _serve_connection(api, reader, writer):
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        while True:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, ssl.SSLError):
+                return
+            lines = head[:-4].decode("latin-1").split("\r\n")
+            try:
+                method, target, _ = lines[0].split(" ", 2)
+                headers = _Headers([(n.strip(), v.strip()) for n, _, v in (line.partition(":") for line in lines[1:])])
+                length = int(headers.get("Content-Length") or 0)
+                body = await reader.readexactly(length) if length else b""
+            except (ValueError, asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
+                return
+            if not await _answer(api, method, target, headers, body, writer):
+                return
+    finally:
+        writer.transport.abort()  # also how a dropped connection ends: no answer, no graceful TLS close
+
+
+async def _answer(api, method, target, headers, body, writer):
+    """Answers one request; False when the connection must end (a dropped connection, an outage)."""
+    path, _, query = target.partition("?")
+    if path.startswith("/__control/"):  # for benchmarks and fault campaigns run out of process
+        status, payload = api.control(method, path, query)
+        _write(writer, status, {"Content-Type": "application/json"}, json.dumps(payload).encode())
+        await writer.drain()
+        return True
+    if time.time() < api.down_until:  # an outage: connections are dropped without an answer
+        return False
+    with api.lock:
+        api.requests.append((method, path, dict(headers), body))
+    if api.latency:
+        await asyncio.sleep(api.latency)
+    fault = api.take_fault(method, path)
+    if fault and fault.hang:
+        await asyncio.sleep(fault.hang)
+    if fault and fault.drop:
+        return False
+    if fault and fault.status:
+        status, extra, payload = fault.status, dict(fault.headers), fault.body
+    else:
+        status, extra, payload = api.handle(method, path, query, headers, body)
+    data = payload if isinstance(payload, bytes) else json.dumps(payload).encode() if payload is not None else b""
+    fields = {**api.common_headers(), **extra}
+    if data:
+        fields["Content-Type"] = "application/json; charset=utf-8"
+    _write(writer, status, fields, data)
+    await writer.drain()
+    return True
+
+
+def _write(writer, status, fields, data):
+    """Head and body in one write: two small writes meet Nagle and delayed ACKs (a 40 ms stall)."""
+    try:
+        reason = http.HTTPStatus(status).phrase
+    except ValueError:
+        reason = "Unknown"
+    head = [f"HTTP/1.1 {status} {reason}", "Server: fakeapis", f"Date: {email.utils.formatdate(usegmt=True)}"]
+    head += [f"{name}: {value}" for name, value in fields.items()]
+    head.append(f"Content-Length: {len(data)}")
+    writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + data)
 
 
 class FakeAPI:
-    """Common plumbing: a threaded HTTP(S) server on 127.0.0.1, the request log, and fault injection."""
+    """Common plumbing: an HTTP/1.1 (or HTTPS) server on 127.0.0.1, the request log, and fault injection."""
 
     def __init__(self, tls=None):
         self.lock = threading.RLock()
@@ -105,24 +153,29 @@ class FakeAPI:
         self.faults = {}  # (method, path regex) -> [Fault]
         self.latency = 0.0
         self.down_until = 0.0  # epoch seconds; every request before then is dropped
-        self.server = _Server(("127.0.0.1", 0), _Handler)
-        self.server.api = self
+        context = None
         if tls:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(tls["cert"], tls["key"])
-            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
-        self.port = self.server.server_address[1]
+        self._loop = _Loop.shared()
+
+        async def start():
+            return await asyncio.start_server(lambda r, w: _serve_connection(self, r, w), "127.0.0.1", 0,
+                                              ssl=context, backlog=1024, limit=_MAX_HEAD)
+
+        self.server = self._loop.run(start())
+        self.port = self.server.sockets[0].getsockname()[1]
         self.scheme = "https" if tls else "http"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
 
     @property
     def url(self):
         return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
+        async def close():
+            self.server.close()
+
+        self._loop.run(close())
 
     def inject(self, method, path_pattern, *faults):
         with self.lock:

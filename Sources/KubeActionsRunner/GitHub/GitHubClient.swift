@@ -91,7 +91,7 @@ public final class GitHubClient: GitHubAPI {
         let response = try await call(
             .generateJITConfig,
             path: "/repos/\(segment(owner))/\(segment(repo))/actions/runners/generate-jitconfig",
-            body: Array(body.rendered().utf8)
+            body: body.renderedBytes()
         )
         struct Answer: Decodable {
             struct Runner: Decodable {

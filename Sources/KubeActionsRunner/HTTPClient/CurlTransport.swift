@@ -1,6 +1,12 @@
 import CCurl
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
 /// `HTTPTransport` over libcurl's multi interface, driven by one thread of its own.
 ///
 /// Why libcurl and not URLSession: on Linux, URLSession cannot trust a CA for one client only (the cluster's
@@ -8,15 +14,17 @@ import Synchronization
 /// settings and its own connection cache (keep-alive, and HTTP/2 multiplexing where the server offers it).
 /// Proxies come from the standard variables (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`), which libcurl reads.
 ///
-/// Requests are handed to the transport's thread under a mutex and the thread is woken with
-/// `curl_multi_wakeup`; callers await a continuation, so no Swift concurrency thread ever blocks on I/O. Many
-/// requests are in flight at once. Cancelling the awaiting task aborts its transfer.
+/// Requests are handed to the transport's thread under a mutex and the thread is woken through an eventfd;
+/// callers await a continuation, so no Swift concurrency thread ever blocks on I/O. Many requests are in flight
+/// at once: the thread drives libcurl's socket interface on an epoll set (`kar_curl_driver` in CCurl), so a
+/// wake-up costs what the ready sockets cost, not a poll(2) over every transfer in flight. Cancelling the
+/// awaiting task aborts its transfer.
 public final class CurlTransport: HTTPTransport, @unchecked Sendable {
     public struct Configuration: Sendable {
         public var tls = TLSConfiguration()
         public var connectTimeout: Duration = .seconds(3)
         /// Connections kept open for reuse.
-        public var maxCachedConnections = 64
+        public var maxCachedConnections = 256
 
         public init(tls: TLSConfiguration = TLSConfiguration(), connectTimeout: Duration = .seconds(3)) {
             self.tls = tls
@@ -32,6 +40,7 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
 
     private let configuration: Configuration
     private let multi: UnsafeMutableRawPointer
+    private let driver: OpaquePointer
     private let inbox = Mutex(Inbox())
     private let nextID = Atomic<UInt64>(1)
     private let stopped = Atomic<Bool>(false)
@@ -43,6 +52,10 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
         self.configuration = configuration
         multi = curl_multi_init()!
         kar_curl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, configuration.maxCachedConnections)
+        guard let driver = kar_curl_driver_create(multi) else {
+            fatalError("cannot create the HTTP client's epoll set (errno \(errno))")
+        }
+        self.driver = driver
         let thread = LoopThread { [self] in self.loop() }
         thread.start()
     }
@@ -51,7 +64,13 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
     public func shutdown() {
         guard !stopped.exchange(true, ordering: .relaxed) else { return }
         inbox.withLock { $0.stopping = true }
-        curl_multi_wakeup(multi)
+        kar_curl_driver_wake(driver)
+    }
+
+    deinit {
+        // Only here, when no caller can wake the thread any more.
+        curl_multi_cleanup(multi)
+        kar_curl_driver_destroy(driver)
     }
 
     public func send(_ request: HTTPClientRequest) async throws(HTTPTransportError) -> HTTPClientResponse {
@@ -72,14 +91,14 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
                     return true
                 }
                 if accepted {
-                    curl_multi_wakeup(multi)
+                    kar_curl_driver_wake(driver)
                 } else {
                     transfer.finish(.failure(HTTPTransportError(kind: .cancelled, message: "transport stopped")))
                 }
             }
         } onCancel: {
             inbox.withLock { $0.cancelled.append(id) }
-            curl_multi_wakeup(multi)
+            kar_curl_driver_wake(driver)
         }
         return try result.get()
     }
@@ -110,20 +129,28 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
                     transfer.finish(.failure(HTTPTransportError(kind: .cancelled, message: "transport stopped")))
                 }
                 active.removeAll()
-                curl_multi_cleanup(multi)
                 return
             }
-            var running: Int32 = 0
-            curl_multi_perform(multi, &running)
-            var code = CURLE_OK
-            while let easy = kar_curl_multi_done(multi, &code) {
-                var privateValue: UnsafeMutableRawPointer?
-                kar_curl_easy_getinfo_pointer(easy, CURLINFO_PRIVATE, &privateValue)
-                let id = UInt64(UInt(bitPattern: privateValue))
-                curl_multi_remove_handle(multi, easy)
-                active.removeValue(forKey: id)?.complete(code)
+            if !added.isEmpty || !cancelled.isEmpty {
+                kar_curl_driver_kick(driver)
             }
-            curl_multi_poll(multi, nil, 0, 1000, nil)
+            completeFinishedTransfers()
+            if kar_curl_driver_run(driver, 1000) < 0 {
+                // epoll_wait on our own epoll set fails only on a programming error; do not spin.
+                usleep(10_000)
+            }
+            completeFinishedTransfers()
+        }
+    }
+
+    private func completeFinishedTransfers() {
+        var code = CURLE_OK
+        while let easy = kar_curl_multi_done(multi, &code) {
+            var privateValue: UnsafeMutableRawPointer?
+            kar_curl_easy_getinfo_pointer(easy, CURLINFO_PRIVATE, &privateValue)
+            let id = UInt64(UInt(bitPattern: privateValue))
+            curl_multi_remove_handle(multi, easy)
+            active.removeValue(forKey: id)?.complete(code)
         }
     }
 }
@@ -208,10 +235,9 @@ final class CurlRequest: @unchecked Sendable {
             kar_curl_easy_setopt_callback(easy, CURLOPT_HEADERFUNCTION) { data, size, count, context in
                 let transfer = Unmanaged<CurlRequest>.fromOpaque(context!).takeUnretainedValue()
                 let length = size * count
-                let line = data!.withMemoryRebound(to: UInt8.self, capacity: length) {
-                    String(decoding: UnsafeBufferPointer(start: $0, count: length), as: UTF8.self)
+                data!.withMemoryRebound(to: UInt8.self, capacity: length) {
+                    transfer.receivedHeaderLine(UnsafeBufferPointer(start: $0, count: length))
                 }
-                transfer.receivedHeaderLine(line)
                 return length
             }
         )
@@ -225,15 +251,27 @@ final class CurlRequest: @unchecked Sendable {
         }
     }
 
-    private func receivedHeaderLine(_ line: String) {
-        if line.hasPrefix("HTTP/") {
+    /// One header line as libcurl hands it over (CRLF included); only names and values become strings.
+    private func receivedHeaderLine(_ line: UnsafeBufferPointer<UInt8>) {
+        if line.starts(with: "HTTP/".utf8) {
             headers.removeAll()  // a new response (after 100 Continue or similar) starts over
             return
         }
-        guard let colon = line.firstIndex(of: ":") else { return }
-        let name = String(line[..<colon])
-        let value = line[line.index(after: colon)...].trimmingOWS().droppingTrailingNewlines().trimmingOWS()
-        headers.append((name, value))
+        guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { return }
+        func isSpace(_ byte: UInt8) -> Bool {
+            byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") || byte == UInt8(ascii: "\r")
+                || byte == UInt8(ascii: "\n")
+        }
+        var start = colon + 1
+        var end = line.count
+        while start < end, isSpace(line[start]) { start += 1 }
+        while end > start, isSpace(line[end - 1]) { end -= 1 }
+        headers.append(
+            (
+                String(decoding: UnsafeBufferPointer(rebasing: line[..<colon]), as: UTF8.self),
+                String(decoding: UnsafeBufferPointer(rebasing: line[start..<end]), as: UTF8.self)
+            )
+        )
     }
 
     /// Called on the transport's thread when libcurl is done with the transfer.

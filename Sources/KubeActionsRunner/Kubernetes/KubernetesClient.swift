@@ -490,7 +490,7 @@ public final class KubernetesClient: KubernetesAPI {
             method: method,
             url: connection.server + path,
             headers: headers,
-            body: body.map { Array($0.rendered().utf8) },
+            body: body.map { $0.renderedBytes() },
             timeout: timeout
         )
         let response: HTTPClientResponse

@@ -75,7 +75,7 @@ public struct WebhookHandler: Sendable {
         return HTTPResponse(
             status: result.status,
             headers: [("Content-Type", "application/json")],
-            body: Array((JSONValue.object(body).rendered() + "\n").utf8)
+            body: JSONValue.object(body).renderedBytes() + [UInt8(ascii: "\n")]
         )
     }
 

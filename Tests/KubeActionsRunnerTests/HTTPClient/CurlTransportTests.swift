@@ -118,4 +118,26 @@ import Testing
             #expect(error.kind == .connect)
         }
     }
+
+    @Test func shutdownFailsTransfersInFlightAndLaterRequests() async throws {
+        let transport = CurlTransport()
+        try await withServer(handler: Self.echo) { server in
+            let url = "http://127.0.0.1:\(server.port)/slow"
+            let inFlight = (0..<3).map { _ in
+                Task { try await transport.send(HTTPClientRequest(method: "GET", url: url, timeout: .seconds(10))) }
+            }
+            try await Task.sleep(for: .milliseconds(200))
+            let started = ContinuousClock.now
+            transport.shutdown()
+            for task in inFlight {
+                await #expect(throws: HTTPTransportError(kind: .cancelled, message: "transport stopped")) {
+                    try await task.value
+                }
+            }
+            #expect(ContinuousClock.now - started < .seconds(1))
+            await #expect(throws: HTTPTransportError(kind: .cancelled, message: "transport stopped")) {
+                try await transport.send(HTTPClientRequest(method: "GET", url: url))
+            }
+        }
+    }
 }
