@@ -5,6 +5,12 @@ let strict: [SwiftSetting] = [
     .unsafeFlags(["-warnings-as-errors"])
 ]
 
+/// The service links with lld and packs its ~88,000 relative relocations (DT_RELR, glibc 2.36+): 2 MiB less
+/// for the dynamic loader to read at start, 2.3 MiB less idle RSS (BENCHMARKS.md).
+let packedRelocations: [LinkerSetting] = [
+    .unsafeFlags(["-Xclang-linker", "-fuse-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"])
+]
+
 let package = Package(
     name: "kube-actions-runner",
     products: [
@@ -37,7 +43,8 @@ let package = Package(
         .executableTarget(
             name: "kube-actions-runner",
             dependencies: ["KubeActionsRunner"],
-            swiftSettings: strict
+            swiftSettings: strict,
+            linkerSettings: packedRelocations
         ),
         .executableTarget(
             name: "kar-bench",

@@ -42,4 +42,10 @@ int kar_accept(int fd) { return accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLO
 
 int kar_limit_malloc_arenas(int count) { return mallopt(M_ARENA_MAX, count); }
 
+int kar_fix_malloc_mmap_threshold(int bytes) {
+    // Setting either threshold turns off glibc's dynamic adjustment, which would otherwise raise the mmap
+    // threshold to the size of the largest block freed so far (up to 32 MiB) and keep such blocks in the heap.
+    return mallopt(M_MMAP_THRESHOLD, bytes) && mallopt(M_TRIM_THRESHOLD, 2 * bytes);
+}
+
 int kar_malloc_trim(void) { return malloc_trim(0); }

@@ -9,7 +9,7 @@ import Musl
 
 // Thin on purpose: read the configuration, build the application, run it. Everything else is in the library.
 signal(SIGPIPE, SIG_IGN)
-MemoryTrimmer.limitArenas()
+MemoryTrimmer.tuneAllocator()
 let environment = ProcessEnvironment.current()
 
 switch CommandLine.arguments.dropFirst().first {

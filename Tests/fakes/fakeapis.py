@@ -94,14 +94,18 @@ async def _serve_connection(api, reader, writer):
                 body = await reader.readexactly(length) if length else b""
             except (ValueError, asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
                 return
-            if not await _answer(api, method, target, headers, body, writer):
+            if not await _answer(api, method, target, headers, body, writer, time.perf_counter()):
                 return
     finally:
         writer.transport.abort()  # also how a dropped connection ends: no answer, no graceful TLS close
 
 
-async def _answer(api, method, target, headers, body, writer):
-    """Answers one request; False when the connection must end (a dropped connection, an outage)."""
+_RUNNER = re.compile(rb"runner-(\d+)|/jobs/(\d+)")
+
+
+async def _answer(api, method, target, headers, body, writer, arrived):
+    """Answers one request; False when the connection must end (a dropped connection, an outage).
+    `arrived` is when the request was read (CLOCK_MONOTONIC, as the benchmark's own clock)."""
     path, _, query = target.partition("?")
     if path.startswith("/__control/"):  # for benchmarks and fault campaigns run out of process
         status, payload = api.control(method, path, query)
@@ -128,6 +132,10 @@ async def _answer(api, method, target, headers, body, writer):
     if data:
         fields["Content-Type"] = "application/json; charset=utf-8"
     _write(writer, status, fields, data)
+    match = _RUNNER.search(target.encode() + b" " + body)
+    with api.lock:
+        api.timeline.append((method, path, int(next(filter(None, match.groups()))) if match else None, arrived,
+                             time.perf_counter()))
     await writer.drain()
     return True
 
@@ -150,6 +158,7 @@ class FakeAPI:
     def __init__(self, tls=None):
         self.lock = threading.RLock()
         self.requests = []
+        self.timeline = []  # (method, path, runner job id or None, read at, answered at) for the benchmark
         self.faults = {}  # (method, path regex) -> [Fault]
         self.latency = 0.0
         self.down_until = 0.0  # epoch seconds; every request before then is dropped
@@ -207,9 +216,13 @@ class FakeAPI:
                     key = method_ + " " + re.sub(r"/\d+", "/{n}", re.sub(r"/runner-[\w-]+", "/{name}", path_))
                     counts[key] = counts.get(key, 0) + 1
                 return 200, {"requests": len(self.requests), "by_endpoint": counts}
+        if path == "/__control/timeline":
+            with self.lock:
+                return 200, {"calls": self.timeline}
         if path == "/__control/reset" and method == "POST":
             with self.lock:
                 self.requests.clear()
+                self.timeline.clear()
             return 200, {}
         return 404, {}
 

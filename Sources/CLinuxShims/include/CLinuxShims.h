@@ -29,6 +29,8 @@ int kar_accept(int fd);
 
 /// glibc malloc tuning: at most `count` arenas (mallopt M_ARENA_MAX), and returning freed pages (malloc_trim).
 int kar_limit_malloc_arenas(int count);
+/// Blocks of `bytes` or more are mmap'd (and unmapped when freed) instead of coming from the heap.
+int kar_fix_malloc_mmap_threshold(int bytes);
 int kar_malloc_trim(void);
 
 #endif
