@@ -508,10 +508,25 @@ class FakeKubernetes(FakeAPI):
         with self.lock:
             items = [o for (r, ns, _), o in sorted(self.objects.items()) if r == resource and ns == namespace
                      and all(o["metadata"].get("labels", {}).get(k) == v for k, v in selector.items())]
-        if "limit" in params:
-            items = items[: int(params["limit"])]
+        # Chunking as the API server does it: `limit` items, and an opaque `continue` token while more remain
+        # (here the offset, base64-encoded; the real token is opaque too and must be sent back percent-encoded).
+        metadata = {"resourceVersion": str(len(self.objects))}
+        offset = 0
+        if params.get("continue"):
+            try:
+                offset = int(base64.b64decode(__import__("urllib.parse").parse.unquote(params["continue"])))
+            except ValueError:
+                return 400, {}, _status(400, "BadRequest", "continue key is not valid: illegal base64 data")
+        if int(params.get("limit") or 0) > 0:
+            end = offset + int(params["limit"])
+            if end < len(items):
+                metadata["continue"] = base64.b64encode(str(end).encode()).decode()
+                metadata["remainingItemCount"] = len(items) - end
+            items = items[offset:end]
+        else:
+            items = items[offset:]
         return 200, {}, {"kind": kind + "List", "apiVersion": "batch/v1" if resource == "jobs" else "v1",
-                         "metadata": {"resourceVersion": str(len(self.objects))}, "items": items}
+                         "metadata": metadata, "items": items}
 
 
 def make_tls(directory):

@@ -76,6 +76,10 @@ public final class KubernetesClient: KubernetesAPI {
         )
     }
 
+    /// Jobs per list request: the API server sends a large list in chunks (`limit` and `continue`), so neither
+    /// side holds thousands of Jobs in one body (about 4 KB of JSON each).
+    static let listPageSize = 500
+
     public func listJobs(
         namespace: String,
         labelSelector: String,
@@ -83,17 +87,10 @@ public final class KubernetesClient: KubernetesAPI {
     ) async throws(KubernetesAPIError)
         -> [JobSummary]
     {
-        var path = "/apis/batch/v1/namespaces/\(namespace)/jobs?labelSelector=\(percentEncodeQuery(labelSelector))"
-        if let limit { path += "&limit=\(limit)" }
-        let response = try await call(
-            "GET",
-            path,
-            body: nil,
-            verb: "list",
-            resource: "jobs.batch",
-            namespace: namespace
-        )
         struct List: Decodable {
+            struct ListMetadata: Decodable {
+                var `continue`: String?
+            }
             struct Item: Decodable {
                 struct Metadata: Decodable {
                     var name: String
@@ -110,27 +107,47 @@ public final class KubernetesClient: KubernetesAPI {
                 var metadata: Metadata
                 var status: JobStatus?
             }
+            var metadata: ListMetadata?
             var items: [Item]
         }
-        let list = try decode(
-            List.self,
-            response,
-            verb: "list",
-            resource: "jobs.batch",
-            namespace: namespace,
-            what: "the answer is not a JobList"
-        )
-        return list.items.map { item in
-            let finished = (item.status?.conditions ?? []).contains {
-                ($0.type == "Complete" || $0.type == "Failed") && $0.status == "True"
-            }
-            return JobSummary(
-                name: item.metadata.name,
-                labels: item.metadata.labels ?? [:],
-                isFinished: finished,
-                createdAt: item.metadata.creationTimestamp.flatMap(Timestamps.parse)
+        if let limit, limit <= 0 { return [] }  // limit=0 would mean "no limit" to the API server
+        var jobs: [JobSummary] = []
+        var token: String?
+        repeat {
+            let pageSize = min(Self.listPageSize, limit.map { $0 - jobs.count } ?? Self.listPageSize)
+            var path = "/apis/batch/v1/namespaces/\(namespace)/jobs?labelSelector=\(percentEncodeQuery(labelSelector))"
+            path += "&limit=\(pageSize)"
+            if let token { path += "&continue=\(percentEncodeQuery(token))" }
+            let response = try await call(
+                "GET",
+                path,
+                body: nil,
+                verb: "list",
+                resource: "jobs.batch",
+                namespace: namespace
             )
-        }
+            let list = try decode(
+                List.self,
+                response,
+                verb: "list",
+                resource: "jobs.batch",
+                namespace: namespace,
+                what: "the answer is not a JobList"
+            )
+            jobs += list.items.map { item in
+                let finished = (item.status?.conditions ?? []).contains {
+                    ($0.type == "Complete" || $0.type == "Failed") && $0.status == "True"
+                }
+                return JobSummary(
+                    name: item.metadata.name,
+                    labels: item.metadata.labels ?? [:],
+                    isFinished: finished,
+                    createdAt: item.metadata.creationTimestamp.flatMap(Timestamps.parse)
+                )
+            }
+            token = list.metadata?.continue.flatMap { $0.isEmpty ? nil : $0 }
+        } while token != nil && jobs.count < (limit ?? .max)
+        return jobs
     }
 
     public func listSecretNames(namespace: String, labelSelector: String) async throws(KubernetesAPIError) -> [String] {

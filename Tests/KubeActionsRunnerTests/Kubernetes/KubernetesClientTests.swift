@@ -114,8 +114,45 @@ import Testing
         #expect(jobs[0].labels == ["app": "github-runner"])
         #expect(
             transport.requests.first?.url
-                == "https://10.0.0.1:6443/apis/batch/v1/namespaces/runners/jobs?labelSelector=app.kubernetes.io/managed-by%3Dkube-actions-runner"
+                == "https://10.0.0.1:6443/apis/batch/v1/namespaces/runners/jobs?labelSelector=app.kubernetes.io/managed-by%3Dkube-actions-runner&limit=500"
         )
+    }
+
+    @Test func listsJobsInChunksFollowingTheContinueToken() async throws {
+        transport.enqueue(
+            200,
+            #"{"kind":"JobList","metadata":{"continue":"eyJ2IjoibWV0YS5rOHMuaW8vdjEifQ==","remainingItemCount":1},"items":[{"metadata":{"name":"runner-1"}},{"metadata":{"name":"runner-2"}}]}"#
+        )
+        transport.enqueue(
+            200,
+            #"{"kind":"JobList","metadata":{"continue":""},"items":[{"metadata":{"name":"runner-3"}}]}"#
+        )
+        let jobs = try await client().listJobs(namespace: "runners", labelSelector: "a=b", limit: nil)
+        #expect(jobs.map(\.name) == ["runner-1", "runner-2", "runner-3"])
+        #expect(
+            transport.requests.map(\.url) == [
+                "https://10.0.0.1:6443/apis/batch/v1/namespaces/runners/jobs?labelSelector=a%3Db&limit=500",
+                "https://10.0.0.1:6443/apis/batch/v1/namespaces/runners/jobs?labelSelector=a%3Db&limit=500&continue=eyJ2IjoibWV0YS5rOHMuaW8vdjEifQ%3D%3D",
+            ]
+        )
+    }
+
+    @Test func aLimitStopsTheChunksAndAnExpiredTokenIsAnError() async throws {
+        transport.enqueue(200, #"{"metadata":{"continue":"next"},"items":[{"metadata":{"name":"runner-1"}}]}"#)
+        let first = try await client().listJobs(namespace: "runners", labelSelector: "a=b", limit: 1)
+        #expect(first.map(\.name) == ["runner-1"] && transport.requests.count == 1)
+        #expect(transport.requests[0].url.hasSuffix("&limit=1"))
+        #expect(try await client().listJobs(namespace: "runners", labelSelector: "a=b", limit: 0).isEmpty)
+        #expect(transport.requests.count == 1)
+
+        transport.enqueue(200, #"{"metadata":{"continue":"stale"},"items":[{"metadata":{"name":"runner-1"}}]}"#)
+        transport.enqueue(
+            410,
+            #"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.","reason":"Expired","code":410}"#
+        )
+        await #expect(throws: KubernetesAPIError.self) {
+            try await client().listJobs(namespace: "runners", labelSelector: "a=b", limit: nil)
+        }
     }
 
     @Test func deletesInTheBackgroundSoOwnedObjectsGoToo() async throws {
