@@ -5,6 +5,9 @@
 #include <sys/socket.h>
 #include <stddef.h>
 #include <malloc.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 const uint32_t KAR_EPOLLIN = EPOLLIN;
 const uint32_t KAR_EPOLLOUT = EPOLLOUT;
@@ -49,3 +52,9 @@ int kar_fix_malloc_mmap_threshold(int bytes) {
 }
 
 int kar_malloc_trim(void) { return malloc_trim(0); }
+
+int kar_lower_thread_priority(int niceness) {
+    return setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), niceness);
+}
+
+int kar_thread_niceness(void) { return getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid)); }

@@ -33,4 +33,10 @@ int kar_limit_malloc_arenas(int count);
 int kar_fix_malloc_mmap_threshold(int bytes);
 int kar_malloc_trim(void);
 
+/// Lowers the calling thread's CPU priority to `niceness` (Linux priorities are per thread; raising one's own
+/// niceness needs no privilege). Returns 0, or -1 with errno set.
+int kar_lower_thread_priority(int niceness);
+/// The calling thread's niceness.
+int kar_thread_niceness(void);
+
 #endif
