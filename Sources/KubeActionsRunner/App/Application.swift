@@ -7,7 +7,7 @@ public struct Application: Sendable {
     public let server: HTTPServer
     public let metrics: Metrics
     public let provisioner: any RunnerProvisioner
-    /// Background services that run beside the server (the cluster monitor), on the background thread.
+    /// Services that run beside the server (the cluster monitor, the memory trimmer).
     private let services: [any Service]
     private let logger: Logger
 
@@ -81,8 +81,7 @@ public struct Application: Sendable {
     public func run() async throws {
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: server)]
-                    + services.map { .init(service: BackgroundService(base: $0, executor: .shared)) },
+                services: [.init(service: server)] + services.map { .init(service: $0) },
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )

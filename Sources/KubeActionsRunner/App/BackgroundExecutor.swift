@@ -9,7 +9,8 @@ import Musl
 #endif
 
 /// One thread of its own, at a lower CPU priority than the rest of the process, for the background loops (cluster
-/// monitor, leader election, reconciler, memory trimmer).
+/// monitor, leader election, reconciler). Not for work that holds a lock deliveries need (the memory trimmer holds
+/// malloc's arena locks): preempted at low priority, it would make them wait.
 ///
 /// Decoding one page of 500 runner Jobs takes about 20 ms of CPU. On the cooperative pool (one thread per core)
 /// that held up whichever delivery was queued behind it: +20 ms for a delivery that met a cluster-monitor list,

@@ -140,9 +140,11 @@ public enum Provisioners {
             metrics: metrics,
             logger: logger
         )
+        // Their list decoding must not take the cooperative pool from deliveries (BackgroundExecutor).
+        let backgroundLoops: [any Service] = [monitor, elector, reconciler]
         return Provisioning(
             provisioner: provisioner,
-            services: [monitor, elector, reconciler],
+            services: backgroundLoops.map { BackgroundService(base: $0, executor: .shared) },
             configuration: configuration,
             repositories: repositories
         )
