@@ -8,6 +8,9 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
 
 const uint32_t KAR_EPOLLIN = EPOLLIN;
 const uint32_t KAR_EPOLLOUT = EPOLLOUT;
@@ -52,6 +55,53 @@ int kar_fix_malloc_mmap_threshold(int bytes) {
 }
 
 int kar_malloc_trim(void) { return malloc_trim(0); }
+
+typedef struct {
+    uintptr_t start, end;
+} kar_range;
+
+long kar_release_file_pages(void) {
+    // Collected first, released after the file is closed: smaps must not change under the reader.
+    kar_range ranges[1024];
+    size_t count = 0;
+    long released = 0;
+    FILE *smaps = fopen("/proc/self/smaps", "re");
+    if (smaps == NULL) return -1;
+    char line[512];
+    int candidate = 0;
+    uintptr_t start = 0, end = 0;
+    long rss_kib = 0;
+    while (fgets(line, sizeof line, smaps) != NULL) {
+        unsigned long a, b, inode;
+        char perms[8], path[8] = "";
+        int header = (line[0] >= '0' && line[0] <= '9') || (line[0] >= 'a' && line[0] <= 'f');
+        if (header && sscanf(line, "%lx-%lx %7s %*s %*s %lu %7s", &a, &b, perms, &inode, path) >= 4) {
+            // A mapping's header: private, not writable, backed by a file (inode and path), not a special mapping.
+            candidate = perms[1] == '-' && perms[3] == 'p' && perms[0] == 'r' && inode != 0 && path[0] == '/';
+            start = a;
+            end = b;
+            rss_kib = 0;
+            continue;
+        }
+        long value;
+        if (sscanf(line, "Rss: %ld kB", &value) == 1) {
+            rss_kib = value;
+        } else if (sscanf(line, "Anonymous: %ld kB", &value) == 1) {
+            // Pages written before the mapping became read-only (RELRO: relocated pointers) are private copies that
+            // the file does not hold: such a mapping is never dropped.
+            if (candidate && value == 0 && rss_kib > 0 && count < sizeof ranges / sizeof ranges[0]) {
+                ranges[count++] = (kar_range){start, end};
+                released += rss_kib * 1024;
+            }
+            candidate = 0;
+        }
+    }
+    fclose(smaps);
+    for (size_t i = 0; i < count; i++) {
+        madvise((void *)ranges[i].start, ranges[i].end - ranges[i].start, MADV_DONTNEED);
+    }
+    return released;
+}
 
 int kar_lower_thread_priority(int niceness) {
     return setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), niceness);

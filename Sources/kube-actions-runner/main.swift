@@ -52,7 +52,7 @@ do {
         logger: logger,
         provisioner: provisioning.provisioner,
         metrics: metrics,
-        services: provisioning.services + [MemoryTrimmer()],
+        services: provisioning.services + [MemoryTrimmer { metrics.webhookRequestsAnswered }],
         repositories: provisioning.repositories
     )
     try await app.run()

@@ -1,4 +1,5 @@
 import Prometheus
+import Synchronization
 
 /// The service's metrics in one injected registry. Names are the original design's contract.
 ///
@@ -17,6 +18,10 @@ public final class Metrics: Sendable {
     public let leader: Gauge
     /// `reconciler_jobs_queued_too_long`: matching queued jobs older than 5 minutes, at the last cycle.
     public let jobsQueuedTooLong: Gauge
+    /// Webhook deliveries answered since start, for the memory trimmer's "quiet" test (not exported: the labelled
+    /// `webhook_requests_total` series carry the same count).
+    public var webhookRequestsAnswered: Int { answered.load(ordering: .relaxed) }
+    private let answered = Atomic<Int>(0)
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
@@ -74,6 +79,7 @@ public final class Metrics: Sendable {
 
     /// `webhook_requests_total{status,owner,repo}`; owner and repo are empty unless the delivery was verified.
     public func countWebhookRequest(status: Int, owner: String?, repo: String?) {
+        answered.add(1, ordering: .relaxed)
         registry.makeCounter(
             descriptor: metric(
                 "webhook_requests_total",
