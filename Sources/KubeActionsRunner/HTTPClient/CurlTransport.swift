@@ -12,6 +12,13 @@ import Musl
 /// Why libcurl and not URLSession: on Linux, URLSession cannot trust a CA for one client only (the cluster's
 /// service-account CA, a GHES private CA) and leaks memory per request. Here each transport has its own TLS
 /// settings and its own connection cache (keep-alive, and HTTP/2 multiplexing where the server offers it).
+///
+/// HTTP/2: a request that finds a connection to its host still being set up waits for it (`CURLOPT_PIPEWAIT`), so a
+/// cold burst shares one connection and one TLS handshake instead of opening one per request. A server limits the
+/// streams of one connection (nghttpd and GitHub 100, Go's default for the API server 250); past that libcurl opens
+/// a connection per request again. So once a host has answered over HTTP/2, its connections are capped at
+/// `Configuration.multiplexedConnectionsPerHost` and further requests queue for a free stream; a host that answers
+/// over HTTP/1.1 has no cap, since there each request in flight needs a connection of its own.
 /// Proxies come from the standard variables (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`), which libcurl reads.
 ///
 /// Requests are handed to the transport's thread under a mutex and the thread is woken through an eventfd;
@@ -25,6 +32,8 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
         public var connectTimeout: Duration = .seconds(3)
         /// Connections kept open for reuse.
         public var maxCachedConnections = 256
+        /// Connections to one host once it has answered over HTTP/2 (each carries up to the server's stream limit).
+        public var multiplexedConnectionsPerHost = 8
 
         public init(tls: TLSConfiguration = TLSConfiguration(), connectTimeout: Duration = .seconds(3)) {
             self.tls = tls
@@ -46,6 +55,8 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
     private let stopped = Atomic<Bool>(false)
     /// Loop-thread state: transfers in progress by id.
     private var active: [UInt64: CurlRequest] = [:]
+    /// Loop-thread state: whether connections per host are capped (the last answer came over HTTP/2 or later).
+    private var multiplexing = false
 
     public init(configuration: Configuration = Configuration()) {
         CurlGlobal.initialize()
@@ -149,9 +160,22 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
             var privateValue: UnsafeMutableRawPointer?
             kar_curl_easy_getinfo_pointer(easy, CURLINFO_PRIVATE, &privateValue)
             let id = UInt64(UInt(bitPattern: privateValue))
+            if code == CURLE_OK { noteProtocol(of: easy) }
             curl_multi_remove_handle(multi, easy)
             active.removeValue(forKey: id)?.complete(code)
         }
+    }
+
+    /// Caps connections per host while the server multiplexes, lifts the cap when it answers over HTTP/1.
+    private func noteProtocol(of easy: UnsafeMutableRawPointer) {
+        var version = 0
+        kar_curl_easy_getinfo_long(easy, CURLINFO_HTTP_VERSION, &version)
+        guard version != 0 else { return }
+        let multiplexed = version >= Int(CURL_HTTP_VERSION_2_0)
+        guard multiplexed != multiplexing else { return }
+        multiplexing = multiplexed
+        let cap = multiplexed ? configuration.multiplexedConnectionsPerHost : 0
+        kar_curl_multi_setopt_long(multi, CURLMOPT_MAX_HOST_CONNECTIONS, cap)
     }
 }
 
@@ -182,6 +206,9 @@ final class CurlRequest: @unchecked Sendable {
         set(kar_curl_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, Int(request.timeout.milliseconds)))
         set(kar_curl_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, Int(configuration.connectTimeout.milliseconds)))
         set(kar_curl_easy_setopt_pointer(easy, CURLOPT_ACCEPT_ENCODING, ""))
+        // HTTP/2 where TLS negotiates it, and wait for a connection being set up rather than open another (see above).
+        set(kar_curl_easy_setopt_long(easy, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS)))
+        set(kar_curl_easy_setopt_long(easy, CURLOPT_PIPEWAIT, 1))
         set(kar_curl_easy_setopt_pointer(easy, CURLOPT_PRIVATE, UnsafeRawPointer(bitPattern: UInt(id))))
 
         switch request.method {
