@@ -60,24 +60,40 @@ typedef struct {
     uintptr_t start, end;
 } kar_range;
 
+/// Code and constants of the executable or of a shared library: what the dynamic loader mapped, which stays mapped
+/// for the life of the process (nothing here calls dlclose). Data files that the process maps itself are not
+/// candidates: one could be unmapped between reading smaps and madvise, its addresses reused by anonymous memory,
+/// and MADV_DONTNEED would zero that memory.
+static int kar_is_loaded_image(const char *path, const char *executable) {
+    if (path[0] != '/') return 0;
+    if (executable[0] != '\0' && strcmp(path, executable) == 0) return 1;
+    const char *name = strrchr(path, '/') + 1;
+    const char *so = strstr(name, ".so");
+    return so != NULL && (so[3] == '\0' || so[3] == '.');
+}
+
 long kar_release_file_pages(void) {
     // Collected first, released after the file is closed: smaps must not change under the reader.
     kar_range ranges[1024];
     size_t count = 0;
     long released = 0;
+    char executable[512] = "";
+    ssize_t length = readlink("/proc/self/exe", executable, sizeof executable - 1);
+    executable[length > 0 ? length : 0] = '\0';
     FILE *smaps = fopen("/proc/self/smaps", "re");
     if (smaps == NULL) return -1;
-    char line[512];
+    char line[1024];
     int candidate = 0;
     uintptr_t start = 0, end = 0;
     long rss_kib = 0;
     while (fgets(line, sizeof line, smaps) != NULL) {
         unsigned long a, b, inode;
-        char perms[8], path[8] = "";
+        char perms[8], path[512] = "";
         int header = (line[0] >= '0' && line[0] <= '9') || (line[0] >= 'a' && line[0] <= 'f');
-        if (header && sscanf(line, "%lx-%lx %7s %*s %*s %lu %7s", &a, &b, perms, &inode, path) >= 4) {
-            // A mapping's header: private, not writable, backed by a file (inode and path), not a special mapping.
-            candidate = perms[1] == '-' && perms[3] == 'p' && perms[0] == 'r' && inode != 0 && path[0] == '/';
+        if (header && sscanf(line, "%lx-%lx %7s %*s %*s %lu %511s", &a, &b, perms, &inode, path) >= 4) {
+            // A mapping's header: private, not writable, of the executable or a shared library.
+            candidate = perms[1] == '-' && perms[3] == 'p' && perms[0] == 'r' && inode != 0
+                && kar_is_loaded_image(path, executable);
             start = a;
             end = b;
             rss_kib = 0;

@@ -23,25 +23,40 @@ import Glibc
         #expect(decisions == expected)
     }
 
-    /// The real system call on real mappings of this process: a clean read-only file mapping is unmapped and reads
-    /// back from the file; a private mapping written before it was made read-only (as the dynamic loader does with
-    /// RELRO) keeps its own bytes, which the file does not hold.
-    @Test func unmapsCleanReadOnlyFilePagesAndKeepsPrivateCopies() throws {
+    /// The real system call on real mappings of this process: a clean read-only mapping of a shared library is
+    /// unmapped and reads back from the file; a private mapping written before it was made read-only (as the dynamic
+    /// loader does with RELRO) keeps its own bytes, which the file does not hold; a data file's mapping (which the
+    /// process could unmap at any time) is left alone.
+    @Test func unmapsCleanReadOnlyLibraryPagesAndKeepsPrivateCopiesAndDataFiles() throws {
         let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
         let size = 64 * pageSize
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("trimmer-\(UUID().uuidString)")
-        try Data((0..<size).map { UInt8(truncatingIfNeeded: $0 / pageSize + 1) }).write(to: url)
-        defer { try? FileManager.default.removeItem(at: url) }
-        let fd = open(url.path, O_RDONLY)
-        #expect(fd >= 0)
-        defer { close(fd) }
+        let bytes = Data((0..<size).map { UInt8(truncatingIfNeeded: $0 / pageSize + 1) })
+        let directory = FileManager.default.temporaryDirectory
+        let library = directory.appendingPathComponent("libtrimmer-\(UUID().uuidString).so.1")
+        let dataFile = directory.appendingPathComponent("trimmer-\(UUID().uuidString).data")
+        try bytes.write(to: library)
+        try bytes.write(to: dataFile)
+        defer {
+            try? FileManager.default.removeItem(at: library)
+            try? FileManager.default.removeItem(at: dataFile)
+        }
+        let fd = open(library.path, O_RDONLY)
+        let dataFD = open(dataFile.path, O_RDONLY)
+        #expect(fd >= 0 && dataFD >= 0)
+        defer {
+            close(fd)
+            close(dataFD)
+        }
 
         let clean = try #require(mapFile(fd, size: size, protection: PROT_READ))
         let copied = try #require(mapFile(fd, size: size, protection: PROT_READ | PROT_WRITE))
+        let data = try #require(mapFile(dataFD, size: size, protection: PROT_READ))
         defer {
             munmap(clean, size)
             munmap(copied, size)
+            munmap(data, size)
         }
+        for page in 0..<64 { _ = data.load(fromByteOffset: page * pageSize, as: UInt8.self) }
         var sum = 0
         for page in 0..<64 { sum += Int(clean.load(fromByteOffset: page * pageSize, as: UInt8.self)) }
         #expect(sum == (1...64).reduce(0, +))
@@ -54,6 +69,7 @@ import Glibc
         #expect(released >= size, "the clean mapping's pages count as released")
         #expect(residentKiB(of: clean) == 0, "the clean mapping is no longer resident")
         #expect(residentKiB(of: copied) == size / 1024, "the private copies stay")
+        #expect(residentKiB(of: data) == size / 1024, "the data file's mapping stays")
         for page in 0..<64 {
             #expect(clean.load(fromByteOffset: page * pageSize, as: UInt8.self) == UInt8(page + 1))
             #expect(copied.load(fromByteOffset: page * pageSize, as: UInt8.self) == 0xEE)
