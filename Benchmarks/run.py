@@ -2,7 +2,8 @@
 """The benchmark: the release binary against loopback fakes of GitHub and Kubernetes that add a fixed latency L
 to every call, driven by an asyncio load generator (this process, not the service's code).
 
-    python3 Benchmarks/run.py            # everything, about 3 minutes; prints markdown
+    python3 Benchmarks/run.py            # everything, about 4 to 9 minutes; prints markdown (scripts/bench installs
+                                         # tcpdump first)
     python3 Benchmarks/run.py --write    # and rewrites BENCHMARKS.md
     python3 Benchmarks/run.py --quick    # smaller counts, no 60 s wait (CI)
 
@@ -454,7 +455,7 @@ def report(r, quick):
         "",
         f"Machine: {os.cpu_count()} cores ({cpu}), {round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB,"
         f" Linux {platform.release()}. Release build with `--static-swift-stdlib`.",
-        f"Command: `python3 Benchmarks/run.py{' --quick' if quick else ''} --write`. Load generator: Python asyncio in its own"
+        f"Command: `scripts/bench{' --quick' if quick else ''} --write` (installs tcpdump, then runs `Benchmarks/run.py`). Load generator: Python asyncio in its own"
         " process; GitHub and Kubernetes: `Tests/fakes/fakeapis.py` in a third process, plain HTTP on loopback, each"
         " call delayed by L. The critical path is 3 sequential round trips (Job ∥ job status, JIT config, Secret).",
         "",
