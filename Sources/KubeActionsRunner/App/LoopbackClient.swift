@@ -48,9 +48,9 @@ final class LoopbackClient {
             }
         }
         guard result == 0 else {
-            let code = errno
-            close(fd)
-            throw .connect(code)
+            // Not closed here: every property is set, so throwing runs deinit, which closes it. Closing it twice
+            // would close whatever another thread had opened under the same number in between.
+            throw .connect(errno)
         }
         var tv = timeval(tv_sec: Int(timeout.components.seconds), tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
