@@ -14,7 +14,7 @@ import Glibc
     @Test func aColdBurstSharesOneMultiplexedConnection() async throws {
         let server = try NGHTTPServer.start()
         defer { server.stop() }
-        let transport = CurlTransport(configuration: .init(tls: TLSConfiguration(caData: server.certificate)))
+        let transport = server.transport()
         defer { transport.shutdown() }
 
         let answers = try await Self.send(100, to: "https://127.0.0.1:\(server.port)/ok", over: transport)
@@ -31,9 +31,7 @@ import Glibc
     @Test func onceAHostMultiplexesItsConnectionsAreCapped() async throws {
         let server = try NGHTTPServer.start()
         defer { server.stop() }
-        var configuration = CurlTransport.Configuration(tls: TLSConfiguration(caData: server.certificate))
-        configuration.multiplexedConnectionsPerHost = 3
-        let transport = CurlTransport(configuration: configuration)
+        let transport = server.transport(multiplexedConnectionsPerHost: 3)
         defer { transport.shutdown() }
         let url = "https://127.0.0.1:\(server.port)/ok"
 
@@ -51,9 +49,7 @@ import Glibc
     @Test func anHTTP1AnswerLiftsTheCap() async throws {
         let server = try NGHTTPServer.start()
         defer { server.stop() }
-        var configuration = CurlTransport.Configuration(tls: TLSConfiguration(caData: server.certificate))
-        configuration.multiplexedConnectionsPerHost = 2
-        let transport = CurlTransport(configuration: configuration)
+        let transport = server.transport(multiplexedConnectionsPerHost: 2)
         defer { transport.shutdown() }
         _ = try await transport.send(HTTPClientRequest(method: "GET", url: "https://127.0.0.1:\(server.port)/ok"))
 
@@ -108,7 +104,7 @@ private struct NGHTTPServer {
                 "-addext", "subjectAltName=IP:127.0.0.1",
             ]
         )
-        let port = try freePort()
+        let port = unusedPort()
         let logPath = directory.appendingPathComponent("nghttpd.log").path
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let process = Process()
@@ -137,6 +133,13 @@ private struct NGHTTPServer {
         try? FileManager.default.removeItem(at: directory)
     }
 
+    /// A transport that trusts the server's certificate.
+    func transport(multiplexedConnectionsPerHost: Int = 8) -> CurlTransport {
+        var configuration = CurlTransport.Configuration(tls: TLSConfiguration(caData: certificate))
+        configuration.multiplexedConnectionsPerHost = multiplexedConnectionsPerHost
+        return CurlTransport(configuration: configuration)
+    }
+
     func log() -> String {
         (try? String(contentsOfFile: directory.appendingPathComponent("nghttpd.log").path, encoding: .utf8)) ?? ""
     }
@@ -156,37 +159,10 @@ private struct NGHTTPServer {
     private func waitUntilListening() throws {
         for _ in 0..<500 {
             guard process.isRunning else { throw Failure("nghttpd exited: \(log())") }
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = in_port_t(UInt16(port).bigEndian)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                }
-            }
-            close(fd)
-            if connected == 0 { return }
+            if (try? LoopbackClient(port: port)) != nil { return }
             usleep(10_000)
         }
         throw Failure("nghttpd did not listen on \(port)")
-    }
-
-    private static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Bool in
-                bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
-            }
-        }
-        guard bound else { throw Failure("no free port") }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     private static func run(_ executable: String, _ arguments: [String]) throws {
