@@ -239,6 +239,9 @@ class FakeGitHub(FakeAPI):
         self.token = token
         self.jobs = {}  # (owner, repo, job_id) -> job dict
         self.runners = {}  # runner_id -> {"name", "labels", "owner", "repo", "busy", "jit"}
+        # name -> runner_id, so a name clash is found without a scan of every runner (the benchmark registers
+        # thousands); an entry whose runner is gone (deleted here, or by a test) is stale and ignored.
+        self.runner_ids_by_name = {}
         self.next_runner_id = 100
         self.rate_limit = rate_limit
         self.remaining = rate_limit
@@ -308,6 +311,7 @@ class FakeGitHub(FakeAPI):
                 if runner["busy"]:
                     return 422, {}, _github_error(422, f'Bad request - Runner "{runner["name"]}" is still running a job"')
                 del self.runners[int(m[3])]
+                self.runner_ids_by_name.pop(runner["name"], None)
             return 204, {}, None
         return 404, {}, _github_error(404, "Not Found")
 
@@ -361,12 +365,14 @@ class FakeGitHub(FakeAPI):
         if request["runner_group_id"] != 1:
             return 404, {}, _github_error(404, "Not Found")
         with self.lock:
-            if any(r["name"] == request["name"] for r in self.runners.values()):
+            clash = self.runners.get(self.runner_ids_by_name.get(request["name"]))
+            if clash and clash["name"] == request["name"]:
                 return 409, {}, _github_error(409, "Already exists - A runner with the name *** already exists.")
             runner_id = self.next_runner_id
             self.next_runner_id += 1
             jit = base64.b64encode(json.dumps({".runner": base64.b64encode(json.dumps(
                 {"agentId": runner_id, "agentName": request["name"]}).encode()).decode()}).encode()).decode()
+            self.runner_ids_by_name[request["name"]] = runner_id
             self.runners[runner_id] = {"name": request["name"], "labels": labels, "owner": owner, "repo": repo,
                                        "busy": False, "jit": jit}
         runner = dict(self.jit_template["runner"], id=runner_id, name=request["name"],
