@@ -264,8 +264,15 @@ func capture<T, E: Error>(_ body: () async throws(E) -> T) async -> Result<T, E>
     }
 }
 
-/// Five lowercase base-36 characters, to make runner names unique.
+/// Five lowercase base-36 characters, to make runner names unique: the digits of one draw from the system's
+/// generator (one `getrandom` per name, where a draw per character made five).
 func randomSuffix() -> String {
-    let alphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789")
-    return String((0..<5).map { _ in alphabet.randomElement()! })
+    let alphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789".utf8)
+    var value = Int.random(in: 0..<60_466_176)  // 36^5
+    var characters = [UInt8](repeating: 0, count: 5)
+    for index in characters.indices {
+        characters[index] = alphabet[value % 36]
+        value /= 36
+    }
+    return String(decoding: characters, as: UTF8.self)
 }

@@ -77,6 +77,18 @@ import Testing
         #expect(github.runners.count == 1)
     }
 
+    @Test func runnerNameSuffixesAreFiveBase36CharactersAndSpreadOverTheAlphabet() {
+        let suffixes = (0..<1000).map { _ in randomSuffix() }
+        let alphabet = Set("abcdefghijklmnopqrstuvwxyz0123456789")
+        #expect(suffixes.allSatisfy { $0.count == 5 && $0.allSatisfy(alphabet.contains) })
+        #expect(Set(suffixes).count >= 998, "36^5 names: two clashes in 1,000 would be a broken generator")
+        #expect(Set(suffixes.joined()) == alphabet)
+        for position in 0..<5 {
+            let used = Set(suffixes.map { Array($0)[position] })
+            #expect(used.count >= 30, "position \(position) uses \(used.count) characters")
+        }
+    }
+
     @Test func triesANewRunnerNameWhenTheNameIsTaken() async throws {
         github.queue(job: 11)
         github.state.withLock { $0.jitFaults = [FakeGitHubAPI.error(.conflict, status: 409)] }
