@@ -68,9 +68,11 @@ static int64_t kar_now_ms(void) {
     return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 }
 
+/// libcurl's socket callback: keeps the epoll set in step with what libcurl wants of each socket. A socket seen for
+/// the first time is added and marked through libcurl's per-socket pointer (`curl_multi_assign`, which libcurl
+/// forgets when it removes the socket), so later changes are one EPOLL_CTL_MOD and never a failed MOD and an ADD.
 static int kar_socket_callback(CURL *easy, curl_socket_t fd, int what, void *context, void *socket_context) {
     (void)easy;
-    (void)socket_context;
     kar_curl_driver *driver = context;
     if (what == CURL_POLL_REMOVE) {
         epoll_ctl(driver->epoll_fd, EPOLL_CTL_DEL, fd, NULL);  // the socket may already be closed: ignored
@@ -79,9 +81,12 @@ static int kar_socket_callback(CURL *easy, curl_socket_t fd, int what, void *con
     struct epoll_event event = {0};
     event.events = (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0);
     event.data.fd = fd;
-    if (epoll_ctl(driver->epoll_fd, EPOLL_CTL_MOD, fd, &event) != 0 && errno == ENOENT) {
-        epoll_ctl(driver->epoll_fd, EPOLL_CTL_ADD, fd, &event);
+    if (socket_context != NULL && epoll_ctl(driver->epoll_fd, EPOLL_CTL_MOD, fd, &event) == 0) return 0;
+    // New to us, or (should libcurl have closed and reopened the number in between) no longer in the set.
+    if (epoll_ctl(driver->epoll_fd, EPOLL_CTL_ADD, fd, &event) != 0 && errno == EEXIST) {
+        epoll_ctl(driver->epoll_fd, EPOLL_CTL_MOD, fd, &event);
     }
+    curl_multi_assign(driver->multi, fd, driver);
     return 0;
 }
 
