@@ -33,8 +33,9 @@ int kar_limit_malloc_arenas(int count);
 int kar_fix_malloc_mmap_threshold(int bytes);
 int kar_malloc_trim(void);
 /// Unmaps the clean pages of the read-only, private mappings of the executable and its shared libraries (code and
-/// constants) from this process: they stay in the page cache and come back with a minor fault on the next access. Mappings
-/// holding private copies (RELRO) are left alone. Returns the bytes that were resident in the dropped mappings, or -1.
+/// constants) from this process: they stay in the page cache and come back with a minor fault on the next access.
+/// Mappings holding private copies (RELRO) are left alone. Returns the bytes that were resident in the dropped
+/// mappings, or -1.
 long kar_release_file_pages(void);
 
 /// Lowers the calling thread's CPU priority to `niceness` (Linux priorities are per thread; raising one's own

@@ -16,9 +16,10 @@ import Musl
 /// HTTP/2: a request that finds a connection to its host still being set up waits for it (`CURLOPT_PIPEWAIT`), so a
 /// cold burst shares one connection and one TLS handshake instead of opening one per request. A server limits the
 /// streams of one connection (nghttpd and GitHub 100, Go's default for the API server 250); past that libcurl opens
-/// a connection per request again. So once a host has answered over HTTP/2, its connections are capped at
-/// `Configuration.multiplexedConnectionsPerHost` and further requests queue for a free stream; a host that answers
-/// over HTTP/1.1 has no cap, since there each request in flight needs a connection of its own.
+/// a connection per request again. So once the server has answered over HTTP/2, connections per host are capped at
+/// `Configuration.multiplexedConnectionsPerHost` and further requests queue for a free stream; an answer over
+/// HTTP/1.1 lifts the cap, since there each request in flight needs a connection of its own. The cap is the
+/// transport's (libcurl's multi handle's), for every host it talks to: each API client has a transport of its own.
 /// Proxies come from the standard variables (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`), which libcurl reads.
 ///
 /// Requests are handed to the transport's thread under a mutex and the thread is woken through an eventfd;
