@@ -2,7 +2,7 @@
 """The benchmark: the release binary against loopback fakes of GitHub and Kubernetes that add a fixed latency L
 to every call, driven by an asyncio load generator (this process, not the service's code).
 
-    python3 Benchmarks/run.py            # everything, about 4 to 9 minutes; prints markdown (scripts/bench installs
+    python3 Benchmarks/run.py            # everything, about 3 minutes; prints markdown (scripts/bench installs
                                          # tcpdump first)
     python3 Benchmarks/run.py --write    # and rewrites BENCHMARKS.md
     python3 Benchmarks/run.py --quick    # smaller counts, no 60 s wait (CI)
