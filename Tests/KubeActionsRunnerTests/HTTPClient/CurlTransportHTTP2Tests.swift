@@ -110,8 +110,10 @@ private struct NGHTTPServer {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["nghttpd", "-v", "--address=127.0.0.1", "--htdocs=\(htdocs.path)", "\(port)", key, cert]
-        process.standardOutput = FileHandle(forWritingAtPath: logPath)
-        process.standardError = FileHandle(forWritingAtPath: logPath)
+        // One handle for both: two would each write from offset 0 and overwrite each other's lines.
+        let log = FileHandle(forWritingAtPath: logPath)
+        process.standardOutput = log
+        process.standardError = log
         try process.run()
         let server = NGHTTPServer(
             process: process,
