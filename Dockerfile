@@ -1,5 +1,6 @@
 # kube-actions-runner: build with the Swift toolchain, run on a slim Debian with only libcurl and CA certificates.
-# docker build -t ghcr.io/OWNER/kube-actions-runner:0.1.0 .    (multi-arch: docker buildx build --platform linux/amd64,linux/arm64)
+# docker build -t kube-actions-runner:dev .   (multi-arch: docker buildx build --platform linux/amd64,linux/arm64 .)
+# Releases are built and pushed by .github/workflows/release.yml.
 ARG SWIFT_VERSION=6.3.1
 ARG DEBIAN_RELEASE=bookworm
 
@@ -9,11 +10,15 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends libcurl4-openssl-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
+# Everything Package.swift declares must be here, or SwiftPM cannot load the manifest: the product's sources, the
+# test target and the benchmark executable. scripts/image-context lays out this stage from .dockerignore and these
+# lines, and CI builds the release binary there with the RUN line below (scripts/check-image-libraries).
 COPY Package.swift ./
 COPY Sources ./Sources
 COPY Tests ./Tests
-RUN swift build -c release --static-swift-stdlib --product kube-actions-runner \
-    && install -D "$(swift build -c release --static-swift-stdlib --show-bin-path)/kube-actions-runner" /out/kube-actions-runner \
+COPY Benchmarks/kar-bench ./Benchmarks/kar-bench
+RUN swift build -c release --static-swift-stdlib --product kube-actions-runner
+RUN install -D "$(swift build -c release --static-swift-stdlib --show-bin-path)/kube-actions-runner" /out/kube-actions-runner \
     && strip /out/kube-actions-runner
 
 FROM debian:${DEBIAN_RELEASE}-slim
