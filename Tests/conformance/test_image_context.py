@@ -155,11 +155,14 @@ def test_the_old_mistake_is_caught_benchmarks_left_out_of_the_context(tmp_path):
 
 def test_the_old_mistake_is_caught_declared_target_not_copied(tmp_path):
     copy = repository_copy(tmp_path)
+    # Into the folder of an earlier good run, as CI's incremental builds do: what that run left must not hide it.
+    assert run_in(copy, tmp_path / "context").returncode == 0
     dockerfile = copy / "Dockerfile"
     text = dockerfile.read_text()
     assert "COPY Benchmarks/kar-bench ./Benchmarks/kar-bench\n" in text
     dockerfile.write_text(text.replace("COPY Benchmarks/kar-bench ./Benchmarks/kar-bench\n", ""))
-    out = run_in(copy, tmp_path / "bad")
+    out = run_in(copy, tmp_path / "context")
+    assert not (tmp_path / "context" / "Benchmarks").exists()
     assert out.returncode == 1
     assert "Package.swift declares target kar-bench at Benchmarks/kar-bench" in out.stderr
 
