@@ -1,0 +1,3 @@
+module kube-actions-runner/benchmarks/apiserver
+
+go 1.24
