@@ -6,13 +6,10 @@ package main
 // [self-hosted, linux]; a runner name used twice is a 409, as on GitHub.
 
 import (
-	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"flag"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"regexp"
@@ -58,21 +55,7 @@ func serveGitHub(arguments []string) {
 			fail(err)
 		}
 	}
-	listener, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		fail(err)
-	}
-	certificate, err := tls.LoadX509KeyPair(*cert, *key)
-	if err != nil {
-		fail(err)
-	}
-	server := &http.Server{Handler: g,
-		TLSConfig: &tls.Config{Certificates: []tls.Certificate{certificate}, NextProtos: []string{"h2", "http/1.1"}},
-		HTTP2:     &http.HTTP2Config{MaxConcurrentStreams: 100}} // GitHub's limit
-	fmt.Printf("{\"url\": \"https://%s\"}\n", listener.Addr().String())
-	if err := server.ServeTLS(listener, "", ""); err != nil {
-		fail(err)
-	}
+	serveTLS("127.0.0.1:0", *cert, *key, 100, g) // GitHub allows 100 streams per connection
 }
 
 func (g *github) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -84,8 +84,6 @@ type server struct {
 	requests     atomic.Int64
 	maxInFlight  atomic.Int64
 	inFlight     atomic.Int64
-	connections  atomic.Int64
-	streams      sync.Map // connection → streams seen
 }
 
 func serve(arguments []string) {
@@ -105,22 +103,28 @@ func serve(arguments []string) {
 		mutating: make(chan struct{}, *maxMutating), readonly: make(chan struct{}, *maxReadonly),
 		writeLatency: *writeLatency,
 	}
-	listener, err := net.Listen("tcp", *listen)
+	serveTLS(*listen, *cert, *key, *maxStreams, s)
+}
+
+// serveTLS serves handler over TLS with HTTP/2 (and HTTP/1.1 for clients that do not offer h2), printing
+// {"url": ...} first, and never returns.
+func serveTLS(address, cert, key string, maxStreams int, handler http.Handler) {
+	listener, err := net.Listen("tcp", address)
 	if err != nil {
 		fail(err)
 	}
-	certificate, err := tls.LoadX509KeyPair(*cert, *key)
+	certificate, err := tls.LoadX509KeyPair(cert, key)
 	if err != nil {
 		fail(err)
 	}
+	connections := &counter
 	httpServer := &http.Server{
-		Handler:   s,
+		Handler:   handler,
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{certificate}, NextProtos: []string{"h2", "http/1.1"}},
-		HTTP2:     &http.HTTP2Config{MaxConcurrentStreams: *maxStreams},
-		ConnState: func(c net.Conn, state http.ConnState) {
-			switch state {
-			case http.StateNew:
-				s.connections.Add(1)
+		HTTP2:     &http.HTTP2Config{MaxConcurrentStreams: maxStreams},
+		ConnState: func(_ net.Conn, state http.ConnState) {
+			if state == http.StateNew {
+				connections.Add(1)
 			}
 		},
 	}
@@ -129,6 +133,9 @@ func serve(arguments []string) {
 		fail(err)
 	}
 }
+
+// counter counts the connections the server accepted.
+var counter atomic.Int64
 
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, err)
@@ -140,7 +147,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.store.mu.RLock()
 		count := len(s.store.objects)
 		s.store.mu.RUnlock()
-		writeJSON(w, 200, map[string]any{"requests": s.requests.Load(), "connections": s.connections.Load(),
+		writeJSON(w, 200, map[string]any{"requests": s.requests.Load(), "connections": counter.Load(),
 			"max_in_flight": s.maxInFlight.Load(), "objects": count})
 		return
 	}
