@@ -22,6 +22,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
@@ -33,11 +34,13 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -81,6 +84,7 @@ type server struct {
 	mutating     chan struct{}
 	readonly     chan struct{}
 	writeLatency time.Duration
+	work         time.Duration
 	requests     atomic.Int64
 	maxInFlight  atomic.Int64
 	inFlight     atomic.Int64
@@ -96,12 +100,14 @@ func serve(arguments []string) {
 	maxMutating := flags.Int("max-mutating-inflight", 200, "mutating requests served at once; more wait (kube-apiserver's default)")
 	maxReadonly := flags.Int("max-readonly-inflight", 400, "read-only requests served at once; more wait (kube-apiserver's default)")
 	writeLatency := flags.Duration("write-latency", 2*time.Millisecond, "storage commit time of each write")
+	work := flags.Duration("work", 0, "CPU time each write costs besides decoding and encoding (admission, validation, "+
+		"conversion, audit, the watch cache: about 2.5ms on a real API server, see BENCHMARKS.md)")
 	_ = flags.Parse(arguments)
 
 	s := &server{
 		token: *token, store: &store{objects: map[string]*object{}},
 		mutating: make(chan struct{}, *maxMutating), readonly: make(chan struct{}, *maxReadonly),
-		writeLatency: *writeLatency,
+		writeLatency: *writeLatency, work: *work,
 	}
 	serveTLS(*listen, *cert, *key, *maxStreams, s)
 }
@@ -291,6 +297,7 @@ func (s *server) create(w http.ResponseWriter, r *http.Request, resource, namesp
 	s.store.objects[key] = placeholder
 	s.store.mu.Unlock()
 	encoded, _ := json.Marshal(body)
+	burnCPU(s.work, encoded)
 	time.Sleep(s.writeLatency) // the storage commit; many run at once, as etcd batches them
 	s.store.mu.Lock()
 	placeholder.encoded = encoded
@@ -379,6 +386,29 @@ func defaultJob(job map[string]any, uid string) {
 		}
 	}
 	job["status"] = map[string]any{}
+}
+
+// burnCPU spends d of this thread's CPU time (not wall time: under load a wall-clock spin would cost less CPU and so
+// model a cheaper server), hashing the object as an encoder would walk it.
+func burnCPU(d time.Duration, data []byte) {
+	if d <= 0 {
+		return
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	start := threadCPU()
+	sum := sha256.Sum256(data)
+	for threadCPU()-start < d {
+		for i := 0; i < 16; i++ {
+			sum = sha256.Sum256(sum[:])
+		}
+	}
+}
+
+func threadCPU() time.Duration {
+	var usage syscall.Rusage
+	_ = syscall.Getrusage(1 /* RUSAGE_THREAD */, &usage)
+	return time.Duration(usage.Utime.Nano() + usage.Stime.Nano())
 }
 
 func setDefault(object map[string]any, key string, value any) {
