@@ -90,7 +90,7 @@ class GitHub:
 
 
 class Service:
-    def __init__(self, binary, peer, github, namespace, workdir):
+    def __init__(self, binary, peer, github, namespace, workdir, defaults=False):
         self.port = run.free_port()
         config = pathlib.Path(workdir) / f"kubeconfig-{namespace}"
         config.write_text(
@@ -103,6 +103,8 @@ class Service:
                "KUBECONFIG": str(config), "PORT": str(self.port),
                "LISTEN_ADDRESS": "127.0.0.1", "LOG_LEVEL": "error", "MAX_CONNECTIONS": "8192",
                "RECONCILE_INTERVAL": "3600"}
+        if defaults:
+            del env["RECONCILE_INTERVAL"]  # the reconciler and its reapers as shipped
         self.process = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -119,9 +121,9 @@ class Service:
         self.process.wait()
 
 
-def burst(binary, peer, peer_binary, namespace, first, jobs, connections, latency, workdir):
+def burst(binary, peer, peer_binary, namespace, first, jobs, connections, latency, workdir, defaults=False):
     github = GitHub(peer_binary, peer.tls, latency)
-    service = Service(binary, peer, github, namespace, workdir)
+    service = Service(binary, peer, github, namespace, workdir, defaults)
     try:
         before = peer.stats()
         requests = [run.delivery(job_id) for job_id in range(first, first + jobs)]
@@ -148,6 +150,10 @@ def main():
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--binary", help="the service binary (default: a release build made here)")
     parser.add_argument("--peer-args", default="", help="extra flags for the peer, e.g. '-write-latency 5ms'")
+    parser.add_argument("--same-namespace", action="store_true",
+                        help="the service writes where the plain client's Jobs stay (as in a cluster that keeps them)")
+    parser.add_argument("--reconciler", action="store_true",
+                        help="run the service's reconciler and reapers as shipped (kept out otherwise)")
     args = parser.parse_args()
 
     binary = args.binary
@@ -171,8 +177,10 @@ def main():
                          "cpu": floor["cpu"]})
             print(json.dumps(rows[-1]), flush=True)
             for latency in (0.001, 0.1):
-                result = burst(binary, peer, peer_binary, f"svc-{r}-{int(latency * 1000)}ms", base, args.jobs,
-                               args.connections, latency, workdir)
+                namespace = f"plain-{r}" if args.same_namespace else f"svc-{r}-{int(latency * 1000)}ms"
+                first = base + (10000 if latency > 0.01 else 20000) if args.same_namespace else base
+                result = burst(binary, peer, peer_binary, namespace, first, args.jobs, args.connections, latency,
+                               workdir, args.reconciler)
                 result.update(round=r, what=f"L={int(latency * 1000)}ms")
                 rows.append(result)
                 print(json.dumps(result), flush=True)

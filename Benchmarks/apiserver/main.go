@@ -85,6 +85,7 @@ type server struct {
 	readonly     chan struct{}
 	writeLatency time.Duration
 	work         time.Duration
+	listWork     time.Duration
 	requests     atomic.Int64
 	maxInFlight  atomic.Int64
 	inFlight     atomic.Int64
@@ -100,6 +101,8 @@ func serve(arguments []string) {
 	maxMutating := flags.Int("max-mutating-inflight", 200, "mutating requests served at once; more wait (kube-apiserver's default)")
 	maxReadonly := flags.Int("max-readonly-inflight", 400, "read-only requests served at once; more wait (kube-apiserver's default)")
 	writeLatency := flags.Duration("write-latency", 2*time.Millisecond, "storage commit time of each write")
+	listWork := flags.Duration("list-work", 0, "CPU time a list costs per object it reads: the page's objects and "+
+		"those its label selector passed over (storage filters after reading, as the API server's does)")
 	work := flags.Duration("work", 0, "CPU time each write costs besides decoding and encoding (admission, validation, "+
 		"conversion, audit, the watch cache: about 2.5ms on a real API server, see BENCHMARKS.md)")
 	_ = flags.Parse(arguments)
@@ -107,7 +110,7 @@ func serve(arguments []string) {
 	s := &server{
 		token: *token, store: &store{objects: map[string]*object{}},
 		mutating: make(chan struct{}, *maxMutating), readonly: make(chan struct{}, *maxReadonly),
-		writeLatency: *writeLatency, work: *work,
+		writeLatency: *writeLatency, work: *work, listWork: *listWork,
 	}
 	serveTLS(*listen, *cert, *key, *maxStreams, s)
 }
@@ -429,10 +432,12 @@ func (s *server) list(w http.ResponseWriter, r *http.Request, resource, namespac
 	}
 	s.store.mu.RLock()
 	var keys []string
+	scanned := 0
 	for key, o := range s.store.objects {
 		if o.resource != resource || o.namespace != namespace || o.encoded == nil {
 			continue
 		}
+		scanned++
 		matches := true
 		for k, v := range selector {
 			if o.labels[k] != v {
@@ -472,6 +477,8 @@ func (s *server) list(w http.ResponseWriter, r *http.Request, resource, namespac
 		items.Write(s.store.objects[key].encoded)
 	}
 	s.store.mu.RUnlock()
+	// Storage reads the page's objects and every object the selector passed over.
+	burnCPU(time.Duration(end-offset+scanned-len(keys))*s.listWork, items.Bytes())
 	head, _ := json.Marshal(map[string]any{"kind": kinds[resource] + "List", "apiVersion": groups[resource],
 		"metadata": metadata})
 	w.Header().Set("Content-Type", "application/json")
