@@ -47,6 +47,30 @@ public final class JITRunnerProvisioner: RunnerProvisioner {
         ]
         if let delivery = request.deliveryID { metadata["delivery"] = "\(delivery)" }
 
+        // A replacement asked for by an `in_progress` delivery: the runner that took the other job must be one this
+        // deployment made, proven by the registration recorded on one of its runner Jobs; a name is no proof.
+        if let taken = request.takenByRunner {
+            let selector =
+                RunnerJob.selector(ownerLabel: settings.ownerLabel) + ",\(RunnerJob.runnerNameLabel)=\(taken)"
+            let recorded: [SecretSummary]
+            do {
+                recorded = try await kubernetes.listSecrets(namespace: namespace, labelSelector: selector)
+            } catch {
+                logger.warning(
+                    "checking the runner's owner failed",
+                    metadata: metadata.merging(["error": "\(error)"]) { $1 }
+                )
+                throw Self.provisioningError(error)
+            }
+            guard recorded.contains(where: { $0.labels[RunnerJob.jobIDLabel] == String(request.jobID) }) else {
+                logger.info(
+                    "runner is not one of this deployment's; no replacement",
+                    metadata: metadata.merging(["runner.name": "\(RunnerJob.labelValue(taken))"]) { $1 }
+                )
+                return .foreignRunner(name: taken)
+            }
+        }
+
         // Round 1: the Job (the lock on this GitHub job) and GitHub's view of the job, at the same time.
         async let jobStatus = capture { () async throws(GitHubAPIError) in
             try await self.jobWithRetry(owner: request.owner, repo: request.repository, id: request.jobID)
@@ -96,7 +120,11 @@ public final class JITRunnerProvisioner: RunnerProvisioner {
             throw Self.provisioningError(error)
         }
 
-        // Round 2: the JIT registration.
+        // Round 2: the JIT registration, carrying this deployment's marker (a job asking for [self-hosted, linux]
+        // still matches a runner with one more label).
+        if !labels.contains(where: { $0.lowercased() == settings.ownerLabel.lowercased() }) {
+            labels.append(settings.ownerLabel)
+        }
         let jit: JITConfig
         do {
             jit = try await registerRunner(for: request, labels: labels, jobName: job.name)
@@ -110,7 +138,12 @@ public final class JITRunnerProvisioner: RunnerProvisioner {
 
         // Round 3: the Secret the runner reads its JIT config from.
         do throws(KubernetesAPIError) {
-            let secret = job.secret(jitConfig: jit.encodedConfig.value, jobUID: uid)
+            let secret = job.secret(
+                jitConfig: jit.encodedConfig.value,
+                jobUID: uid,
+                runnerID: jit.runnerID,
+                runnerName: jit.runnerName
+            )
             do {
                 try await kubernetes.createSecret(secret, namespace: namespace)
             } catch  where error.isTransient && !Task.isCancelled {
@@ -151,7 +184,7 @@ public final class JITRunnerProvisioner: RunnerProvisioner {
                 owner: request.owner,
                 repo: request.repository,
                 JITConfigRequest(
-                    name: "\(jobName)-\(randomSuffix())",
+                    name: request.runnerName.registrationName(suffix: randomSuffix()),
                     runnerGroupID: runnerGroupID,
                     labels: labels
                 )
@@ -161,7 +194,7 @@ public final class JITRunnerProvisioner: RunnerProvisioner {
             return try await attempt()
         } catch  where error.kind == .conflict || (error.isTransient && !Task.isCancelled) {
             // A name clash gets a new name; a 5xx or no answer one more try (with a new name too, so a registration
-            // the failed attempt may have made cannot clash; the reaper removes it once it idles).
+            // the failed attempt may have made cannot clash; recorded on no Job, the reaper deletes it as a leftover).
             if error.isTransient { await pauseBeforeRetry() }
             return try await attempt()
         }

@@ -21,7 +21,7 @@ import Testing
             transport: transport,
             metrics: metrics,
             logger: LogCapture().logger(),
-            clock: { now.withLock { $0 } }
+            clock: { Double(now.withLock { $0 }) }
         )
     }
 
@@ -107,8 +107,9 @@ import Testing
             _ = try await github.job(owner: "o", repo: "r", id: 1)
             Issue.record("expected a rate limit")
         } catch {
-            #expect(error.kind == .rateLimited && error.retryAt == 1_700_000_600)
-            #expect(error.description.contains("rate limited until 2023-11-14T22:23:20Z"))
+            // The reset is a whole second of GitHub's clock: the pause lasts through it.
+            #expect(error.kind == .rateLimited && error.retryAt == 1_700_000_601)
+            #expect(error.description.contains("rate limited until 2023-11-14T22:23:21Z"))
         }
         #expect(exposition.contains("github_api_rate_limit_remaining 0.0\n"))
         // Before the reset: refused without a request.
