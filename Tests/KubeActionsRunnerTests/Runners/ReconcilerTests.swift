@@ -123,19 +123,22 @@ import Testing
 @Suite struct LeaderElectorTests {
     let kubernetes = FakeKubernetesAPI()
     let metrics = Metrics()
+    let time = ManualClock()
+    let logs = LogCapture()
 
     func elector(_ identity: String) -> LeaderElector {
         var configuration = LeaderElector.Configuration()
-        configuration.leaseDuration = .seconds(1)
-        configuration.renewInterval = .milliseconds(200)
-        configuration.fencingMargin = .milliseconds(300)
+        configuration.leaseDuration = .seconds(30)
+        configuration.renewInterval = .seconds(10)
+        configuration.fencingMargin = .seconds(5)
         return LeaderElector(
             kubernetes: kubernetes,
             namespace: "ns",
             identity: identity,
             configuration: configuration,
+            clock: time.clock,
             metrics: metrics,
-            logger: LogCapture().logger()
+            logger: logs.logger()
         )
     }
 
@@ -154,13 +157,13 @@ import Testing
         let b = elector("b")
         await a.tryAcquireOrRenew()
         await b.tryAcquireOrRenew()
-        try await Task.sleep(for: .milliseconds(500))
+        time.advance(by: .seconds(15))
         await b.tryAcquireOrRenew()
         #expect(!b.isLeader)  // half the duration: not yet
         // Fencing: a stops believing it leads before b may take over.
-        try await Task.sleep(for: .milliseconds(250))
+        time.advance(by: .seconds(11))
         #expect(!a.isLeader)
-        try await Task.sleep(for: .milliseconds(350))
+        time.advance(by: .seconds(4))
         await b.tryAcquireOrRenew()
         #expect(b.isLeader)
         #expect(kubernetes.objects.lease(name: "kube-actions-runner")?.leaseTransitions == 1)
@@ -168,11 +171,30 @@ import Testing
         #expect(!a.isLeader)
     }
 
-    @Test func stopsLeadingWhenTheAPIServerCannotBeReached() async {
+    @Test func toleratesRenewFailuresUntilTheLeaseWouldExpire() async {
         let a = elector("a")
         await a.tryAcquireOrRenew()
-        #expect(a.isLeader)
         kubernetes.down.withLock { $0 = true }
+        time.advance(by: .seconds(10))
+        await a.tryAcquireOrRenew()
+        #expect(a.isLeader)  // one failed renewal: nobody can take over yet
+        #expect(logs.text.contains("still leading until it would expire"))
+        time.advance(by: .seconds(10))
+        await a.tryAcquireOrRenew()
+        #expect(a.isLeader)
+        time.advance(by: .seconds(5))  // 25 s: the lease duration less the fencing margin
+        #expect(!a.isLeader)
+        kubernetes.down.withLock { $0 = false }
+        await a.tryAcquireOrRenew()  // still the holder: renews and leads again
+        #expect(a.isLeader)
+    }
+
+    @Test func stopsLeadingAtOnceWhenAnotherReplicaTookTheLease() async throws {
+        let a = elector("a")
+        await a.tryAcquireOrRenew()
+        var lease = try #require(kubernetes.objects.lease(name: "kube-actions-runner"))
+        lease.holderIdentity = "b"
+        _ = try kubernetes.objects.updateLease(lease, namespace: "ns")
         await a.tryAcquireOrRenew()
         #expect(!a.isLeader)
     }
@@ -184,5 +206,18 @@ import Testing
         await a.release()
         await b.tryAcquireOrRenew()
         #expect(b.isLeader && !a.isLeader)
+    }
+
+    @Test func releasesEvenFromACancelledTaskAndAfterFencingStoppedIt() async throws {
+        let a = elector("a")
+        await a.tryAcquireOrRenew()
+        time.advance(by: .seconds(26))  // fenced: no longer acts, but the Lease still names it
+        #expect(!a.isLeader)
+        let task = Task {
+            withUnsafeCurrentTask { $0?.cancel() }
+            await a.release()
+        }
+        await task.value
+        #expect(kubernetes.objects.lease(name: "kube-actions-runner")?.holderIdentity == "")
     }
 }
