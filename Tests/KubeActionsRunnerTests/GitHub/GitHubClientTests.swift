@@ -135,6 +135,43 @@ import Testing
         }
     }
 
+    @Test func countsARetryAfterWindowFromTheAnswerNotFromTheRequest() async throws {
+        transport.enqueue(
+            429,
+            #"{"message":"You have exceeded a secondary rate limit."}"#,
+            headers: [("retry-after", "30")]
+        )
+        let reads = Reads()
+        // The request left at 1_700_000_000; its answer came 10 s later (a slow call).
+        let delayed = GitHubClient(
+            configuration: .init(baseURL: "https://api.github.com", token: Secret("ghp_secret")),
+            transport: transport,
+            metrics: metrics,
+            logger: LogCapture().logger(),
+            clock: { reads.next() }
+        )
+        await #expect(throws: GitHubAPIError.self) { try await delayed.job(owner: "o", repo: "r", id: 1) }
+        reads.set(1_700_000_035)  // 35 s after the request, 25 s after the answer: still inside the window
+        await #expect(throws: GitHubAPIError.self) { try await delayed.job(owner: "o", repo: "r", id: 1) }
+        #expect(transport.requests.count == 1)
+        reads.set(1_700_000_041)
+        transport.enqueue(200, try Fixtures.text("github/api/job.get.200.json"))
+        _ = try await delayed.job(owner: "o", repo: "r", id: 1)
+        #expect(transport.requests.count == 2)
+    }
+
+    /// A clock whose first read is the request's start and later reads are 10 s on (the answer's arrival).
+    final class Reads: Sendable {
+        let state = Mutex<(reads: Int, fixed: Double?)>((0, nil))
+        func next() -> Double {
+            state.withLock { state in
+                defer { state.reads += 1 }
+                return state.fixed ?? (state.reads == 0 ? 1_700_000_000 : 1_700_000_010)
+            }
+        }
+        func set(_ value: Double) { state.withLock { $0.fixed = value } }
+    }
+
     @Test func reportsTransportFailuresAsNoResponse() async {
         transport.enqueue(HTTPTransportError(kind: .timeout, message: "Timeout was reached"))
         do {
