@@ -107,7 +107,7 @@ public final class JITRunnerProvisioner: RunnerProvisioner {
                 "job is no longer queued; runner job removed",
                 metadata: metadata.merging(["github.status": "\(githubJob.status)"]) { $1 }
             )
-            await cleanUp(jobName: job.name, runner: nil, request: request, metadata: metadata)
+            await cleanUp(jobName: job.name, uid: uid, runner: nil, request: request, metadata: metadata)
             return .notQueued(status: githubJob.status)
         case .success(let githubJob):
             if labels.isEmpty { labels = githubJob.labels }  // a replacement runner: the labels come from GitHub
@@ -116,7 +116,7 @@ public final class JITRunnerProvisioner: RunnerProvisioner {
                 "reading the job from GitHub failed",
                 metadata: metadata.merging(["error": "\(error)"]) { $1 }
             )
-            await cleanUp(jobName: job.name, runner: nil, request: request, metadata: metadata)
+            await cleanUp(jobName: job.name, uid: uid, runner: nil, request: request, metadata: metadata)
             throw Self.provisioningError(error)
         }
 
@@ -130,7 +130,7 @@ public final class JITRunnerProvisioner: RunnerProvisioner {
             jit = try await registerRunner(for: request, labels: labels, jobName: job.name)
         } catch {
             logger.warning("generating the JIT config failed", metadata: metadata.merging(["error": "\(error)"]) { $1 })
-            await cleanUp(jobName: job.name, runner: nil, request: request, metadata: metadata)
+            await cleanUp(jobName: job.name, uid: uid, runner: nil, request: request, metadata: metadata)
             throw Self.provisioningError(error)
         }
         metadata["runner.id"] = "\(jit.runnerID)"
@@ -154,7 +154,7 @@ public final class JITRunnerProvisioner: RunnerProvisioner {
             }
         } catch {
             logger.warning("creating the JIT secret failed", metadata: metadata.merging(["error": "\(error)"]) { $1 })
-            await cleanUp(jobName: job.name, runner: jit.runnerID, request: request, metadata: metadata)
+            await cleanUp(jobName: job.name, uid: uid, runner: jit.runnerID, request: request, metadata: metadata)
             throw Self.provisioningError(error)
         }
         logger.info("runner registered and job created", metadata: metadata)
@@ -205,8 +205,15 @@ public final class JITRunnerProvisioner: RunnerProvisioner {
         try? await Task.sleep(for: .milliseconds(Int.random(in: 100...300)))
     }
 
-    /// Removes what a failed attempt made. Runs to completion even when the request was cancelled (deadline).
-    private func cleanUp(jobName: String, runner: Int64?, request: RunnerRequest, metadata: Logger.Metadata) async {
+    /// Removes what a failed attempt made — exactly the Job it created (`uid`), never another of that name. Runs to
+    /// completion even when the request was cancelled (deadline).
+    private func cleanUp(
+        jobName: String,
+        uid: String,
+        runner: Int64?,
+        request: RunnerRequest,
+        metadata: Logger.Metadata
+    ) async {
         let kubernetes = self.kubernetes
         let github = self.github
         let logger = self.logger
@@ -223,7 +230,7 @@ public final class JITRunnerProvisioner: RunnerProvisioner {
                 }
             }
             do throws(KubernetesAPIError) {
-                try await kubernetes.deleteJob(name: jobName, namespace: namespace)
+                try await kubernetes.deleteJob(name: jobName, namespace: namespace, uid: uid)
             } catch  where error.kind != .notFound {
                 logger.error("removing the runner job failed", metadata: metadata.merging(["error": "\(error)"]) { $1 })
             } catch {}
