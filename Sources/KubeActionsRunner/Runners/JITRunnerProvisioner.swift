@@ -39,6 +39,16 @@ public final class JITRunnerProvisioner: RunnerProvisioner {
     }
 
     public func provision(_ request: RunnerRequest) async throws(ProvisioningError) -> ProvisionOutcome {
+        try await provision(request, while: { true })
+    }
+
+    /// Provisions, checking `mayAct` (the reconciler's leadership) just before each mutating call; once it is false,
+    /// what this attempt made is removed and the attempt fails.
+    public func provision(
+        _ request: RunnerRequest,
+        while mayAct: @escaping @Sendable () -> Bool
+    ) async throws(ProvisioningError) -> ProvisionOutcome {
+        let fenced = ProvisioningError(status: 503, reason: "this replica no longer leads; provisioning stopped")
         let job = RunnerJob.render(for: request, settings: settings)
         var labels = request.labels
         let namespace = settings.namespace
@@ -71,6 +81,7 @@ public final class JITRunnerProvisioner: RunnerProvisioner {
             }
         }
 
+        guard mayAct() else { throw fenced }
         // Round 1: the Job (the lock on this GitHub job) and GitHub's view of the job, at the same time.
         async let jobStatus = capture { () async throws(GitHubAPIError) in
             try await self.jobWithRetry(owner: request.owner, repo: request.repository, id: request.jobID)
@@ -125,6 +136,10 @@ public final class JITRunnerProvisioner: RunnerProvisioner {
         if !labels.contains(where: { $0.lowercased() == settings.ownerLabel.lowercased() }) {
             labels.append(settings.ownerLabel)
         }
+        guard mayAct() else {
+            await cleanUp(jobName: job.name, uid: uid, runner: nil, request: request, metadata: metadata)
+            throw fenced
+        }
         let jit: JITConfig
         do {
             jit = try await registerRunner(for: request, labels: labels, jobName: job.name)
@@ -136,6 +151,10 @@ public final class JITRunnerProvisioner: RunnerProvisioner {
         metadata["runner.id"] = "\(jit.runnerID)"
         metadata["runner.name"] = "\(jit.runnerName)"
 
+        guard mayAct() else {
+            await cleanUp(jobName: job.name, uid: uid, runner: jit.runnerID, request: request, metadata: metadata)
+            throw fenced
+        }
         // Round 3: the Secret the runner reads its JIT config from.
         do throws(KubernetesAPIError) {
             let secret = job.secret(

@@ -771,7 +771,7 @@ public final class Reconciler: Service {
             "job.labels": "\(request.labels.joined(separator: ","))", "runner_job": "\(request.runnerJobName)",
         ]
         do {
-            switch try await provisioner.provision(request) {
+            switch try await provisioner.provision(request, while: isLeader) {
             case .created(let name):
                 summary.recovered += 1
                 metrics.countRecovered()

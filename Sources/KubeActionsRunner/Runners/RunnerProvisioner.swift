@@ -80,6 +80,24 @@ public struct ProvisioningError: Error, Equatable, CustomStringConvertible {
 /// Turns a queued job into a runner. The webhook path calls it synchronously and answers after it returns.
 public protocol RunnerProvisioner: Sendable {
     func provision(_ request: RunnerRequest) async throws(ProvisioningError) -> ProvisionOutcome
+    /// As `provision(_:)`, checking `mayAct` just before each mutating call (the reconciler passes its leadership).
+    func provision(
+        _ request: RunnerRequest,
+        while mayAct: @escaping @Sendable () -> Bool
+    ) async throws(ProvisioningError) -> ProvisionOutcome
     /// Whether upstream dependencies answer; `/ready` reports it.
     func readiness() async -> Readiness
+}
+
+extension RunnerProvisioner {
+    /// A provisioner with a single mutating step checks once, before it.
+    public func provision(
+        _ request: RunnerRequest,
+        while mayAct: @escaping @Sendable () -> Bool
+    ) async throws(ProvisioningError) -> ProvisionOutcome {
+        guard mayAct() else {
+            throw ProvisioningError(status: 503, reason: "this replica no longer leads; provisioning stopped")
+        }
+        return try await provision(request)
+    }
 }

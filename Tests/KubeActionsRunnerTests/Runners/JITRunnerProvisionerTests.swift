@@ -1,3 +1,4 @@
+import Synchronization
 import Testing
 
 @testable import KubeActionsRunner
@@ -239,5 +240,28 @@ import Testing
         // The registration recorded on runner-30: a replacement.
         request.takenByRunner = ours
         #expect(try await provisioner.provision(request) == .created(runnerJob: "runner-30-after-31"))
+    }
+
+    /// Leadership checked just before each mutating call: lost after the Job, or after the registration, the attempt
+    /// stops there and removes what it made.
+    @Test(arguments: [1, 2])
+    func stopsAndCleansUpWhenLeadershipIsLostMidway(checksPassed: Int) async throws {
+        github.queue(job: 60)
+        let checks = Counter()
+        await #expect(throws: ProvisioningError.self) {
+            try await provisioner.provision(request(60), while: { checks.next() < checksPassed })
+        }
+        #expect(kubernetes.jobNames.isEmpty && kubernetes.secretNames.isEmpty && github.runners.isEmpty)
+        #expect(kubernetes.calls.contains("create job runner-60"))
+        #expect(github.calls.contains { $0.hasPrefix("jit ") } == (checksPassed == 2))
+    }
+
+    final class Counter: Sendable {
+        let value = Mutex(0)
+        func next() -> Int {
+            value.withLock { value in
+                defer { value += 1 }; return value
+            }
+        }
     }
 }
