@@ -224,6 +224,12 @@ public final class GitHubClient: GitHubAPI {
         if let remaining = response.header("x-ratelimit-remaining").flatMap({ Int64($0) }) {
             metrics?.githubRateLimitRemaining.set(remaining)
             self.remaining.withLock { $0 = remaining }
+            // The last request of the window succeeded: every further one would be refused until the reset.
+            if remaining == 0, (200..<300).contains(response.status) || response.status == 304,
+                let reset = response.header("x-ratelimit-reset").flatMap({ Int64($0) })
+            {
+                limitedUntil.withLock { $0 = max($0, Double(reset) + 1) }
+            }
         }
         if response.status == 304, let cached {
             return HTTPClientResponse(status: 200, headers: response.headers, body: cached.body)

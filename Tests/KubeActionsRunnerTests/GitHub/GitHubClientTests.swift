@@ -172,6 +172,18 @@ import Testing
         func set(_ value: Double) { state.withLock { $0.fixed = value } }
     }
 
+    @Test func stopsAfterTheLastRequestOfTheWindowSucceeded() async throws {
+        transport.enqueue(
+            200,
+            try Fixtures.text("github/api/job.get.200.json"),
+            headers: [("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "1700000100")]
+        )
+        let github = client()
+        _ = try await github.job(owner: "o", repo: "r", id: 1)
+        await #expect(throws: GitHubAPIError.self) { try await github.job(owner: "o", repo: "r", id: 1) }
+        #expect(transport.requests.count == 1)
+    }
+
     @Test func reportsTransportFailuresAsNoResponse() async {
         transport.enqueue(HTTPTransportError(kind: .timeout, message: "Timeout was reached"))
         do {
