@@ -167,14 +167,16 @@ def test_fault_campaign(tmp_path):
         # for a job, the runner recorded on the Job takes the job (the case that killed a working runner before);
         # and a few more.
         at_work = {}  # job id -> registration id
+        at_work_jobs = {}  # job id -> its runner Job's name
         with github.lock, kube.lock:
-            for job_id, secret in kube.secrets(NAMESPACE).items():
+            for secret_name, secret in kube.secrets(NAMESPACE).items():
                 job = int(secret["metadata"]["labels"]["kube-actions-runner/job-id"])
                 recorded = int(secret["metadata"]["labels"]["kube-actions-runner/runner-id"])
                 doubled = sum(1 for r in github.runners.values() if ours(r) and r["name"].startswith(f"runner-{job}-")) > 1
                 if recorded in github.runners and github.jobs[(*jobs[job], job)]["status"] == "queued" and (
                         doubled or len(at_work) < 3):
                     at_work[job] = recorded
+                    at_work_jobs[job] = secret_name
             for job, runner_id in at_work.items():
                 github.runners[runner_id].update(busy=True, status="online")
                 github.jobs[(*jobs[job], job)].update(status="in_progress", runner_name=github.runners[runner_id]["name"])
@@ -195,7 +197,7 @@ def test_fault_campaign(tmp_path):
                 job_names = set(kube.jobs(NAMESPACE))
                 for job, runner_id in at_work.items():
                     assert runner_id in github.runners, f"the registration at work on job {job} was deleted"
-                    assert f"runner-{job}" in job_names, f"the Job of the runner at work on job {job} was deleted"
+                    assert at_work_jobs[job] in job_names, f"the Job of the runner at work on job {job} was deleted"
                 for runner_id, name in foreign.items():
                     assert github.runners.get(runner_id, {}).get("name") == name, f"foreign registration {name} touched"
                 assert "runner-900000001" in job_names, "another deployment's Job was deleted"
@@ -203,21 +205,25 @@ def test_fault_campaign(tmp_path):
         def converged():
             first_assertions()
             with github.lock, kube.lock:
-                job_names = {n for n, o in kube.jobs(NAMESPACE).items()
-                             if o["metadata"]["labels"].get("app.kubernetes.io/instance") == MARKER}
+                by_job = {}  # job id -> names of its live runner Jobs (runner-<id>, or -r<n> after a removal)
+                for n, o in kube.jobs(NAMESPACE).items():
+                    if o["metadata"]["labels"].get("app.kubernetes.io/instance") == MARKER and not o.get("status", {}).get("conditions"):
+                        by_job.setdefault(int(o["metadata"]["labels"]["kube-actions-runner/job-id"]), []).append(n)
+                job_names = {n for names in by_job.values() for n in names}
                 secret_names = set(kube.secrets(NAMESPACE))
                 registrations = [r["name"] for r in github.runners.values() if ours(r)]
                 podded = {p["metadata"]["labels"]["batch.kubernetes.io/job-name"] for (r, _, _), p in kube.objects.items() if r == "pods"}
             queued = [j for j in jobs if github.jobs[(*jobs[j], j)]["status"] == "queued"]
             for j in queued + list(at_work):
-                if f"runner-{j}" not in job_names or f"runner-{j}" not in secret_names:
-                    return False, f"job {j} has no runner Job and Secret"
+                names = by_job.get(j, [])
+                if len(names) != 1 or names[0] not in secret_names:
+                    return False, f"job {j} has runner Jobs {names}, not one with its Secret"
                 if sum(1 for r in registrations if job_of(r) == j) != 1:
                     return False, f"job {j} has {sum(1 for r in registrations if job_of(r) == j)} registrations"
             for j in cancelled:
-                if f"runner-{j}" in job_names:
+                if j in by_job:
                     return False, f"cancelled job {j} has a runner Job"
-            orphans = [r for r in registrations if f"runner-{job_of(r)}" not in job_names]
+            orphans = [r for r in registrations if job_of(r) not in by_job]
             if orphans:
                 return False, f"registrations without a Job: {orphans[:3]}"
             if len(job_names) != len(queued) + len(at_work):

@@ -380,7 +380,13 @@ public final class Reconciler: Service {
                 queued: queued,
                 running: world.running[repository] ?? [],
                 runners: runners ?? [],
-                jobs: world.jobs.filter { !removed.contains($0.name) },
+                // A Job removed this cycle counts as finished: its replacement takes the next name, since its Secret
+                // may outlive it for a moment (the garbage collector deletes it in the background).
+                jobs: world.jobs.map { job in
+                    var job = job
+                    if removed.contains(job.name) { job.isFinished = true }
+                    return job
+                },
                 records: world.records,
                 isOurs: isOurs,
                 isYoung: { seenFor("young:\($0)") < configuration.grace }
