@@ -549,20 +549,20 @@ public final class Reconciler: Service {
                 }
                 if let next = replacements.compactMap({ $0 }).first(where: { !names.contains($0.jobName) }) {
                     plan.unserved.append(Plan.Need(job: job, request: next))
+                    continue
                 } else if replacements.contains(where: { $0 == nil }) {
                     plan.unserved.append(Plan.Need(job: job, request: RunnerName(jobID: job.id), takerUnknown: true))
+                    continue
                 }
-                continue
+                // That replacement was made already and finished without taking the job: the next attempt.
             }
-            // Its Jobs finished (or lost their registration) without taking it: the next attempt.
+            // Its Jobs finished (or lost their registration) without taking it: the next attempt, under a name no Job
+            // of it has.
             let parsed = own.compactMap { RunnerName(parsing: $0.name, as: .job) }
             let latest = parsed.max { $0.attempt < $1.attempt } ?? RunnerName(jobID: job.id)
-            plan.unserved.append(
-                Plan.Need(
-                    job: job,
-                    request: RunnerName(jobID: job.id, after: latest.after, attempt: latest.attempt + 1)
-                )
-            )
+            var next = RunnerName(jobID: job.id, after: latest.after, attempt: latest.attempt + 1)
+            while names.contains(next.jobName) { next.attempt += 1 }
+            plan.unserved.append(Plan.Need(job: job, request: next))
         }
         return plan
     }

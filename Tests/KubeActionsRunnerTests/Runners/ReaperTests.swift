@@ -357,6 +357,12 @@ import Testing
         #expect(kubernetes.jobNames == ["runner-72", "runner-72-after-73"])
         await reaper.cycle()
         #expect(kubernetes.jobNames == ["runner-72", "runner-72-after-73"] && github.runners.count == 2)
+        // The replacement's runner exits without taking the job: the job still gets a runner, under a new name.
+        kubernetes.finish("runner-72-after-73")
+        await reaper.cycle()
+        let third = kubernetes.jobNames.subtracting(["runner-72", "runner-72-after-73"])
+        #expect(third.count == 1 && third.allSatisfy { RunnerName(parsing: $0, as: .job)?.attempt == 2 })
+        #expect(github.runners.count == 2)  // the busy one, and the new one
     }
 
     // MARK: - Leadership
