@@ -365,6 +365,24 @@ import Testing
         #expect(github.runners.count == 2)  // the busy one, and the new one
     }
 
+    /// The documented policy for jobs waiting for an approval: their runner is surplus (reaped after the idle
+    /// timeout, so none idles for days), and once approved the job is queued and its runner, still there, is kept.
+    @Test func aJobWaitingForApprovalDoesNotKeepItsRunnerButAnApprovedOneDoes() async throws {
+        let reaper = reconciler()
+        let approved = try await provisioned(90, reaper: reaper)
+        let pending = try await provisioned(91, reaper: reaper)
+        github.state.withLock {
+            $0.jobs[90]?.status = "waiting"; $0.jobs[91]?.status = "waiting"
+        }
+        await reaper.cycle()
+        time.advance(by: .seconds(300))
+        github.state.withLock { $0.jobs[90]?.status = "queued" }  // approved just now
+        time.advance(by: .seconds(301))
+        await reaper.cycle()
+        #expect(github.runners[approved] != nil && kubernetes.jobNames.contains("runner-90"))
+        #expect(github.runners[pending] == nil && !kubernetes.jobNames.contains("runner-91"))
+    }
+
     // MARK: - Leadership
 
     @Test func checksLeadershipBeforeEachChange() async throws {
