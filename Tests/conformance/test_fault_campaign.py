@@ -265,6 +265,13 @@ def test_fault_campaign(tmp_path):
             assert status == 200 and answer["outcome"] == "runner_replaced", answer
             assert f"runner-{x}-after-{y}" in kube.jobs(NAMESPACE) and f"runner-{x}-after-{y}" in kube.secrets(NAMESPACE)
         faults["runners that took another job"] = len(pairs)
+        # A runner named like ours that no Job of ours records took a job: no replacement for the job in its name.
+        paired = {j for pair in pairs for j in pair}
+        free = [j for j in jobs if github.jobs[(*jobs[j], j)]["status"] == "queued" and j not in at_work and j not in paired]
+        victim, taker = free[0], next(j for j in free[1:] if jobs[j] == jobs[free[0]])
+        status, answer = started_on(b, taker, f"runner-{victim}-zz9zz", *jobs[taker])
+        assert status == 200 and answer["outcome"] == "ignored_action", answer
+        assert not [n for n in kube.jobs(NAMESPACE) if n.startswith(f"runner-{victim}-after-")]
 
         # Every other job ends; the runners at work keep working. Every idle runner has nothing it could take and
         # must be removed after RUNNER_IDLE_TIMEOUT; the runners at work (ours and the foreign one) must stay.
