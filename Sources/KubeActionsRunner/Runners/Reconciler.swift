@@ -147,8 +147,11 @@ public final class Reconciler: Service {
         var queued: [RepositoryRegistry.Repository: [GitHubJob]] = [:]
         var running: [RepositoryRegistry.Repository: [GitHubJob]] = [:]
 
-        /// Every known repository's registrations were listed: a registration found in none is gone.
-        var listedEveryRepository: Bool { registrations.count == repositories.count }
+        /// Repositories whose list was a full first page (100): more registrations may exist than were seen.
+        var truncated: Set<RepositoryRegistry.Repository> = []
+
+        /// Every known repository's registrations were listed in full: a registration found in none is gone.
+        var listedEveryRepository: Bool { registrations.count == repositories.count && truncated.isEmpty }
 
         /// A registration of this deployment by id, with its repository.
         func registration(id: Int64) -> (RepositoryRegistry.Repository, RegisteredRunner)? {
@@ -201,6 +204,7 @@ public final class Reconciler: Service {
             if let remaining = rateLimitRemaining(), remaining < configuration.reserve { break }
             if let runners = try? await github.runners(owner: repository.owner, repo: repository.name) {
                 world.registrations[repository] = runners
+                if runners.count >= 100 { world.truncated.insert(repository) }
             }
         }
         let selector = RunnerJob.selector(ownerLabel: ownerLabel)
@@ -389,7 +393,8 @@ public final class Reconciler: Service {
                 },
                 records: world.records,
                 isOurs: isOurs,
-                isYoung: { seenFor("young:\($0)") < configuration.grace }
+                // A registration missing from a full first page may be on the next: not known to be gone.
+                isYoung: { world.truncated.contains(repository) || seenFor("young:\($0)") < configuration.grace }
             )
             for job in queued where matcher.matches(job.labels) {
                 summary.queued += 1

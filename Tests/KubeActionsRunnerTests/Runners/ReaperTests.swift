@@ -168,6 +168,22 @@ import Testing
         #expect(logs.text.contains("its runner is at work"))
     }
 
+    /// A repository with more registrations than one page: a recorded registration missing from the page is not
+    /// proof that it is gone, so a Job whose runner may be at work stays.
+    @Test func keepsAJobWhoseRegistrationIsBeyondTheFirstPage() async throws {
+        for index in 0..<100 { github.register("static-\(index)", labels: ["self-hosted"]) }
+        let reaper = reconciler()
+        let id = try await provisioned(33, reaper: reaper)
+        #expect(id >= 200)  // not on the first page
+        kubernetes.runJobController()
+        github.start(runner: id, on: 33)
+        kubernetes.updatePod(of: "runner-33") { pod in
+            pod.containers.append(ContainerSummary(name: "dind", isInit: true, waitingReason: "CrashLoopBackOff"))
+        }
+        await reaper.cycle()
+        #expect(kubernetes.jobNames == ["runner-33"] && github.runners[id] != nil)
+    }
+
     // MARK: - Pods that cannot run, or must wait
 
     @Test func aQuotaIsAWaitAndThePodStartsWhenItFrees() async throws {

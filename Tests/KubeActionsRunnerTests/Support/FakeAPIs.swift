@@ -137,7 +137,8 @@ final class FakeGitHubAPI: GitHubAPI {
     func runners(owner: String, repo: String) async throws(GitHubAPIError) -> [RegisteredRunner] {
         state.withLock { state in
             state.calls.append("runners")
-            return state.runners.sorted { $0.key < $1.key }.map {
+            // The first page, as the client asks for it (per_page=100).
+            return state.runners.sorted { $0.key < $1.key }.prefix(100).map {
                 RegisteredRunner(
                     id: $0.key,
                     name: $0.value,
