@@ -89,7 +89,13 @@ def test_queued_job_gets_one_runner_job_and_secret(world):
     runners = [r for r in github.runners.values() if r["name"].startswith("runner-1001-")]
     assert len(runners) == 1
     runner = runners[0]
-    assert runner["labels"] == ["self-hosted", "linux"]
+    # The job's labels, and this deployment's marker (default kar-<namespace>).
+    assert runner["labels"] == ["self-hosted", "linux", "kar-github-runners"]
+    assert job["metadata"]["labels"]["app.kubernetes.io/instance"] == "kar-github-runners"
+    # The Secret records the registration it was made for.
+    assert secret["metadata"]["labels"]["kube-actions-runner/runner-name"] == runner["name"]
+    assert int(secret["metadata"]["labels"]["kube-actions-runner/runner-id"]) == next(
+        i for i, r in github.runners.items() if r is runner)
     # The Secret holds exactly the JIT config GitHub issued, and is owned by the Job.
     assert base64.b64decode(secret["data"]["jitconfig"]).decode() == runner["jit"]
     assert secret["metadata"]["ownerReferences"][0]["uid"] == job["metadata"]["uid"]

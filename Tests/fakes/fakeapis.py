@@ -238,11 +238,12 @@ class FakeGitHub(FakeAPI):
     def __init__(self, token="ghp_test_token", tls=None, rate_limit=5000):
         self.token = token
         self.jobs = {}  # (owner, repo, job_id) -> job dict
-        self.runners = {}  # runner_id -> {"name", "labels", "owner", "repo", "busy", "jit"}
+        self.runners = {}  # runner_id -> {"name", "labels", "owner", "repo", "busy", "jit", "status"}
         # name -> runner_id, so a name clash is found without a scan of every runner (the benchmark registers
         # thousands); an entry whose runner is gone (deleted here, or by a test) is stale and ignored.
         self.runner_ids_by_name = {}
         self.next_runner_id = 100
+        self.effective_failures = 0  # JIT calls that register the runner and then answer 500
         self.rate_limit = rate_limit
         self.remaining = rate_limit
         self.reset = int(time.time()) + 3600
@@ -298,10 +299,15 @@ class FakeGitHub(FakeAPI):
         m = re.fullmatch(r"/repos/([^/]+)/([^/]+)/actions/runners", path)
         if m and method == "GET":
             with self.lock:
-                runners = [{"id": i, "name": r["name"], "os": "linux", "status": "offline", "busy": r["busy"],
-                            "labels": [{"id": n, "name": l, "type": "custom"} for n, l in enumerate(r["labels"])]}
-                           for i, r in sorted(self.runners.items()) if (r["owner"], r["repo"]) == (m[1], m[2])]
+                runners = [self._runner(i, r) for i, r in sorted(self.runners.items()) if (r["owner"], r["repo"]) == (m[1], m[2])]
             return 200, {}, {"total_count": len(runners), "runners": runners}
+        m = re.fullmatch(r"/repos/([^/]+)/([^/]+)/actions/runners/(\d+)", path)
+        if m and method == "GET":
+            with self.lock:
+                runner = self.runners.get(int(m[3]))
+                if not runner or (runner["owner"], runner["repo"]) != (m[1], m[2]):
+                    return 404, {}, _github_error(404, "Not Found")
+                return 200, {}, self._runner(int(m[3]), runner)
         m = re.fullmatch(r"/repos/([^/]+)/([^/]+)/actions/runners/(\d+)", path)
         if m and method == "DELETE":
             with self.lock:
@@ -314,6 +320,22 @@ class FakeGitHub(FakeAPI):
                 self.runner_ids_by_name.pop(runner["name"], None)
             return 204, {}, None
         return 404, {}, _github_error(404, "Not Found")
+
+    def register(self, owner, repo, name, labels, busy=False):
+        """A registration this service did not make (by hand, or another deployment's); returns its id."""
+        with self.lock:
+            runner_id = self.next_runner_id
+            self.next_runner_id += 1
+            self.runners[runner_id] = {"name": name, "labels": list(labels), "owner": owner, "repo": repo,
+                                       "busy": busy, "jit": "", "status": "online" if busy else "offline"}
+            self.runner_ids_by_name[name] = runner_id
+            return runner_id
+
+    @staticmethod
+    def _runner(runner_id, r):
+        # GitHub adds its default read-only labels to a JIT runner; the custom ones follow.
+        return {"id": runner_id, "name": r["name"], "os": "linux", "status": r.get("status", "offline"), "busy": r["busy"],
+                "ephemeral": True, "labels": [{"id": n, "name": l, "type": "custom"} for n, l in enumerate(r["labels"])]}
 
     def _listing(self, method, path, query):
         """The body of GET .../actions/runs?status= or .../runs/{id}/jobs, or None for other requests."""
@@ -374,7 +396,12 @@ class FakeGitHub(FakeAPI):
                 {"agentId": runner_id, "agentName": request["name"]}).encode()).decode()}).encode()).decode()
             self.runner_ids_by_name[request["name"]] = runner_id
             self.runners[runner_id] = {"name": request["name"], "labels": labels, "owner": owner, "repo": repo,
-                                       "busy": False, "jit": jit}
+                                       "busy": False, "jit": jit, "status": "offline"}
+            effective_failure = self.effective_failures > 0
+            if effective_failure:
+                self.effective_failures -= 1
+        if effective_failure:  # registered, then answered as a failure (a timeout or a 5xx after the write)
+            return 500, {}, _github_error(500, "Server Error")
         runner = dict(self.jit_template["runner"], id=runner_id, name=request["name"],
                       labels=[{"id": i, "name": n, "type": "custom"} for i, n in enumerate(labels)])
         return 201, {}, {"runner": runner, "encoded_jit_config": jit}
@@ -385,19 +412,134 @@ def _status(code, reason, message, details=None):
             "reason": reason, "details": details or {}, "code": code}
 
 
+def _now_rfc3339():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _selected(selector, labels):
+    """Equality- and set-based label selector terms (`a=b`, `a==b`, `a!=b`, `a`, `!a`), as the API server reads them."""
+    for term in filter(None, selector.split(",")):
+        if "!=" in term:
+            key, value = term.split("!=", 1)
+            if labels.get(key) == value:
+                return False
+        elif "=" in term:
+            key, value = term.replace("==", "=").split("=", 1)
+            if labels.get(key) != value:
+                return False
+        elif term.startswith("!"):
+            if term[1:] in labels:
+                return False
+        elif term not in labels:
+            return False
+    return True
+
+
+def _field(obj, dotted):
+    for part in dotted.split("."):
+        obj = obj.get(part) if isinstance(obj, dict) else None
+    return obj
+
+
 class FakeKubernetes(FakeAPI):
-    """Jobs and Secrets in namespaces, with bearer tokens, RBAC, AlreadyExists and owner-reference GC."""
+    """Jobs and Secrets in namespaces, with bearer tokens, RBAC, AlreadyExists, delete preconditions, label and field
+    selectors and owner-reference GC; and a Job controller that creates each Job's pod (labels from its template,
+    `batch.kubernetes.io/job-name`, owned by the Job) unless a pod quota (`pod_quota`, a ResourceQuota on `pods`) is
+    used up, in which case it records a FailedCreate event on the Job (`involvedObject.uid`) and retries, as the real
+    controller does, until the quota frees. `on_pod_started(pod)` is told of each pod it creates."""
 
     RESOURCES = {"jobs": ("batch", "Job"), "secrets": ("", "Secret"), "configmaps": ("", "ConfigMap"),
                  "leases": ("coordination.k8s.io", "Lease"), "pods": ("", "Pod"), "events": ("", "Event")}
 
-    def __init__(self, token="kube-test-token", tls=None, user="system:serviceaccount:github-runners:kube-actions-runner"):
+    def __init__(self, token="kube-test-token", tls=None, user="system:serviceaccount:github-runners:kube-actions-runner",
+                 job_controller=True):
         self.token = token
         self.user = user
         self.objects = {}  # (resource, namespace, name) -> object; never changed in place, a write replaces it
         self.encoded = {}  # the same key -> the object as JSON, encoded once, so a list costs a join
         self.denied = set()  # (verb, resource)
+        self.pod_quota = None  # pods allowed per namespace; None: no ResourceQuota
+        self.on_pod_started = None
         super().__init__(tls)
+        if job_controller:
+            threading.Thread(target=self._job_controller, daemon=True).start()
+
+    def _job_controller(self, period=0.2):
+        stop = threading.Event()
+        while not stop.wait(period):
+            self.reconcile_jobs()
+
+    def reconcile_jobs(self):
+        """One pass of the Job controller: a pod for each live Job that has none, or a FailedCreate event."""
+        started = []
+        with self.lock:
+            pods = [o for (r, _, _), o in self.objects.items() if r == "pods"]
+            owners = {ref.get("uid") for p in pods for ref in p["metadata"].get("ownerReferences", [])}
+            for (resource, namespace, name), job in list(self.objects.items()):
+                if resource != "jobs" or job["metadata"]["uid"] in owners or job.get("status", {}).get("conditions"):
+                    continue
+                pod_name = f"{name}-{uuid.uuid4().hex[:5]}"
+                in_namespace = sum(1 for (r, ns, _) in self.objects if r == "pods" and ns == namespace)
+                if self.pod_quota is not None and in_namespace >= self.pod_quota:
+                    self._failed_create(namespace, job, pod_name, in_namespace)
+                    continue
+                template = job.get("spec", {}).get("template", {})
+                labels = dict(template.get("metadata", {}).get("labels", {}))
+                labels.update({"batch.kubernetes.io/job-name": name, "job-name": name,
+                               "batch.kubernetes.io/controller-uid": job["metadata"]["uid"]})
+                now = _now_rfc3339()
+                self.version = getattr(self, "version", 1000) + 1
+                containers = template.get("spec", {}).get("containers", [])
+                pod = {"apiVersion": "v1", "kind": "Pod",
+                       "metadata": {"name": pod_name, "namespace": namespace, "uid": str(uuid.uuid4()), "labels": labels,
+                                    "resourceVersion": str(self.version), "creationTimestamp": now,
+                                    "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": name,
+                                                         "uid": job["metadata"]["uid"], "controller": True}]},
+                       "spec": template.get("spec", {}),
+                       "status": {"phase": "Running", "startTime": now,
+                                  "conditions": [{"type": "PodScheduled", "status": "True"}],
+                                  "containerStatuses": [{"name": c.get("name", "runner"), "ready": True, "started": True,
+                                                         "state": {"running": {"startedAt": now}}} for c in containers]}}
+                self._store(("pods", namespace, pod_name), pod)
+                started.append(pod)
+        for pod in started:
+            if self.on_pod_started:
+                self.on_pod_started(pod)
+
+    def _failed_create(self, namespace, job, pod_name, used):
+        """The event the Job controller records when the quota admission plugin refuses its pod (count bumped on repeats)."""
+        now = _now_rfc3339()
+        name = f'{job["metadata"]["name"]}.{job["metadata"]["uid"][:8]}'
+        key = ("events", namespace, name)
+        event = self.objects.get(key)
+        message = (f'pods "{pod_name}" is forbidden: exceeded quota: runner-pods, requested: pods=1, used: pods={used}, '
+                   f'limited: pods={self.pod_quota}')
+        self.version = getattr(self, "version", 1000) + 1
+        if event is None:
+            event = {"apiVersion": "v1", "kind": "Event", "type": "Warning", "reason": "FailedCreate", "count": 0,
+                     "metadata": {"name": name, "namespace": namespace, "uid": str(uuid.uuid4())},
+                     "involvedObject": {"kind": "Job", "namespace": namespace, "name": job["metadata"]["name"],
+                                        "uid": job["metadata"]["uid"], "apiVersion": "batch/v1"},
+                     "source": {"component": "job-controller"}, "firstTimestamp": now}
+        event = dict(event, message=message, lastTimestamp=now, count=event["count"] + 1)
+        event["metadata"] = dict(event["metadata"], resourceVersion=str(self.version))
+        self._store(key, event)
+
+    def finish_job(self, namespace, name, succeeded=True):
+        """The runner exited: its pod ends and the Job gets its Complete (or Failed) condition."""
+        with self.lock:
+            job = self.objects.get(("jobs", namespace, name))
+            if job is None:
+                return
+            now = _now_rfc3339()
+            condition = "Complete" if succeeded else "Failed"
+            job = dict(job, status={"conditions": [{"type": condition, "status": "True", "lastTransitionTime": now}]})
+            self._store(("jobs", namespace, name), job)
+            for key, pod in list(self.objects.items()):
+                if key[0] == "pods" and pod["metadata"]["labels"].get("batch.kubernetes.io/job-name") == name:
+                    statuses = [dict(c, ready=False, state={"terminated": {"exitCode": 0, "finishedAt": now}})
+                                for c in pod["status"].get("containerStatuses", [])]
+                    self._store(key, dict(pod, status=dict(pod["status"], phase="Succeeded", containerStatuses=statuses)))
 
     def jobs(self, namespace):
         with self.lock:
@@ -426,7 +568,7 @@ class FakeKubernetes(FakeAPI):
         if verb == "create":
             return self._create(resource, group, kind, namespace, body)
         if verb == "delete":
-            return self._delete(resource, group, namespace, name)
+            return self._delete(resource, group, namespace, name, body)
         if verb == "update":
             return self._update(resource, group, namespace, name, body)
         if verb == "list":
@@ -498,12 +640,22 @@ class FakeKubernetes(FakeAPI):
         self.objects[key] = obj
         self.encoded[key] = json.dumps(obj).encode()
 
-    def _delete(self, resource, group, namespace, name):
+    def _delete(self, resource, group, namespace, name, body=b""):
+        try:
+            options = json.loads(body) if body else {}
+        except ValueError:
+            return 400, {}, _status(400, "BadRequest", "the body of the request was in an unknown format")
+        qualified = f"{resource}.{group}" if group else resource
         with self.lock:
+            current = self.objects.get((resource, namespace, name))
+            wanted = (options.get("preconditions") or {}).get("uid")
+            if current is not None and wanted and wanted != current["metadata"]["uid"]:
+                return 409, {}, _status(409, "Conflict", f'Operation cannot be fulfilled on {qualified} "{name}": Precondition '
+                                        f'failed: UID in precondition: {wanted}, UID in object meta: {current["metadata"]["uid"]}',
+                                        {"name": name, "group": group, "kind": resource})
             obj = self.objects.pop((resource, namespace, name), None)
             self.encoded.pop((resource, namespace, name), None)
             if obj is None:
-                qualified = f"{resource}.{group}" if group else resource
                 return 404, {}, _status(404, "NotFound", f'{qualified} "{name}" not found', {"name": name, "group": group, "kind": resource})
             uid = obj["metadata"]["uid"]
             for key, dependent in list(self.objects.items()):  # the garbage collector, at once
@@ -515,13 +667,13 @@ class FakeKubernetes(FakeAPI):
 
     def _list(self, resource, kind, namespace, query):
         params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
-        selector = {}
-        for term in filter(None, __import__("urllib.parse").parse.unquote(params.get("labelSelector", "")).split(",")):
-            key, _, value = term.partition("=")
-            selector[key] = value
+        unquote = __import__("urllib.parse").parse.unquote
+        selector = unquote(params.get("labelSelector", ""))
+        fields = [term.replace("==", "=").partition("=") for term in filter(None, unquote(params.get("fieldSelector", "")).split(","))]
         with self.lock:
             items = [self.encoded[key] for key, o in sorted(self.objects.items()) if key[0] == resource
-                     and key[1] == namespace and all(o["metadata"].get("labels", {}).get(k) == v for k, v in selector.items())]
+                     and key[1] == namespace and _selected(selector, o["metadata"].get("labels", {}))
+                     and all(str(_field(o, k)) == v for k, _, v in fields)]
         # Chunking as the API server does it: `limit` items, and an opaque `continue` token while more remain
         # (here the offset, base64-encoded; the real token is opaque too and must be sent back percent-encoded).
         metadata = {"resourceVersion": str(len(self.objects))}
@@ -608,9 +760,11 @@ if __name__ == "__main__":
     parser.add_argument("--queued-jobs", type=int, default=0, help="queued jobs 1..N in octo/repo")
     parser.add_argument("--job-ranges", default="", help="more queued jobs: FIRST-LAST[,FIRST-LAST...]")
     parser.add_argument("--rate-limit", type=int, default=5000, help="GitHub's primary rate limit (requests an hour)")
+    parser.add_argument("--job-controller", action="store_true", help="create a pod for each Job, as the Job controller does")
     args = parser.parse_args()
     tls = make_tls(args.tls_dir) if args.tls_dir else None
-    github, kube = FakeGitHub(tls=tls, rate_limit=args.rate_limit), FakeKubernetes(tls=tls)
+    # No Job controller by default here: the benchmark holds thousands of Jobs and measures the service, not pods.
+    github, kube = FakeGitHub(tls=tls, rate_limit=args.rate_limit), FakeKubernetes(tls=tls, job_controller=args.job_controller)
     github.latency = kube.latency = args.latency
     for i in range(1, args.queued_jobs + 1):
         github.add_job("octo", "repo", i)

@@ -99,7 +99,13 @@ public enum Provisioners {
         logger: Logger
     ) -> Provisioning {
         let namespace = configuration.namespace
-        let monitor = ClusterMonitor(kubernetes: kubernetes, namespace: namespace, metrics: metrics, logger: logger)
+        let monitor = ClusterMonitor(
+            kubernetes: kubernetes,
+            namespace: namespace,
+            metrics: metrics,
+            logger: logger,
+            selector: RunnerJob.selector(ownerLabel: configuration.ownerLabel)
+        )
         let provisioner = JITRunnerProvisioner(
             github: github,
             kubernetes: kubernetes,
@@ -133,6 +139,7 @@ public enum Provisioners {
             rateLimitRemaining: rateLimitRemaining,
             kubernetes: kubernetes,
             namespace: namespace,
+            ownerLabel: configuration.ownerLabel,
             provisioner: provisioner,
             matcher: configuration.labelMatcher,
             repositories: repositories,

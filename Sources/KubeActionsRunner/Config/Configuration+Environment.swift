@@ -49,6 +49,7 @@ extension Configuration {
         let runnerIdleTimeout = reader.int("RUNNER_IDLE_TIMEOUT", default: 600, range: 0...86_400)
         let repositories = reader.repositories()
         let rateLimitReserve = reader.int("RATE_LIMIT_RESERVE", default: 500, range: 0...1_000_000)
+        let runnerOwnerLabel = reader.ownerLabel("RUNNER_OWNER_LABEL")
         let identity = reader.value("POD_NAME") ?? reader.value("HOSTNAME") ?? "kube-actions-runner-\(randomSuffix())"
 
         guard reader.errors.isEmpty, let webhookSecret else {
@@ -81,7 +82,8 @@ extension Configuration {
             runnerIdleTimeout: .seconds(runnerIdleTimeout),
             repositories: repositories,
             rateLimitReserve: rateLimitReserve,
-            identity: identity
+            identity: identity,
+            runnerOwnerLabel: runnerOwnerLabel
         )
     }
 }
@@ -234,6 +236,19 @@ private struct EnvironmentReader<Files: FileReading> {
             if isDNSLabel(text) { return text }
         }
         return Configuration.Defaults.namespace
+    }
+
+    /// A marker usable both as a GitHub runner label and as a Kubernetes label value.
+    mutating func ownerLabel(_ key: String) -> String? {
+        guard let text = value(key) else { return nil }
+        guard RunnerJob.labelValue(text) == text, !text.isEmpty else {
+            fail(
+                key,
+                "'\(text)' is not a valid label: at most 63 of A-Z a-z 0-9 . _ -, starting and ending alphanumeric"
+            )
+            return nil
+        }
+        return text
     }
 
     mutating func labelMatcher() -> LabelMatcher {

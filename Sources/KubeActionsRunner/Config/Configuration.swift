@@ -41,6 +41,21 @@ public struct Configuration: Sendable {
     public var rateLimitReserve: Int
     /// This replica's name in the leader Lease (`POD_NAME`, else `HOSTNAME`).
     public var identity: String
+    /// `RUNNER_OWNER_LABEL` when set; else `ownerLabel` derives it from the namespace.
+    public var runnerOwnerLabel: String? = nil
+
+    /// This deployment's marker: a label of every registration it makes and the `app.kubernetes.io/instance` label
+    /// of its Jobs and Secrets. The reapers touch only what carries it. Default `kar-<namespace>`.
+    public var ownerLabel: String {
+        runnerOwnerLabel ?? Self.defaultOwnerLabel(namespace: namespace)
+    }
+
+    /// `kar-<namespace>` (a namespace is a DNS label of at most 63 characters; the marker is cut to 63).
+    public static func defaultOwnerLabel(namespace: String) -> String {
+        var label = String("kar-\(namespace)".prefix(63))
+        while label.hasSuffix("-") { label.removeLast() }
+        return label
+    }
 
     public enum LogFormat: String, Sendable, CaseIterable {
         case json
@@ -184,6 +199,13 @@ public struct Configuration: Sendable {
             defaultValue: "false",
             isSecret: false,
             summary: "Render runner Jobs instead of calling GitHub and Kubernetes; no token needed."
+        ),
+        Key(
+            name: "RUNNER_OWNER_LABEL",
+            defaultValue: "`kar-<namespace>`",
+            isSecret: false,
+            summary:
+                "This deployment's marker: a label of every runner it registers and the `app.kubernetes.io/instance` label of its Jobs and Secrets. Reapers touch nothing without it; give each deployment that shares a repository its own."
         ),
     ]
 }

@@ -32,5 +32,7 @@ public final class DryRunGitHub: GitHubAPI {
 
     public func runners(owner: String, repo: String) async throws(GitHubAPIError) -> [RegisteredRunner] { [] }
 
+    public func runner(owner: String, repo: String, id: Int64) async throws(GitHubAPIError) -> RegisteredRunner? { nil }
+
     public func deleteRunner(owner: String, repo: String, runnerID: Int64) async throws(GitHubAPIError) {}
 }

@@ -122,4 +122,14 @@ public protocol GitHubAPI: Sendable {
     func deleteRunner(owner: String, repo: String, runnerID: Int64) async throws(GitHubAPIError)
     /// The repository's self-hosted runners, first page (100).
     func runners(owner: String, repo: String) async throws(GitHubAPIError) -> [RegisteredRunner]
+    /// One registration as GitHub sees it now (busy or not); nil when it no longer exists (404). The reapers call
+    /// it just before deleting anything, as the fresh check that no runner is at work on it.
+    func runner(owner: String, repo: String, id: Int64) async throws(GitHubAPIError) -> RegisteredRunner?
+}
+
+extension RegisteredRunner {
+    /// Whether the registration carries `label` (GitHub compares labels case-insensitively).
+    public func carries(_ label: String) -> Bool {
+        labels.contains { $0.lowercased() == label.lowercased() }
+    }
 }

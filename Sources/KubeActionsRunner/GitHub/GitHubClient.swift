@@ -39,15 +39,17 @@ public final class GitHubClient: GitHubAPI {
         case listRuns = "GET /repos/{owner}/{repo}/actions/runs"
         case listRunJobs = "GET /repos/{owner}/{repo}/actions/runs/{run_id}/jobs"
         case listRunners = "GET /repos/{owner}/{repo}/actions/runners"
+        case getRunner = "GET /repos/{owner}/{repo}/actions/runners/{runner_id}"
     }
 
     private let configuration: Configuration
     private let transport: any HTTPTransport
     private let metrics: Metrics?
     private let logger: Logger
-    private let clock: @Sendable () -> Int64
-    /// Epoch seconds until which calls are refused (rate limited).
-    private let limitedUntil = Mutex<Int64>(0)
+    private let clock: @Sendable () -> Double
+    /// Epoch seconds until which calls are refused (rate limited); one client serves every path of the process
+    /// (deliveries and the reconciler), so this is the whole process's pause.
+    private let limitedUntil = Mutex<Double>(0)
     /// Conditional requests: a 304 answer does not count against the primary rate limit.
     private let etags = Mutex<[String: (etag: String, body: [UInt8])]>([:])
     /// The last `x-ratelimit-remaining`, for callers that budget their calls (the reconciler).
@@ -61,13 +63,13 @@ public final class GitHubClient: GitHubAPI {
         transport: any HTTPTransport,
         metrics: Metrics?,
         logger: Logger,
-        clock: @escaping @Sendable () -> Int64 = { Int64(time(nil)) }
+        clock: (@Sendable () -> Double)? = nil
     ) {
         self.configuration = configuration
         self.transport = transport
         self.metrics = metrics
         self.logger = logger
-        self.clock = clock
+        self.clock = clock ?? { Timestamps.now() }
     }
 
     public func job(owner: String, repo: String, id: Int64) async throws(GitHubAPIError) -> GitHubJob {
@@ -144,6 +146,20 @@ public final class GitHubClient: GitHubAPI {
         return try decode(Page.self, from: response, endpoint: .listRunners).runners
     }
 
+    public func runner(owner: String, repo: String, id: Int64) async throws(GitHubAPIError) -> RegisteredRunner? {
+        do {
+            // Never from the ETag cache: this is the fresh look before a deletion.
+            let response = try await call(
+                .getRunner,
+                path: "/repos/\(segment(owner))/\(segment(repo))/actions/runners/\(id)",
+                conditional: false
+            )
+            return try decode(RegisteredRunner.self, from: response, endpoint: .getRunner)
+        } catch  where error.kind == .notFound {
+            return nil
+        }
+    }
+
     public func deleteRunner(owner: String, repo: String, runnerID: Int64) async throws(GitHubAPIError) {
         _ = try await call(.deleteRunner, path: "/repos/\(segment(owner))/\(segment(repo))/actions/runners/\(runnerID)")
     }
@@ -153,20 +169,20 @@ public final class GitHubClient: GitHubAPI {
     private func call(
         _ endpoint: Endpoint,
         path: String,
-        body: [UInt8]? = nil
+        body: [UInt8]? = nil,
+        conditional: Bool = true
     ) async throws(GitHubAPIError)
         -> HTTPClientResponse
     {
-        let now = clock()
         let until = limitedUntil.withLock { $0 }
-        if now < until {
+        if clock() < until {
             throw GitHubAPIError(
                 endpoint: endpoint.rawValue,
                 kind: .rateLimited,
                 status: nil,
                 requestID: nil,
                 message: "not called: still rate limited",
-                retryAt: until,
+                retryAt: Int64(until.rounded(.up)),
                 acceptedPermissions: nil
             )
         }
@@ -179,7 +195,7 @@ public final class GitHubClient: GitHubAPI {
         ]
         if body != nil { headers.append(("Content-Type", "application/json")) }
         let url = configuration.baseURL + path
-        let cached = method == "GET" ? etags.withLock { $0[url] } : nil
+        let cached = method == "GET" && conditional ? etags.withLock { $0[url] } : nil
         if let cached { headers.append(("If-None-Match", cached.etag)) }
         let request = HTTPClientRequest(
             method: method,
@@ -208,6 +224,12 @@ public final class GitHubClient: GitHubAPI {
         if let remaining = response.header("x-ratelimit-remaining").flatMap({ Int64($0) }) {
             metrics?.githubRateLimitRemaining.set(remaining)
             self.remaining.withLock { $0 = remaining }
+            // The last request of the window succeeded: every further one would be refused until the reset.
+            if remaining == 0, (200..<300).contains(response.status) || response.status == 304,
+                let reset = response.header("x-ratelimit-reset").flatMap({ Int64($0) })
+            {
+                limitedUntil.withLock { $0 = max($0, Double(reset) + 1) }
+            }
         }
         if response.status == 304, let cached {
             return HTTPClientResponse(status: 200, headers: response.headers, body: cached.body)
@@ -221,10 +243,11 @@ public final class GitHubClient: GitHubAPI {
             }
             return response
         }
-        throw error(for: response, endpoint: endpoint, now: now)
+        // A window GitHub gives counts from its answer, not from when the request left.
+        throw error(for: response, endpoint: endpoint, now: clock())
     }
 
-    private func error(for response: HTTPClientResponse, endpoint: Endpoint, now: Int64) -> GitHubAPIError {
+    private func error(for response: HTTPClientResponse, endpoint: Endpoint, now: Double) -> GitHubAPIError {
         struct Body: Decodable { var message: String? }
         let message =
             (try? JSONDecoder().decode(Body.self, from: Data(response.body)))?.message
@@ -232,7 +255,7 @@ public final class GitHubClient: GitHubAPI {
         let kind: GitHubAPIError.Kind
         var retryAt: Int64?
         let remaining = response.header("x-ratelimit-remaining")
-        let retryAfter = response.header("retry-after").flatMap { Int64($0) }
+        let retryAfter = response.header("retry-after").flatMap { Int64($0) }.map { max($0, 0) }
         let mentionsRateLimit = message.lowercased().contains("rate limit")
         let isRateLimit =
             response.status == 429
@@ -240,14 +263,18 @@ public final class GitHubClient: GitHubAPI {
         switch response.status {
         case _ where isRateLimit:
             kind = .rateLimited
+            // Until the end of the window: `retry-after` seconds from this answer; the reset is a whole second of
+            // GitHub's clock, so the whole of that second too.
+            let until: Double
             if let retryAfter {
-                retryAt = now + retryAfter
+                until = now + Double(retryAfter)
             } else if remaining == "0", let reset = response.header("x-ratelimit-reset").flatMap({ Int64($0) }) {
-                retryAt = reset
+                until = max(Double(reset) + 1, now)
             } else {
-                retryAt = now + 60  // GitHub: otherwise wait at least a minute
+                until = now + 60  // GitHub: otherwise wait at least a minute
             }
-            limitedUntil.withLock { $0 = max($0, retryAt!) }
+            retryAt = Int64(until.rounded(.up))
+            limitedUntil.withLock { $0 = max($0, until) }
             logger.warning(
                 "GitHub rate limit reached",
                 metadata: [

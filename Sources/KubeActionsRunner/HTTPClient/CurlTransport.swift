@@ -97,15 +97,24 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
             await withCheckedContinuation {
                 (continuation: CheckedContinuation<Result<HTTPClientResponse, HTTPTransportError>, Never>) in
                 transfer.continuation = continuation
-                let accepted = inbox.withLock { inbox -> Bool in
-                    guard !inbox.stopping else { return false }
+                // The cancellation check and the hand-over share the inbox's lock with `onCancel`: a cancellation
+                // either comes before (the transfer is never handed over) or is queued after the transfer, so the
+                // loop always finds what it cancels. (Checked outside the lock, a cancellation that the loop
+                // drained before the transfer arrived was lost, and the call ran to its timeout.)
+                let verdict = inbox.withLock { inbox -> HTTPTransportError? in
+                    guard !inbox.stopping else {
+                        return HTTPTransportError(kind: .cancelled, message: "transport stopped")
+                    }
+                    guard !Task.isCancelled else {
+                        return HTTPTransportError(kind: .cancelled, message: "request cancelled")
+                    }
                     inbox.added.append(transfer)
-                    return true
+                    return nil
                 }
-                if accepted {
-                    kar_curl_driver_wake(driver)
+                if let verdict {
+                    transfer.finish(.failure(verdict))
                 } else {
-                    transfer.finish(.failure(HTTPTransportError(kind: .cancelled, message: "transport stopped")))
+                    kar_curl_driver_wake(driver)
                 }
             }
         } onCancel: {

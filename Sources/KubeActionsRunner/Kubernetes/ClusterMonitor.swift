@@ -17,16 +17,20 @@ public final class ClusterMonitor: Service {
     private let interval: Duration
     private let state = Mutex(State())
 
-    /// Jobs this service created.
+    /// Jobs this service created (any deployment of it).
     public static let labelSelector = "app.kubernetes.io/managed-by=kube-actions-runner"
+    /// Jobs of this deployment (`RunnerJob.selector(ownerLabel:)`).
+    private let selector: String
 
     public init(
         kubernetes: any KubernetesAPI,
         namespace: String,
         metrics: Metrics,
         logger: Logger,
-        interval: Duration = .seconds(15)
+        interval: Duration = .seconds(15),
+        selector: String = ClusterMonitor.labelSelector
     ) {
+        self.selector = selector
         self.kubernetes = kubernetes
         self.namespace = namespace
         self.metrics = metrics
@@ -46,7 +50,7 @@ public final class ClusterMonitor: Service {
         do {
             let jobs = try await kubernetes.listJobs(
                 namespace: namespace,
-                labelSelector: Self.labelSelector,
+                labelSelector: selector,
                 limit: nil
             )
             metrics.runnerJobsActive.set(Int64(jobs.filter { !$0.isFinished }.count))

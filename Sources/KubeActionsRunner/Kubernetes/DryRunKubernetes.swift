@@ -72,8 +72,9 @@ public final class DryRunKubernetes: KubernetesAPI {
         )
     }
 
-    public func deleteJob(name: String, namespace: String) async throws(KubernetesAPIError) {
+    public func deleteJob(name: String, namespace: String, uid: String?) async throws(KubernetesAPIError) {
         state.withLock { state in
+            guard uid == nil || state.uids[name] == uid else { return }
             state.uids[name] = nil
             state.objects.removeAll { $0.name == name }
         }
@@ -87,7 +88,9 @@ public final class DryRunKubernetes: KubernetesAPI {
         -> [JobSummary]
     {
         state.withLock { state in
-            state.objects.filter { $0.kind == "Job" }.map { JobSummary(name: $0.name, labels: [:], isFinished: false) }
+            state.objects.filter { $0.kind == "Job" }.map {
+                JobSummary(name: $0.name, labels: labels(of: $0.manifest), isFinished: false, uid: state.uids[$0.name])
+            }
         }
     }
 
@@ -97,8 +100,24 @@ public final class DryRunKubernetes: KubernetesAPI {
 
     public func listFailedCreateEvents(namespace: String) async throws(KubernetesAPIError) -> [JobEvent] { [] }
 
-    public func listSecretNames(namespace: String, labelSelector: String) async throws(KubernetesAPIError) -> [String] {
-        state.withLock { $0.objects.filter { $0.kind == "Secret" }.map(\.name) }
+    public func listSecrets(
+        namespace: String,
+        labelSelector: String
+    ) async throws(KubernetesAPIError) -> [SecretSummary] {
+        state.withLock { state in
+            state.objects.filter { $0.kind == "Secret" }.map {
+                SecretSummary(name: $0.name, labels: labels(of: $0.manifest), ownerUID: state.uids[$0.name])
+            }
+        }
+    }
+
+    private func labels(of manifest: JSONValue) -> [String: String] {
+        guard case .object(let fields)? = manifest["metadata"]?["labels"] else { return [:] }
+        var labels: [String: String] = [:]
+        for (key, value) in fields {
+            if case .string(let text) = value { labels[key] = text }
+        }
+        return labels
     }
 
     public func lease(name: String, namespace: String) async throws(KubernetesAPIError) -> Lease? {

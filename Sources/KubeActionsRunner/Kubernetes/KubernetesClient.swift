@@ -1,3 +1,5 @@
+import Synchronization
+
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -11,6 +13,8 @@ public final class KubernetesClient: KubernetesAPI {
     private let transport: any HTTPTransport
     private let files: any FileReading
     private let timeout: Duration
+    /// After a 429 with `Retry-After` (or `details.retryAfterSeconds`), no call is made before this instant.
+    private let notBefore = Mutex<ContinuousClock.Instant?>(nil)
 
     public init(
         connection: KubernetesConnection,
@@ -62,10 +66,12 @@ public final class KubernetesClient: KubernetesAPI {
         )
     }
 
-    public func deleteJob(name: String, namespace: String) async throws(KubernetesAPIError) {
-        let options: JSONValue = .object([
+    public func deleteJob(name: String, namespace: String, uid: String?) async throws(KubernetesAPIError) {
+        var fields: [(String, JSONValue)] = [
             ("kind", "DeleteOptions"), ("apiVersion", "v1"), ("propagationPolicy", "Background"),
-        ])
+        ]
+        if let uid { fields.append(("preconditions", .object([("uid", .string(uid))]))) }
+        let options: JSONValue = .object(fields)
         _ = try await call(
             "DELETE",
             "/apis/batch/v1/namespaces/\(namespace)/jobs/\(name)",
@@ -96,6 +102,7 @@ public final class KubernetesClient: KubernetesAPI {
                     var name: String
                     var labels: [String: String]?
                     var creationTimestamp: String?
+                    var uid: String?
                 }
                 struct JobStatus: Decodable {
                     struct Condition: Decodable {
@@ -142,7 +149,8 @@ public final class KubernetesClient: KubernetesAPI {
                     name: item.metadata.name,
                     labels: item.metadata.labels ?? [:],
                     isFinished: finished,
-                    createdAt: item.metadata.creationTimestamp.flatMap(Timestamps.parse)
+                    createdAt: item.metadata.creationTimestamp.flatMap(Timestamps.parse),
+                    uid: item.metadata.uid
                 )
             }
             token = list.metadata?.continue.flatMap { $0.isEmpty ? nil : $0 }
@@ -150,7 +158,10 @@ public final class KubernetesClient: KubernetesAPI {
         return jobs
     }
 
-    public func listSecretNames(namespace: String, labelSelector: String) async throws(KubernetesAPIError) -> [String] {
+    public func listSecrets(
+        namespace: String,
+        labelSelector: String
+    ) async throws(KubernetesAPIError) -> [SecretSummary] {
         let response = try await call(
             "GET",
             "/api/v1/namespaces/\(namespace)/secrets?labelSelector=\(percentEncodeQuery(labelSelector))",
@@ -161,7 +172,12 @@ public final class KubernetesClient: KubernetesAPI {
         )
         struct List: Decodable {
             struct Item: Decodable {
-                struct Metadata: Decodable { var name: String }
+                struct Metadata: Decodable {
+                    struct Owner: Decodable { var uid: String? }
+                    var name: String
+                    var labels: [String: String]?
+                    var ownerReferences: [Owner]?
+                }
                 var metadata: Metadata
             }
             var items: [Item]
@@ -174,7 +190,13 @@ public final class KubernetesClient: KubernetesAPI {
             namespace: namespace,
             what: "the answer is not a SecretList"
         )
-        return list.items.map(\.metadata.name)
+        return list.items.map {
+            SecretSummary(
+                name: $0.metadata.name,
+                labels: $0.metadata.labels ?? [:],
+                ownerUID: $0.metadata.ownerReferences?.first?.uid
+            )
+        }
     }
 
     public func listPods(namespace: String, labelSelector: String) async throws(KubernetesAPIError) -> [PodSummary] {
@@ -192,6 +214,7 @@ public final class KubernetesClient: KubernetesAPI {
                     var name: String
                     var labels: [String: String]?
                     var creationTimestamp: String?
+                    var uid: String?
                 }
                 struct PodStatus: Decodable {
                     struct Condition: Decodable {
@@ -203,9 +226,15 @@ public final class KubernetesClient: KubernetesAPI {
                     struct ContainerStatus: Decodable {
                         struct State: Decodable {
                             struct Waiting: Decodable { var reason: String? }
+                            struct Running: Decodable {}
+                            struct Terminated: Decodable {}
                             var waiting: Waiting?
+                            var running: Running?
+                            var terminated: Terminated?
                         }
+                        var name: String?
                         var state: State?
+                        var ready: Bool?
                     }
                     var conditions: [Condition]?
                     var containerStatuses: [ContainerStatus]?
@@ -227,6 +256,19 @@ public final class KubernetesClient: KubernetesAPI {
         return list.items.map { item in
             let statuses = (item.status?.containerStatuses ?? []) + (item.status?.initContainerStatuses ?? [])
             let scheduled = item.status?.conditions?.first { $0.type == "PodScheduled" }
+            func summary(_ status: List.Item.PodStatus.ContainerStatus, isInit: Bool) -> ContainerSummary {
+                ContainerSummary(
+                    name: status.name ?? "",
+                    isInit: isInit,
+                    waitingReason: status.state?.waiting?.reason,
+                    isRunning: status.state?.running != nil,
+                    isTerminated: status.state?.terminated != nil,
+                    isReady: status.ready ?? false
+                )
+            }
+            let containers =
+                (item.status?.containerStatuses ?? []).map { summary($0, isInit: false) }
+                + (item.status?.initContainerStatuses ?? []).map { summary($0, isInit: true) }
             return PodSummary(
                 name: item.metadata.name,
                 jobName: item.metadata.labels?["batch.kubernetes.io/job-name"] ?? item.metadata.labels?["job-name"],
@@ -234,7 +276,9 @@ public final class KubernetesClient: KubernetesAPI {
                 waitingReasons: statuses.compactMap { $0.state?.waiting?.reason },
                 unschedulable: scheduled.flatMap {
                     $0.status == "False" && $0.reason == "Unschedulable" ? ($0.message ?? "") : nil
-                }
+                },
+                uid: item.metadata.uid,
+                containers: containers
             )
         }
     }
@@ -251,10 +295,16 @@ public final class KubernetesClient: KubernetesAPI {
         )
         struct List: Decodable {
             struct Item: Decodable {
-                struct Involved: Decodable { var name: String }
+                struct Involved: Decodable {
+                    var name: String
+                    var uid: String?
+                }
                 var involvedObject: Involved
                 var reason: String?
                 var message: String?
+                var firstTimestamp: String?
+                var lastTimestamp: String?
+                var eventTime: String?
             }
             var items: [Item]
         }
@@ -267,7 +317,13 @@ public final class KubernetesClient: KubernetesAPI {
             what: "the answer is not an EventList"
         )
         return list.items.map {
-            JobEvent(jobName: $0.involvedObject.name, reason: $0.reason ?? "", message: $0.message ?? "")
+            JobEvent(
+                jobName: $0.involvedObject.name,
+                reason: $0.reason ?? "",
+                message: $0.message ?? "",
+                jobUID: $0.involvedObject.uid,
+                lastSeen: ($0.lastTimestamp ?? $0.eventTime ?? $0.firstTimestamp).flatMap(Timestamps.parse)
+            )
         }
     }
 
@@ -469,6 +525,16 @@ public final class KubernetesClient: KubernetesAPI {
         resource: String,
         namespace: String
     ) async throws(KubernetesAPIError) -> HTTPClientResponse {
+        if let until = notBefore.withLock({ $0 }), ContinuousClock.now < until {
+            throw KubernetesAPIError(
+                kind: .unavailable,
+                verb: verb,
+                resource: resource,
+                namespace: namespace,
+                status: nil,
+                message: "not called: the API server asked to retry later (429 Retry-After)"
+            )
+        }
         var headers: [(name: String, value: String)] = [
             ("Accept", "application/json"),
             ("User-Agent", "kube-actions-runner/\(KubeActionsRunnerVersion.current)"),
@@ -524,7 +590,14 @@ public final class KubernetesClient: KubernetesAPI {
             )
         }
         if (200..<300).contains(response.status) { return response }
-        throw Self.error(for: response, verb: verb, resource: resource, namespace: namespace)
+        let error = Self.error(for: response, verb: verb, resource: resource, namespace: namespace)
+        if response.status == 429 {
+            // Honour the API server's Retry-After (priority and fairness): no call from this client until then.
+            let seconds = error.retryAfterSeconds ?? 1
+            let until = ContinuousClock.now + .seconds(seconds)
+            notBefore.withLock { $0 = max($0 ?? until, until) }
+        }
+        throw error
     }
 
     static func error(
@@ -550,7 +623,7 @@ public final class KubernetesClient: KubernetesAPI {
         let causes = (status?.details?.causes ?? []).map { cause in
             [cause.field, cause.message].compactMap { $0 }.joined(separator: ": ")
         }
-        return KubernetesAPIError(
+        var error = KubernetesAPIError(
             kind: kind,
             verb: verb,
             resource: resource,
@@ -559,6 +632,10 @@ public final class KubernetesClient: KubernetesAPI {
             message: status?.message ?? "HTTP \(response.status)",
             causes: causes
         )
+        error.retryAfterSeconds =
+            response.header("retry-after").flatMap { Int($0) }.map { min(max($0, 0), 600) }
+            ?? status?.details?.retryAfterSeconds
+        return error
     }
 }
 

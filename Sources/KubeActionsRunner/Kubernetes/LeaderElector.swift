@@ -6,9 +6,12 @@ import Synchronization
 /// replica at a time while every replica serves webhooks.
 ///
 /// Like client-go: a holder renews every `renewInterval`; another replica takes the Lease over only when it has
-/// not seen the Lease change for `leaseDuration` on its own monotonic clock (so clock skew between nodes does not
-/// matter). Fencing: `isLeader` turns false `leaseDuration - fencingMargin` after the last successful renewal,
-/// before any other replica may take over. On shutdown the Lease is released so a successor starts at once.
+/// not seen the Lease change for `leaseDuration` on its own monotonic clock, counted from when its GET answered (so
+/// clock skew between nodes does not matter). Fencing: `isLeader` turns false `leaseDuration - fencingMargin` after
+/// the start of the last successful renewal, before any other replica may take over; a failed renewal (the API
+/// server unreachable) does not end leadership before that, while a conflict or another holder ends it at once.
+/// Users check `isLeader` just before each change they make. On shutdown the Lease is released, if this replica
+/// still holds it, even when the shutting-down task is cancelled, so a successor starts at once.
 public final class LeaderElector: Service {
     public struct Configuration: Sendable {
         public var name = "kube-actions-runner"
@@ -32,6 +35,7 @@ public final class LeaderElector: Service {
     private let configuration: Configuration
     private let metrics: Metrics
     private let logger: Logger
+    private let clock: MonotonicClock
     private let state = Mutex(State())
 
     public init(
@@ -39,9 +43,11 @@ public final class LeaderElector: Service {
         namespace: String,
         identity: String,
         configuration: Configuration = Configuration(),
+        clock: MonotonicClock = .continuous,
         metrics: Metrics,
         logger: Logger
     ) {
+        self.clock = clock
         self.kubernetes = kubernetes
         self.namespace = namespace
         self.identity = identity
@@ -52,7 +58,8 @@ public final class LeaderElector: Service {
 
     /// True while this replica holds a Lease it renewed recently enough.
     public var isLeader: Bool {
-        state.withLock { state in state.leadingUntil.map { ContinuousClock.now < $0 } ?? false }
+        let now = clock.now()
+        return state.withLock { state in state.leadingUntil.map { now < $0 } ?? false }
     }
 
     public func run() async throws {
@@ -68,7 +75,7 @@ public final class LeaderElector: Service {
     /// One attempt; public for tests.
     public func tryAcquireOrRenew() async {
         let now = Timestamps.now()
-        let attemptStarted = ContinuousClock.now
+        let attemptStarted = clock.now()
         let duration = Int(configuration.leaseDuration.components.seconds)
         do throws(KubernetesAPIError) {
             guard var lease = try await kubernetes.lease(name: configuration.name, namespace: namespace) else {
@@ -87,13 +94,16 @@ public final class LeaderElector: Service {
                 return
             }
             let seen = (lease.holderIdentity, lease.renewTime)
+            // A change is dated when the GET answered, not when it was sent: the later time, so a slow answer can
+            // only delay a takeover.
+            let answered = clock.now()
             let expired = state.withLock { state -> Bool in
                 if state.observed == nil || state.observed! != seen {
                     state.observed = seen
-                    state.observedAt = attemptStarted
+                    state.observedAt = answered
                 }
                 let leaseDuration = Duration.seconds(lease.leaseDurationSeconds ?? duration)
-                return ContinuousClock.now - state.observedAt! >= leaseDuration
+                return answered - state.observedAt! >= leaseDuration
             }
             let holder = lease.holderIdentity ?? ""
             if holder == identity {
@@ -116,9 +126,18 @@ public final class LeaderElector: Service {
             } else {
                 lostLeadership(reason: "held by \(holder)")
             }
-        } catch {
-            // A conflict means someone else wrote first; anything else means we cannot prove we lead.
+        } catch  where error.kind == .conflict || error.kind == .alreadyExists {
+            // Someone else wrote first: they lead.
             lostLeadership(reason: error.description)
+        } catch {
+            // Unreachable, or 5xx/429: nobody can take over before the Lease expires, and `isLeader` turns false
+            // (fencing margin included) by then unless a renewal succeeds first.
+            if isLeader {
+                logger.warning(
+                    "renewing the leader Lease failed; still leading until it would expire",
+                    metadata: ["error": "\(error)", "identity": "\(identity)"]
+                )
+            }
         }
     }
 
@@ -131,20 +150,30 @@ public final class LeaderElector: Service {
     }
 
     private func lostLeadership(reason: String) {
+        let now = clock.now()
         let wasLeader = state.withLock { state -> Bool in
             defer { state.leadingUntil = nil }
-            return state.leadingUntil.map { ContinuousClock.now < $0 } ?? false
+            return state.leadingUntil.map { now < $0 } ?? false
         }
         if wasLeader {
             logger.warning("no longer leading", metadata: ["reason": "\(reason)", "identity": "\(identity)"])
         }
     }
 
-    /// Gives the Lease up so another replica can lead without waiting for it to expire.
+    /// Gives the Lease up so another replica can lead without waiting for it to expire: whenever the Lease still
+    /// names this replica (even if fencing already stopped it acting), and even from a cancelled task.
     public func release() async {
-        guard isLeader else { return }
-        state.withLock { $0.leadingUntil = nil }
+        let held = state.withLock { state -> Bool in
+            defer { state.leadingUntil = nil }
+            return state.leadingUntil != nil || state.observed?.holder == identity
+        }
         metrics.leader.set(Int64(0))
+        guard held else { return }
+        let work = Task.detached { await self.giveUp() }
+        await work.value
+    }
+
+    private func giveUp() async {
         do throws(KubernetesAPIError) {
             guard var lease = try await kubernetes.lease(name: configuration.name, namespace: namespace),
                 lease.holderIdentity == identity

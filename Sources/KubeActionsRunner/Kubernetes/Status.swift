@@ -67,6 +67,8 @@ public struct KubernetesAPIError: Error, CustomStringConvertible, Sendable, Equa
     public var message: String
     /// `field: message` for each cause of a 422.
     public var causes: [String] = []
+    /// For 429 (and some 5xx): how long the API server asked to wait (`Retry-After`, `details.retryAfterSeconds`).
+    public var retryAfterSeconds: Int? = nil
 
     public var isTransient: Bool { kind == .unavailable || kind == .transport }
 

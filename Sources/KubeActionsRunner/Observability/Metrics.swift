@@ -62,7 +62,7 @@ public final class Metrics: Sendable {
         for result in ["ok", "partial", "failed", "skipped"] { _ = reconcilerCycleCounter(result) }
         _ = reconcilerRecoveredCounter()
         _ = reserveHitsCounter()
-        for reason in ["no_secret", "orphan_registration", "idle", "failed_create", "image_pull", "unschedulable"] {
+        for reason in Self.reapReasons {
             _ = registry.makeCounter(
                 descriptor: metric(
                     "runners_reaped_total",
@@ -71,6 +71,7 @@ public final class Metrics: Sendable {
                 labels: [("reason", reason)]
             )
         }
+        for reason in ["quota"] { jobsWaitingGauge(reason).set(Int64(0)) }
         for outcome in WebhookOutcome.allCases {
             // Every outcome exists from the start, so rate() and absent() alerts work before the first event.
             _ = outcomeCounter(outcome)
@@ -154,6 +155,28 @@ public final class Metrics: Sendable {
                 "reconciler_rate_limit_reserve_hits_total",
                 "Reconciler cycles stopped because GitHub's remaining rate limit fell under the reserve."
             )
+        )
+    }
+
+    /// Every `reason` of `runners_reaped_total`, each explained in README's troubleshooting.
+    public static let reapReasons = [
+        "no_secret", "orphan_registration", "leftover_registration", "idle", "failed_create", "image_pull",
+        "unschedulable", "crash_loop", "run_container_error", "dind_not_ready", "runner_exited", "never_connected",
+    ]
+
+    /// `runner_jobs_waiting{reason}`: runner Jobs kept while their pod must wait (`quota`: a ResourceQuota refuses
+    /// it for now), at the last reconciler cycle.
+    public func setJobsWaiting(reason: String, _ count: Int64) {
+        jobsWaitingGauge(reason).set(count)
+    }
+
+    private func jobsWaitingGauge(_ reason: String) -> Gauge {
+        registry.makeGauge(
+            descriptor: metric(
+                "runner_jobs_waiting",
+                "Runner Jobs kept while their pod must wait, by reason (quota: a ResourceQuota refuses it for now)."
+            ),
+            labels: [("reason", reason)]
         )
     }
 

@@ -39,6 +39,16 @@ public final class JITRunnerProvisioner: RunnerProvisioner {
     }
 
     public func provision(_ request: RunnerRequest) async throws(ProvisioningError) -> ProvisionOutcome {
+        try await provision(request, while: { true })
+    }
+
+    /// Provisions, checking `mayAct` (the reconciler's leadership) just before each mutating call; once it is false,
+    /// what this attempt made is removed and the attempt fails.
+    public func provision(
+        _ request: RunnerRequest,
+        while mayAct: @escaping @Sendable () -> Bool
+    ) async throws(ProvisioningError) -> ProvisionOutcome {
+        let fenced = ProvisioningError(status: 503, reason: "this replica no longer leads; provisioning stopped")
         let job = RunnerJob.render(for: request, settings: settings)
         var labels = request.labels
         let namespace = settings.namespace
@@ -47,6 +57,31 @@ public final class JITRunnerProvisioner: RunnerProvisioner {
         ]
         if let delivery = request.deliveryID { metadata["delivery"] = "\(delivery)" }
 
+        // A replacement asked for by an `in_progress` delivery: the runner that took the other job must be one this
+        // deployment made, proven by the registration recorded on one of its runner Jobs; a name is no proof.
+        if let taken = request.takenByRunner {
+            let selector =
+                RunnerJob.selector(ownerLabel: settings.ownerLabel) + ",\(RunnerJob.runnerNameLabel)=\(taken)"
+            let recorded: [SecretSummary]
+            do {
+                recorded = try await kubernetes.listSecrets(namespace: namespace, labelSelector: selector)
+            } catch {
+                logger.warning(
+                    "checking the runner's owner failed",
+                    metadata: metadata.merging(["error": "\(error)"]) { $1 }
+                )
+                throw Self.provisioningError(error)
+            }
+            guard recorded.contains(where: { $0.labels[RunnerJob.jobIDLabel] == String(request.jobID) }) else {
+                logger.info(
+                    "runner is not one of this deployment's; no replacement",
+                    metadata: metadata.merging(["runner.name": "\(RunnerJob.labelValue(taken))"]) { $1 }
+                )
+                return .foreignRunner(name: taken)
+            }
+        }
+
+        guard mayAct() else { throw fenced }
         // Round 1: the Job (the lock on this GitHub job) and GitHub's view of the job, at the same time.
         async let jobStatus = capture { () async throws(GitHubAPIError) in
             try await self.jobWithRetry(owner: request.owner, repo: request.repository, id: request.jobID)
@@ -83,7 +118,7 @@ public final class JITRunnerProvisioner: RunnerProvisioner {
                 "job is no longer queued; runner job removed",
                 metadata: metadata.merging(["github.status": "\(githubJob.status)"]) { $1 }
             )
-            await cleanUp(jobName: job.name, runner: nil, request: request, metadata: metadata)
+            await cleanUp(jobName: job.name, uid: uid, runner: nil, request: request, metadata: metadata)
             return .notQueued(status: githubJob.status)
         case .success(let githubJob):
             if labels.isEmpty { labels = githubJob.labels }  // a replacement runner: the labels come from GitHub
@@ -92,25 +127,42 @@ public final class JITRunnerProvisioner: RunnerProvisioner {
                 "reading the job from GitHub failed",
                 metadata: metadata.merging(["error": "\(error)"]) { $1 }
             )
-            await cleanUp(jobName: job.name, runner: nil, request: request, metadata: metadata)
+            await cleanUp(jobName: job.name, uid: uid, runner: nil, request: request, metadata: metadata)
             throw Self.provisioningError(error)
         }
 
-        // Round 2: the JIT registration.
+        // Round 2: the JIT registration, carrying this deployment's marker (a job asking for [self-hosted, linux]
+        // still matches a runner with one more label).
+        if !labels.contains(where: { $0.lowercased() == settings.ownerLabel.lowercased() }) {
+            labels.append(settings.ownerLabel)
+        }
+        guard mayAct() else {
+            await cleanUp(jobName: job.name, uid: uid, runner: nil, request: request, metadata: metadata)
+            throw fenced
+        }
         let jit: JITConfig
         do {
             jit = try await registerRunner(for: request, labels: labels, jobName: job.name)
         } catch {
             logger.warning("generating the JIT config failed", metadata: metadata.merging(["error": "\(error)"]) { $1 })
-            await cleanUp(jobName: job.name, runner: nil, request: request, metadata: metadata)
+            await cleanUp(jobName: job.name, uid: uid, runner: nil, request: request, metadata: metadata)
             throw Self.provisioningError(error)
         }
         metadata["runner.id"] = "\(jit.runnerID)"
         metadata["runner.name"] = "\(jit.runnerName)"
 
+        guard mayAct() else {
+            await cleanUp(jobName: job.name, uid: uid, runner: jit.runnerID, request: request, metadata: metadata)
+            throw fenced
+        }
         // Round 3: the Secret the runner reads its JIT config from.
         do throws(KubernetesAPIError) {
-            let secret = job.secret(jitConfig: jit.encodedConfig.value, jobUID: uid)
+            let secret = job.secret(
+                jitConfig: jit.encodedConfig.value,
+                jobUID: uid,
+                runnerID: jit.runnerID,
+                runnerName: jit.runnerName
+            )
             do {
                 try await kubernetes.createSecret(secret, namespace: namespace)
             } catch  where error.isTransient && !Task.isCancelled {
@@ -121,7 +173,7 @@ public final class JITRunnerProvisioner: RunnerProvisioner {
             }
         } catch {
             logger.warning("creating the JIT secret failed", metadata: metadata.merging(["error": "\(error)"]) { $1 })
-            await cleanUp(jobName: job.name, runner: jit.runnerID, request: request, metadata: metadata)
+            await cleanUp(jobName: job.name, uid: uid, runner: jit.runnerID, request: request, metadata: metadata)
             throw Self.provisioningError(error)
         }
         logger.info("runner registered and job created", metadata: metadata)
@@ -151,7 +203,7 @@ public final class JITRunnerProvisioner: RunnerProvisioner {
                 owner: request.owner,
                 repo: request.repository,
                 JITConfigRequest(
-                    name: "\(jobName)-\(randomSuffix())",
+                    name: request.runnerName.registrationName(suffix: randomSuffix()),
                     runnerGroupID: runnerGroupID,
                     labels: labels
                 )
@@ -161,7 +213,7 @@ public final class JITRunnerProvisioner: RunnerProvisioner {
             return try await attempt()
         } catch  where error.kind == .conflict || (error.isTransient && !Task.isCancelled) {
             // A name clash gets a new name; a 5xx or no answer one more try (with a new name too, so a registration
-            // the failed attempt may have made cannot clash; the reaper removes it once it idles).
+            // the failed attempt may have made cannot clash; recorded on no Job, the reaper deletes it as a leftover).
             if error.isTransient { await pauseBeforeRetry() }
             return try await attempt()
         }
@@ -172,8 +224,15 @@ public final class JITRunnerProvisioner: RunnerProvisioner {
         try? await Task.sleep(for: .milliseconds(Int.random(in: 100...300)))
     }
 
-    /// Removes what a failed attempt made. Runs to completion even when the request was cancelled (deadline).
-    private func cleanUp(jobName: String, runner: Int64?, request: RunnerRequest, metadata: Logger.Metadata) async {
+    /// Removes what a failed attempt made — exactly the Job it created (`uid`), never another of that name. Runs to
+    /// completion even when the request was cancelled (deadline).
+    private func cleanUp(
+        jobName: String,
+        uid: String,
+        runner: Int64?,
+        request: RunnerRequest,
+        metadata: Logger.Metadata
+    ) async {
         let kubernetes = self.kubernetes
         let github = self.github
         let logger = self.logger
@@ -190,7 +249,7 @@ public final class JITRunnerProvisioner: RunnerProvisioner {
                 }
             }
             do throws(KubernetesAPIError) {
-                try await kubernetes.deleteJob(name: jobName, namespace: namespace)
+                try await kubernetes.deleteJob(name: jobName, namespace: namespace, uid: uid)
             } catch  where error.kind != .notFound {
                 logger.error("removing the runner job failed", metadata: metadata.merging(["error": "\(error)"]) { $1 })
             } catch {}

@@ -2,15 +2,22 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 
-/// The level-triggered backstop for lost deliveries: GitHub never redelivers a failed webhook, so every
-/// `interval` the leader lists the queued jobs of every known repository — including queued jobs inside runs that
-/// are already `in_progress` — and provisions those that match, are older than `grace` (so it never races the
-/// webhook path) and have no runner Job. Through the same provisioner as a delivery, so it is just as idempotent.
+/// The level-triggered backstop for lost deliveries, and the reapers: GitHub never redelivers a failed webhook, so
+/// every `interval` the leader lists the queued jobs of every known repository — including queued jobs inside runs
+/// that are already `in_progress` — and provisions those that match, are older than `grace` (so it never races the
+/// webhook path) and have no runner that can still take them. Through the same provisioner as a delivery, so it is
+/// just as idempotent.
 ///
 /// It spends GitHub's rate limit carefully: conditional requests (a 304 is free), a cycle stops when
 /// `x-ratelimit-remaining` falls under `reserve` (kept for webhook deliveries), at most `maxProvisionsPerCycle`
 /// runners per cycle (GitHub's secondary limit is 80 content-creating requests a minute), and the interval
 /// doubles, up to `maxInterval`, while nothing is found.
+///
+/// Every destructive action needs proof, not a pattern: the object carries this deployment's marker (the
+/// registration's `ownerLabel`, the Job's instance label, as listed by selector), the exact link to what it serves
+/// (the registration recorded on the Job's Secret; the Job's uid as a delete precondition), and a fresh look at
+/// GitHub just before, showing that no runner is at work on it. Leadership is checked before each mutating call.
+/// Every deadline runs from when this process first saw the state (monotonic), never from an API server's time.
 public final class Reconciler: Service {
     public struct Configuration: Sendable {
         public var interval: Duration = .seconds(60)
@@ -20,17 +27,28 @@ public final class Reconciler: Service {
         public var maxProvisionsPerCycle = 20
         /// Queued longer than this counts in `reconciler_jobs_queued_too_long`.
         public var tooLong: Duration = .seconds(300)
-        /// A pod still failing to pull its image (or to create its container) this long after creation is removed.
+        /// A pod still failing to pull its image (or to create its container) this long after it was first seen is
+        /// removed.
         public var podStartDeadline: Duration = .seconds(300)
         /// A pod the scheduler cannot place for this long is removed.
         public var unschedulableDeadline: Duration = .seconds(600)
+        /// A dind sidecar not ready this long after its pod was first seen is removed (its startup probe gives
+        /// dockerd 120 s).
+        public var dindReadyDeadline: Duration = .seconds(300)
+        /// A registration still offline this long after its runner container was first seen running never
+        /// connected: it and its Job are removed.
+        public var connectDeadline: Duration = .seconds(600)
         /// After a Job was removed because its pod could not run, the job is not provisioned again for this long.
         public var failureHoldOff: Duration = .seconds(900)
-        /// A registered runner with nothing to do for this long is removed (unless a queued job could use it).
+        /// A registered runner with nothing to do for this long is removed (unless a queued job needs it).
         public var idleTimeout: Duration = .seconds(600)
-        /// A runner Job still without its Secret this long after creation was interrupted (a live provisioning
-        /// finishes within the 8 s webhook deadline); it is removed.
+        /// A runner Job still without its Secret this long after it was first seen was interrupted (a live
+        /// provisioning finishes within the 8 s webhook deadline); it is removed. Also how long a registration of
+        /// ours recorded on no Job must have been seen before it is deleted as a leftover.
         public var secretDeadline: Duration = .seconds(30)
+        /// Runner Jobs of one job, counting replacements of finished ones (`-r<attempt>`), beyond which the
+        /// reconciler stops replacing (a runner that keeps exiting before it connects is a broken setup).
+        public var maxAttempts = 5
 
         public init() {}
     }
@@ -40,16 +58,23 @@ public final class Reconciler: Service {
     private let rateLimitRemaining: @Sendable () -> Int64?
     private let kubernetes: any KubernetesAPI
     private let namespace: String
+    private let ownerLabel: String
     private let provisioner: any RunnerProvisioner
     private let matcher: LabelMatcher
     private let repositories: RepositoryRegistry
     private let isLeader: @Sendable () -> Bool
+    private let clock: MonotonicClock
     private let metrics: Metrics
     private let logger: Logger
-    /// Job id → until when it is not provisioned again, and why (its previous pod could not run).
-    private let heldOff = Mutex<[String: (until: ContinuousClock.Instant, reason: String)]>([:])
-    /// Registration id → when this leader first saw it idle (monotonic).
-    private let idleSince = Mutex<[Int64: ContinuousClock.Instant]>([:])
+
+    private struct State {
+        /// Job id → until when it is not provisioned again, and why (its previous pod could not run).
+        var heldOff: [String: (until: ContinuousClock.Instant, reason: String)] = [:]
+        /// A rule's key (`idle:<runner id>`, `pull:<pod uid>`, …) → when this process first saw that state.
+        var firstSeen: [String: ContinuousClock.Instant] = [:]
+    }
+
+    private let state = Mutex(State())
 
     public init(
         configuration: Configuration,
@@ -57,10 +82,12 @@ public final class Reconciler: Service {
         rateLimitRemaining: @escaping @Sendable () -> Int64?,
         kubernetes: any KubernetesAPI,
         namespace: String,
+        ownerLabel: String,
         provisioner: any RunnerProvisioner,
         matcher: LabelMatcher,
         repositories: RepositoryRegistry,
         isLeader: @escaping @Sendable () -> Bool,
+        clock: MonotonicClock = .continuous,
         metrics: Metrics,
         logger: Logger
     ) {
@@ -69,10 +96,12 @@ public final class Reconciler: Service {
         self.rateLimitRemaining = rateLimitRemaining
         self.kubernetes = kubernetes
         self.namespace = namespace
+        self.ownerLabel = ownerLabel
         self.provisioner = provisioner
         self.matcher = matcher
         self.repositories = repositories
         self.isLeader = isLeader
+        self.clock = clock
         self.metrics = metrics
         self.logger = logger
     }
@@ -100,105 +129,59 @@ public final class Reconciler: Service {
         public var result = "ok"
     }
 
+    /// Thrown before a mutating call once this replica no longer holds the Lease: the cycle stops there.
+    struct LostLeadership: Error {}
+
+    /// Everything one cycle saw, listed before anything is changed.
+    struct World {
+        var repositories: [RepositoryRegistry.Repository] = []
+        /// Per repository whose list answered: its registrations.
+        var registrations: [RepositoryRegistry.Repository: [RegisteredRunner]] = [:]
+        var jobs: [JobSummary] = []
+        /// Job name → the registration recorded on its Secret (the Secret owned by that very Job).
+        var records: [String: (id: Int64, name: String)] = [:]
+        var secretNames: Set<String> = []
+        var pods: [PodSummary]? = nil
+        var events: [JobEvent]? = nil
+        /// Per repository whose jobs were listed: queued jobs, and jobs in progress (with their runner's name).
+        var queued: [RepositoryRegistry.Repository: [GitHubJob]] = [:]
+        var running: [RepositoryRegistry.Repository: [GitHubJob]] = [:]
+
+        /// Repositories whose list was a full first page (100): more registrations may exist than were seen.
+        var truncated: Set<RepositoryRegistry.Repository> = []
+
+        /// Every known repository's registrations were listed in full: a registration found in none is gone.
+        var listedEveryRepository: Bool { registrations.count == repositories.count && truncated.isEmpty }
+
+        /// A registration of this deployment by id, with its repository.
+        func registration(id: Int64) -> (RepositoryRegistry.Repository, RegisteredRunner)? {
+            for (repository, runners) in registrations {
+                if let runner = runners.first(where: { $0.id == id }) { return (repository, runner) }
+            }
+            return nil
+        }
+    }
+
     /// One pass over every known repository.
     @discardableResult
     public func cycle() async -> Summary {
         var summary = Summary()
-        let now = Timestamps.now()
-        let known = await repositories.all()
-        // Registrations first, then Jobs: a Job is always created before its registration, so every
-        // registration seen here has its Job in the list below unless that Job is really gone.
-        var registrations: [(RepositoryRegistry.Repository, [RegisteredRunner])] = []
-        for repository in known {
-            if let remaining = rateLimitRemaining(), remaining < configuration.reserve { break }
-            if let runners = try? await github.runners(owner: repository.owner, repo: repository.name) {
-                registrations.append((repository, runners))
-            }
-        }
-        var existing: Set<String>
+        let world: World
         do {
-            let jobs = try await kubernetes.listJobs(
-                namespace: namespace,
-                labelSelector: ClusterMonitor.labelSelector,
-                limit: nil
-            )
-            let secrets = Set(
-                try await kubernetes.listSecretNames(namespace: namespace, labelSelector: ClusterMonitor.labelSelector)
-            )
-            existing = Set(jobs.compactMap { $0.labels["kube-actions-runner/job-id"] ?? jobIDFromName($0.name) })
-            for job in jobs where !job.isFinished && !secrets.contains(job.name) {
-                // A provisioning that was interrupted (the process killed between the Job and its Secret).
-                guard let created = job.createdAt,
-                    now - created > Double(configuration.secretDeadline.components.seconds)
-                else { continue }
-                await reap(job: job.name, reason: "no_secret")
-                if let id = job.labels["kube-actions-runner/job-id"] ?? jobIDFromName(job.name) { existing.remove(id) }
-            }
-            for removed in await reapPodsThatCannotRun(jobs.filter { !$0.isFinished }, now: now) {
-                existing.remove(removed)
-            }
+            world = try await observe(summary: &summary)
         } catch {
             logger.warning("reconciler: cannot list runner jobs; cycle skipped", metadata: ["error": "\(error)"])
             metrics.countReconcilerCycle("failed")
             return Summary(result: "failed")
         }
-        for (repository, runners) in registrations {
-            for runner in runners where runner.busy != true {
-                guard let id = RunnerRequest.jobID(ofRunnerNamed: runner.name).map(String.init), !existing.contains(id)
-                else { continue }
-                await reap(registration: runner, in: repository)
-            }
+        var touched: Set<String> = []
+        do throws(LostLeadership) {
+            try await act(on: world, summary: &summary, touched: &touched)
+        } catch {
+            logger.warning("reconciler: this replica no longer leads; cycle stopped before its next change")
+            summary.result = "partial"
         }
-        var tooLong = 0
-        var provisioned = 0
-        var queuedByRepository: [RepositoryRegistry.Repository: [GitHubJob]] = [:]
-        repositories: for repository in known {
-            summary.repositories += 1
-            if let remaining = rateLimitRemaining(), remaining < configuration.reserve {
-                logger.warning(
-                    "reconciler: GitHub rate limit under the reserve; cycle stopped",
-                    metadata: ["remaining": "\(remaining)", "reserve": "\(configuration.reserve)"]
-                )
-                metrics.countReserveHit()
-                summary.result = "partial"
-                break
-            }
-            let queued: [GitHubJob]
-            do {
-                queued = try await queuedJobs(in: repository)
-            } catch {
-                logger.warning(
-                    "reconciler: listing queued jobs failed",
-                    metadata: ["repo": "\(repository)", "error": "\(error)"]
-                )
-                summary.result = "partial"
-                if error.kind == .rateLimited { break }
-                continue
-            }
-            queuedByRepository[repository] = queued
-            for job in queued where matcher.matches(job.labels) {
-                summary.queued += 1
-                let age = job.createdAt.flatMap(Timestamps.parse).map { now - $0 } ?? 0
-                if age >= Double(configuration.tooLong.components.seconds) { tooLong += 1 }
-                guard !existing.contains(String(job.id)) else { continue }
-                if let hold = heldOff.withLock({ $0[String(job.id)] }), ContinuousClock.now < hold.until {
-                    logger.info(
-                        "reconciler: not provisioning again yet; its last runner could not run",
-                        metadata: ["repo": "\(repository)", "job.id": "\(job.id)", "reason": "\(hold.reason)"]
-                    )
-                    continue
-                }
-                guard age >= Double(configuration.grace.components.seconds) else { continue }
-                guard provisioned < configuration.maxProvisionsPerCycle else {
-                    summary.result = "partial"
-                    break repositories
-                }
-                provisioned += 1
-                await recover(job, in: repository, age: age, summary: &summary)
-            }
-        }
-        await reapIdleRunners(registrations, queued: queuedByRepository, jobs: existing)
-        metrics.jobsQueuedTooLong.set(Int64(tooLong))
+        state.withLock { state in state.firstSeen = state.firstSeen.filter { touched.contains($0.key) } }
         metrics.countReconcilerCycle(summary.result)
         logger.info(
             "reconciler cycle",
@@ -211,39 +194,595 @@ public final class Reconciler: Service {
         return summary
     }
 
-    /// Queued jobs of queued runs, and of in-progress runs (a multi-job run whose first jobs already started).
-    private func queuedJobs(in repository: RepositoryRegistry.Repository) async throws(GitHubAPIError) -> [GitHubJob] {
-        var jobs: [GitHubJob] = []
-        for status in ["queued", "in_progress"] {
-            for run in try await github.runs(owner: repository.owner, repo: repository.name, status: status) {
-                jobs += try await github.jobs(owner: repository.owner, repo: repository.name, runID: run.id)
-                    .filter { $0.status == "queued" }
+    // MARK: - Observing
+
+    /// Lists registrations first, then Jobs, Secrets, pods and events, then the queued jobs.
+    private func observe(summary: inout Summary) async throws(KubernetesAPIError) -> World {
+        var world = World()
+        world.repositories = await repositories.all()
+        for repository in world.repositories {
+            if let remaining = rateLimitRemaining(), remaining < configuration.reserve { break }
+            if let runners = try? await github.runners(owner: repository.owner, repo: repository.name) {
+                world.registrations[repository] = runners
+                if runners.count >= 100 { world.truncated.insert(repository) }
             }
         }
-        return jobs
+        let selector = RunnerJob.selector(ownerLabel: ownerLabel)
+        world.jobs = try await kubernetes.listJobs(namespace: namespace, labelSelector: selector, limit: nil)
+        let secrets = try await kubernetes.listSecrets(namespace: namespace, labelSelector: selector)
+        let uids = Dictionary(world.jobs.map { ($0.name, $0.uid) }, uniquingKeysWith: { first, _ in first })
+        for secret in secrets {
+            world.secretNames.insert(secret.name)
+            // The record counts only on the Secret owned by that very Job.
+            guard let jobUID = uids[secret.name], secret.ownerUID == nil || secret.ownerUID == jobUID,
+                let id = secret.labels[RunnerJob.runnerIDLabel].flatMap({ Int64($0) }),
+                let name = secret.labels[RunnerJob.runnerNameLabel]
+            else { continue }
+            world.records[secret.name] = (id, name)
+        }
+        world.pods = try? await kubernetes.listPods(namespace: namespace, labelSelector: selector)
+        world.events = try? await kubernetes.listFailedCreateEvents(namespace: namespace)
+
+        for repository in world.repositories {
+            summary.repositories += 1
+            if let remaining = rateLimitRemaining(), remaining < configuration.reserve {
+                logger.warning(
+                    "reconciler: GitHub rate limit under the reserve; cycle stopped",
+                    metadata: ["remaining": "\(remaining)", "reserve": "\(configuration.reserve)"]
+                )
+                metrics.countReserveHit()
+                summary.result = "partial"
+                break
+            }
+            do {
+                let (queued, running) = try await jobs(in: repository)
+                world.queued[repository] = queued
+                world.running[repository] = running
+            } catch {
+                logger.warning(
+                    "reconciler: listing queued jobs failed",
+                    metadata: ["repo": "\(repository)", "error": "\(error)"]
+                )
+                summary.result = "partial"
+                if error.kind == .rateLimited { break }
+            }
+        }
+        return world
+    }
+
+    /// Queued jobs of queued runs and of in-progress runs (a multi-job run whose first jobs already started), and
+    /// the jobs in progress (which runner took which job).
+    private func jobs(
+        in repository: RepositoryRegistry.Repository
+    ) async throws(GitHubAPIError) -> (queued: [GitHubJob], running: [GitHubJob]) {
+        var queued: [GitHubJob] = []
+        var running: [GitHubJob] = []
+        for status in ["queued", "in_progress"] {
+            for run in try await github.runs(owner: repository.owner, repo: repository.name, status: status) {
+                for job in try await github.jobs(owner: repository.owner, repo: repository.name, runID: run.id) {
+                    if job.status == "queued" { queued.append(job) }
+                    if job.status == "in_progress" { running.append(job) }
+                }
+            }
+        }
+        return (queued, running)
+    }
+
+    // MARK: - Acting
+
+    private func act(on world: World, summary: inout Summary, touched: inout Set<String>) async throws(LostLeadership) {
+        let now = clock.now()
+        func seenFor(_ key: String) -> Duration {
+            touched.insert(key)
+            return now
+                - state.withLock { state in
+                    state.firstSeen[key]
+                        ?? {
+                            state.firstSeen[key] = now; return now
+                        }()
+                }
+        }
+        var removed: Set<String> = []  // Job names removed this cycle
+
+        // 1. Jobs whose pod cannot run, or must wait.
+        var waitingForQuota = 0
+        for job in world.jobs where !job.isFinished {
+            switch verdict(for: job, in: world, seenFor: seenFor) {
+            case .none:
+                continue
+            case .wait(let reason, let detail):
+                waitingForQuota += reason == "quota" ? 1 : 0
+                if seenFor("waiting-logged:\(job.uid ?? job.name)") == .zero {
+                    logger.notice(
+                        "reaper: runner job waits; kept",
+                        metadata: ["runner_job": "\(job.name)", "reason": "\(reason)", "detail": "\(detail)"]
+                    )
+                }
+            case .reap(let reason, let detail, let holdOff):
+                if await remove(job, reason: reason, detail: detail, in: world) {
+                    removed.insert(job.name)
+                    if holdOff, let id = job.labels[RunnerJob.jobIDLabel] {
+                        state.withLock { $0.heldOff[id] = (now + configuration.failureHoldOff, reason) }
+                    }
+                }
+            }
+        }
+        metrics.setJobsWaiting(reason: "quota", Int64(waitingForQuota))
+
+        // 2. Interrupted provisionings: a Job that never got its Secret.
+        for job in world.jobs where !job.isFinished && !world.secretNames.contains(job.name) {
+            guard !removed.contains(job.name),
+                seenFor("no-secret:\(job.uid ?? job.name)") >= configuration.secretDeadline
+            else { continue }
+            if await remove(
+                job,
+                reason: "no_secret",
+                detail: "its provisioning was interrupted (no JIT secret)",
+                in: world
+            ) {
+                removed.insert(job.name)
+            }
+        }
+
+        // 3. Registrations of ours recorded on no Job: leftovers of a failed-but-effective JIT call, of an
+        //    interrupted provisioning, or of a Job that is gone.
+        let recordedIDs = Set(world.records.values.map(\.id))
+        let liveJobNames = Set(world.jobs.filter { !$0.isFinished && !removed.contains($0.name) }.map(\.name))
+        for (repository, runners) in world.registrations.sorted(by: { $0.key.description < $1.key.description }) {
+            for runner in runners where isOurs(runner) && !recordedIDs.contains(runner.id) && runner.busy != true {
+                guard let name = RunnerName(parsing: runner.name, as: .registration),
+                    seenFor("unrecorded:\(runner.id)") >= configuration.secretDeadline
+                else { continue }
+                let reason = liveJobNames.contains(name.jobName) ? "leftover_registration" : "orphan_registration"
+                _ = try await removeRegistration(runner, in: repository, reason: reason)
+            }
+        }
+
+        // 4. Runners that exited without taking a job (their Job finished, or their runner container ended, and
+        //    the registration is still there), and registrations still offline long after their pod started.
+        for job in world.jobs where !removed.contains(job.name) {
+            guard let record = world.records[job.name], let (repository, runner) = world.registration(id: record.id),
+                runner.busy != true, isOurs(runner)
+            else { continue }
+            let pods = world.pods?.filter { $0.jobName == job.name } ?? []
+            let runnerContainers = pods.flatMap(\.containers).filter { $0.name == "runner" && !$0.isInit }
+            let exited = job.isFinished || runnerContainers.contains { $0.isTerminated }
+            let startedLongAgo = pods.contains { pod in
+                pod.containers.contains { $0.name == "runner" && !$0.isInit && $0.isRunning }
+                    && seenFor("started:\(pod.uid ?? pod.name)") >= configuration.connectDeadline
+            }
+            let reason: String
+            if exited {
+                reason = "runner_exited"
+            } else if startedLongAgo && runner.status != "online" {
+                reason = "never_connected"
+            } else {
+                continue
+            }
+            guard try await removeRegistration(runner, in: repository, reason: reason) == .deleted else { continue }
+            if !job.isFinished {
+                try fence()
+                if await deleteJob(
+                    job,
+                    reason: reason,
+                    detail: "its runner \(runner.name) never took a job",
+                    count: false
+                ) {
+                    removed.insert(job.name)
+                }
+            }
+        }
+
+        // 5. Supply and demand per repository: queued jobs get their own idle runner, else a spare that fits; the
+        //    rest are provisioned; idle runners no queued job needs are reaped after the idle timeout.
+        var tooLong = 0
+        var provisioned = 0
+        for repository in world.repositories {
+            guard let queued = world.queued[repository] else { continue }
+            let runners = world.registrations[repository]
+            let plan = Self.plan(
+                queued: queued,
+                running: world.running[repository] ?? [],
+                runners: runners ?? [],
+                // A Job removed this cycle counts as finished: its replacement takes the next name, since its Secret
+                // may outlive it for a moment (the garbage collector deletes it in the background).
+                jobs: world.jobs.map { job in
+                    var job = job
+                    if removed.contains(job.name) { job.isFinished = true }
+                    return job
+                },
+                records: world.records,
+                isOurs: isOurs,
+                // A registration missing from a full first page may be on the next: not known to be gone.
+                isYoung: { world.truncated.contains(repository) || seenFor("young:\($0)") < configuration.grace }
+            )
+            for job in queued where matcher.matches(job.labels) {
+                summary.queued += 1
+                let age = job.createdAt.flatMap(Timestamps.parse).map { Timestamps.now() - $0 } ?? 0
+                if age >= Double(configuration.tooLong.components.seconds) { tooLong += 1 }
+            }
+            // Without the registrations, supply is unknown: provision only jobs with no runner Job at all.
+            for need in plan.unserved where matcher.matches(need.job.labels) {
+                guard runners != nil || need.request == nil else { continue }
+                let id = String(need.job.id)
+                if let hold = state.withLock({ $0.heldOff[id] }), now < hold.until {
+                    logger.info(
+                        "reconciler: not provisioning again yet; its last runner could not run",
+                        metadata: ["repo": "\(repository)", "job.id": "\(id)", "reason": "\(hold.reason)"]
+                    )
+                    continue
+                }
+                let age = need.job.createdAt.flatMap(Timestamps.parse).map { Timestamps.now() - $0 } ?? 0
+                // The webhook path goes first; a job whose runner Job exists but cannot serve it is replaced at once.
+                if need.request == nil && age < Double(configuration.grace.components.seconds) { continue }
+                var request = RunnerRequest(
+                    owner: repository.owner,
+                    repository: repository.name,
+                    jobID: need.job.id,
+                    runID: need.job.runID ?? 0,
+                    jobName: need.job.name ?? "",
+                    labels: need.job.labels,
+                    deliveryID: nil
+                )
+                if let name = need.request {
+                    if need.takerUnknown {
+                        logger.info(
+                            "reconciler: the runner made for this job took another; which one is not known yet",
+                            metadata: ["repo": "\(repository)", "job.id": "\(id)"]
+                        )
+                        continue
+                    }
+                    guard name.attempt <= configuration.maxAttempts else {
+                        logger.warning(
+                            "reconciler: runners of this job keep exiting before taking it; not replaced again",
+                            metadata: ["repo": "\(repository)", "job.id": "\(id)", "attempts": "\(name.attempt - 1)"]
+                        )
+                        continue
+                    }
+                    request.replacing = name.after
+                    request.attempt = name.attempt
+                }
+                guard provisioned < configuration.maxProvisionsPerCycle else {
+                    summary.result = "partial"
+                    break
+                }
+                provisioned += 1
+                try fence()
+                await recover(request, in: repository, age: age, summary: &summary)
+            }
+            guard let runners else { continue }
+            // Idle runners nobody needs, after the idle timeout.
+            for runner in runners where isOurs(runner) {
+                guard runner.busy != true, let job = plan.recordedOn[runner.id] else { continue }
+                let idle = seenFor("idle:\(runner.id)")
+                guard !plan.needed.contains(runner.id), idle >= configuration.idleTimeout else { continue }
+                let outcome = try await removeRegistration(runner, in: repository, reason: "idle")
+                // The idle rule removes a Job only when the registration recorded on it is the one it deleted.
+                guard outcome == .deleted, world.records[job.name]?.id == runner.id else { continue }
+                try fence()
+                _ = await deleteJob(
+                    job,
+                    reason: "idle",
+                    detail: "idle \(idle.components.seconds) s; no queued job needs it",
+                    count: false
+                )
+            }
+        }
+        metrics.jobsQueuedTooLong.set(Int64(tooLong))
+    }
+
+    // MARK: - Supply and demand
+
+    /// What one repository's queued jobs need.
+    struct Plan {
+        struct Need {
+            var job: GitHubJob
+            /// Nil: the job has no runner Job at all. Else the name of the runner Job to make: a replacement for a
+            /// runner that took another job, or the next attempt after Jobs that finished without taking it.
+            var request: RunnerName?
+            /// Its runner took another job, but which one is not known (not in the runs listed): wait.
+            var takerUnknown = false
+        }
+        /// Registrations some queued job needs (its own, or a spare that fits it): not idle surplus.
+        var needed: Set<Int64> = []
+        var unserved: [Need] = []
+        /// Registration id → the live runner Job recording it.
+        var recordedOn: [Int64: JobSummary] = [:]
+    }
+
+    /// Runners are fungible: GitHub gives a queued job any idle runner of its repository whose labels fit. Each queued
+    /// job first keeps its own idle runner (or a runner Job still being provisioned); then the others take spare
+    /// idle runners that fit them, one each; what is left over is surplus, and the jobs left without are unserved.
+    static func plan(
+        queued: [GitHubJob],
+        running: [GitHubJob],
+        runners: [RegisteredRunner],
+        jobs: [JobSummary],
+        records: [String: (id: Int64, name: String)],
+        isOurs: (RegisteredRunner) -> Bool,
+        isYoung: (String) -> Bool
+    ) -> Plan {
+        var plan = Plan()
+        let byID = Dictionary(runners.filter(isOurs).map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        for job in jobs where !job.isFinished {
+            if let record = records[job.name] { plan.recordedOn[record.id] = job }
+        }
+        // Idle runners that can take a job: recorded on a live Job of ours, not busy.
+        let idle = Set(plan.recordedOn.keys.filter { byID[$0].map { $0.busy != true } ?? false })
+        var waiting: [GitHubJob] = []
+        for job in queued.sorted(by: { $0.id < $1.id }) {
+            let own = jobs.filter { $0.labels[RunnerJob.jobIDLabel] == String(job.id) }
+            let live = own.filter { !$0.isFinished }
+            if let mine = live.compactMap({ records[$0.name]?.id }).first(where: { idle.contains($0) }) {
+                plan.needed.insert(mine)
+                continue
+            }
+            // Still being provisioned: no registration recorded yet, or recorded but not listed yet.
+            let pending = live.contains { job in
+                guard let record = records[job.name] else { return true }
+                return byID[record.id] == nil && isYoung(job.uid ?? job.name)
+            }
+            if !pending { waiting.append(job) }
+        }
+        var unserved: [GitHubJob] = []
+        for job in waiting {
+            let wanted = Set(job.labels.map { $0.lowercased() })
+            let spare = idle.sorted().first { id in
+                !plan.needed.contains(id) && wanted.isSubset(of: Set(byID[id]!.labels.map { $0.lowercased() }))
+            }
+            if let spare {
+                plan.needed.insert(spare)
+            } else {
+                unserved.append(job)
+            }
+        }
+        for job in unserved {
+            let own = jobs.filter { $0.labels[RunnerJob.jobIDLabel] == String(job.id) }
+            guard !own.isEmpty else {
+                plan.unserved.append(Plan.Need(job: job, request: nil))
+                continue
+            }
+            // A live Job whose runner is busy: it took another job; the replacement is named after that job, as the
+            // in_progress delivery names it (so the two paths make one runner, never two).
+            let names = Set(own.map(\.name))
+            let busy = own.filter { !$0.isFinished }.compactMap { records[$0.name] }.filter {
+                byID[$0.id]?.busy == true
+            }
+            if !busy.isEmpty {
+                let replacements = busy.map { record in
+                    running.first { $0.runnerName == record.name }.map { RunnerName(jobID: job.id, after: $0.id) }
+                }
+                if let next = replacements.compactMap({ $0 }).first(where: { !names.contains($0.jobName) }) {
+                    plan.unserved.append(Plan.Need(job: job, request: next))
+                    continue
+                } else if replacements.contains(where: { $0 == nil }) {
+                    plan.unserved.append(Plan.Need(job: job, request: RunnerName(jobID: job.id), takerUnknown: true))
+                    continue
+                }
+                // That replacement was made already and finished without taking the job: the next attempt.
+            }
+            // Its Jobs finished (or lost their registration) without taking it: the next attempt, under a name no Job
+            // of it has.
+            let parsed = own.compactMap { RunnerName(parsing: $0.name, as: .job) }
+            let latest = parsed.max { $0.attempt < $1.attempt } ?? RunnerName(jobID: job.id)
+            var next = RunnerName(jobID: job.id, after: latest.after, attempt: latest.attempt + 1)
+            while names.contains(next.jobName) { next.attempt += 1 }
+            plan.unserved.append(Plan.Need(job: job, request: next))
+        }
+        return plan
+    }
+
+    // MARK: - Verdicts on pods
+
+    enum Verdict {
+        case none
+        /// The pod must wait (an exceeded quota): the Job stays.
+        case wait(reason: String, detail: String)
+        /// The pod cannot run: the Job goes; `holdOff`: its job is not provisioned again for a while.
+        case reap(reason: String, detail: String, holdOff: Bool)
+    }
+
+    /// Why a live Job's pod cannot run, or must wait, from its events (matched by the Job's uid, newer than its
+    /// last pod) and its pods' states.
+    private func verdict(for job: JobSummary, in world: World, seenFor: (String) -> Duration) -> Verdict {
+        let pods = world.pods?.filter { $0.jobName == job.name } ?? []
+        let lastPod = pods.compactMap(\.createdAt).max()
+        let events = (world.events ?? []).filter { event in
+            guard let uid = job.uid, event.jobUID == uid else { return false }
+            guard let lastPod else { return true }
+            return (event.lastSeen ?? -.infinity) > lastPod
+        }
+        if let event = events.max(by: { ($0.lastSeen ?? 0) < ($1.lastSeen ?? 0) }) {
+            if Self.isQuota(event.message) {
+                return .wait(reason: "quota", detail: event.message)
+            }
+            return .reap(reason: "failed_create", detail: event.message, holdOff: true)
+        }
+        for pod in pods {
+            let key = pod.uid ?? pod.name
+            for container in pod.containers {
+                switch container.waitingReason {
+                case "CrashLoopBackOff":
+                    return .reap(
+                        reason: "crash_loop",
+                        detail: "pod \(pod.name): container \(container.name) in CrashLoopBackOff",
+                        holdOff: true
+                    )
+                case "RunContainerError":
+                    return .reap(
+                        reason: "run_container_error",
+                        detail: "pod \(pod.name): container \(container.name) cannot run (RunContainerError)",
+                        holdOff: true
+                    )
+                default:
+                    break
+                }
+            }
+            let waiting = pod.containers.compactMap(\.waitingReason) + pod.waitingReasons
+            if let pull = waiting.first(where: {
+                ["ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerError"].contains($0)
+            }) {
+                let seen = seenFor("pull:\(key)")
+                if seen >= configuration.podStartDeadline {
+                    return .reap(
+                        reason: "image_pull",
+                        detail: "pod \(pod.name): \(pull) for \(seen.components.seconds) s",
+                        holdOff: true
+                    )
+                }
+            }
+            if let message = pod.unschedulable {
+                let seen = seenFor("unschedulable:\(key)")
+                if seen >= configuration.unschedulableDeadline {
+                    return .reap(
+                        reason: "unschedulable",
+                        detail: "pod \(pod.name): unschedulable for \(seen.components.seconds) s: \(message)",
+                        holdOff: true
+                    )
+                }
+            }
+            if let dind = pod.containers.first(where: { $0.isInit && $0.name == "dind" }), !dind.isReady,
+                !dind.isTerminated
+            {
+                let seen = seenFor("dind:\(key)")
+                if seen >= configuration.dindReadyDeadline {
+                    return .reap(
+                        reason: "dind_not_ready",
+                        detail: "pod \(pod.name): dockerd not ready after \(seen.components.seconds) s",
+                        holdOff: true
+                    )
+                }
+            }
+        }
+        return .none
+    }
+
+    /// `exceeded quota` is a ResourceQuota refusing the pod for now: it is a wait, not a failure.
+    static func isQuota(_ message: String) -> Bool {
+        message.contains("exceeded quota")
+    }
+
+    // MARK: - Proven removals
+
+    /// Whether the registration carries this deployment's marker and a name this service gives.
+    private func isOurs(_ runner: RegisteredRunner) -> Bool {
+        runner.carries(ownerLabel) && RunnerName(parsing: runner.name, as: .registration) != nil
+    }
+
+    private func fence() throws(LostLeadership) {
+        guard isLeader() else { throw LostLeadership() }
+    }
+
+    /// Whether a runner may be at work on this Job: its recorded registration is busy now (a fresh look), or a
+    /// registration of ours named for it is busy, or it cannot be told (GitHub did not answer).
+    private func mayBeAtWork(_ job: JobSummary, in world: World) async -> Bool {
+        let busyByName = world.registrations.values.joined().contains { runner in
+            isOurs(runner) && runner.busy == true
+                && RunnerName(parsing: runner.name, as: .registration)?.jobName == job.name
+        }
+        if busyByName { return true }
+        guard let record = world.records[job.name] else { return false }
+        guard let (repository, _) = world.registration(id: record.id) else {
+            return !world.listedEveryRepository  // listed everywhere and found nowhere: gone, so not at work
+        }
+        do {
+            let fresh = try await github.runner(owner: repository.owner, repo: repository.name, id: record.id)
+            return fresh?.busy == true
+        } catch {
+            return true
+        }
+    }
+
+    /// Removes a runner Job that cannot run, saying why — unless a runner may be at work on it.
+    private func remove(_ job: JobSummary, reason: String, detail: String, in world: World) async -> Bool {
+        if await mayBeAtWork(job, in: world) {
+            logger.notice(
+                "reaper: runner job kept; its runner is at work or cannot be checked",
+                metadata: ["runner_job": "\(job.name)", "reason": "\(reason)"]
+            )
+            return false
+        }
+        guard isLeader() else { return false }
+        return await deleteJob(job, reason: reason, detail: detail)
+    }
+
+    /// Deletes exactly this Job (its uid as a precondition), counted under `reason` unless its registration was.
+    private func deleteJob(_ job: JobSummary, reason: String, detail: String, count: Bool = true) async -> Bool {
+        do {
+            try await kubernetes.deleteJob(name: job.name, namespace: namespace, uid: job.uid)
+            if count { metrics.countReaped(reason) }
+            logger.warning(
+                "reaper: removed a runner job",
+                metadata: ["runner_job": "\(job.name)", "reason": "\(reason)", "detail": "\(detail)"]
+            )
+            return true
+        } catch {
+            logger.warning(
+                "reaper: removing a runner job failed",
+                metadata: ["runner_job": "\(job.name)", "reason": "\(reason)", "error": "\(error)"]
+            )
+            return false
+        }
+    }
+
+    enum RegistrationRemoval: Equatable { case deleted, busy, gone, failed }
+
+    /// Deletes a registration of this deployment after a fresh look shows it still exists, still carries the
+    /// marker and is not busy. GitHub refuses to delete a runner at work (422), which keeps it.
+    private func removeRegistration(
+        _ runner: RegisteredRunner,
+        in repository: RepositoryRegistry.Repository,
+        reason: String
+    ) async throws(LostLeadership) -> RegistrationRemoval {
+        var metadata: Logger.Metadata = [
+            "repo": "\(repository)", "runner.id": "\(runner.id)", "runner.name": "\(runner.name)",
+            "reason": "\(reason)",
+        ]
+        let fresh: RegisteredRunner?
+        do {
+            fresh = try await github.runner(owner: repository.owner, repo: repository.name, id: runner.id)
+        } catch {
+            logger.warning(
+                "reaper: cannot look at a registration; kept",
+                metadata: metadata.merging(["error": "\(error)"]) { $1 }
+            )
+            return .failed
+        }
+        guard let fresh else { return .gone }
+        guard fresh.busy != true, fresh.carries(ownerLabel), fresh.name == runner.name else {
+            logger.info("reaper: registration is at work; kept", metadata: metadata)
+            return .busy
+        }
+        try fence()
+        do {
+            try await github.deleteRunner(owner: repository.owner, repo: repository.name, runnerID: runner.id)
+        } catch  where error.kind == .validation {
+            logger.info("reaper: registration became busy; kept", metadata: metadata)
+            return .busy
+        } catch  where error.kind == .notFound {
+            return .gone
+        } catch {
+            metadata["error"] = "\(error)"
+            logger.warning("reaper: deleting a registration failed", metadata: metadata)
+            return .failed
+        }
+        metrics.countReaped(reason)
+        logger.notice("reaper: deleted a runner registration", metadata: metadata)
+        return .deleted
     }
 
     private func recover(
-        _ job: GitHubJob,
+        _ request: RunnerRequest,
         in repository: RepositoryRegistry.Repository,
         age: Double,
         summary: inout Summary
     ) async {
-        let request = RunnerRequest(
-            owner: repository.owner,
-            repository: repository.name,
-            jobID: job.id,
-            runID: job.runID ?? 0,
-            jobName: job.name ?? "",
-            labels: job.labels,
-            deliveryID: nil
-        )
         let metadata: Logger.Metadata = [
-            "repo": "\(repository)", "job.id": "\(job.id)", "queued_for_s": "\(Int(age))",
-            "job.labels": "\(job.labels.joined(separator: ","))",
+            "repo": "\(repository)", "job.id": "\(request.jobID)", "queued_for_s": "\(Int(age))",
+            "job.labels": "\(request.labels.joined(separator: ","))", "runner_job": "\(request.runnerJobName)",
         ]
         do {
-            switch try await provisioner.provision(request) {
+            switch try await provisioner.provision(request, while: isLeader) {
             case .created(let name):
                 summary.recovered += 1
                 metrics.countRecovered()
@@ -251,158 +790,11 @@ public final class Reconciler: Service {
                     "reconciler: provisioned a queued job the webhook path missed",
                     metadata: metadata.merging(["runner_job": "\(name)"]) { $1 }
                 )
-            case .alreadyProvisioned, .notQueued:
+            case .alreadyProvisioned, .notQueued, .foreignRunner:
                 break
             }
         } catch {
             logger.warning("reconciler: provisioning failed", metadata: metadata.merging(["error": "\(error)"]) { $1 })
         }
-    }
-
-    /// Runners idle for `idleTimeout` whose own job no longer waits and that no queued job of their repository
-    /// could use are removed: the registration first (the runner process then exits), then the runner Job. A
-    /// runner that turns out busy (422) stays. Repositories whose queued jobs are unknown this cycle are skipped.
-    private func reapIdleRunners(
-        _ registrations: [(RepositoryRegistry.Repository, [RegisteredRunner])],
-        queued: [RepositoryRegistry.Repository: [GitHubJob]],
-        jobs existing: Set<String>
-    ) async {
-        let now = ContinuousClock.now
-        var seen: Set<Int64> = []
-        for (repository, runners) in registrations {
-            guard let waiting = queued[repository] else { continue }
-            for runner in runners {
-                guard let jobID = RunnerRequest.jobID(ofRunnerNamed: runner.name), existing.contains(String(jobID))
-                else {
-                    continue
-                }
-                seen.insert(runner.id)
-                if runner.busy == true {
-                    idleSince.withLock { $0[runner.id] = nil }
-                    continue
-                }
-                let since = idleSince.withLock { idle in
-                    idle[runner.id]
-                        ?? {
-                            idle[runner.id] = now; return now
-                        }()
-                }
-                guard now - since >= configuration.idleTimeout else { continue }
-                let labels = Set(runner.labels.map { $0.lowercased() })
-                let usable = waiting.contains { job in
-                    job.id == jobID || Set(job.labels.map { $0.lowercased() }).isSubset(of: labels)
-                }
-                guard !usable else { continue }
-                let metadata: Logger.Metadata = [
-                    "repo": "\(repository)", "runner.name": "\(runner.name)", "job.id": "\(jobID)",
-                    "idle_s": "\((now - since).components.seconds)",
-                ]
-                do {
-                    try await github.deleteRunner(owner: repository.owner, repo: repository.name, runnerID: runner.id)
-                } catch  where error.kind == .validation {
-                    logger.info("reaper: idle runner is busy after all; kept", metadata: metadata)
-                    continue
-                } catch  where error.kind != .notFound {
-                    logger.warning(
-                        "reaper: deleting an idle runner failed",
-                        metadata: metadata.merging(["error": "\(error)"]) { $1 }
-                    )
-                    continue
-                } catch {}
-                idleSince.withLock { $0[runner.id] = nil }
-                let jobName = String(runner.name.dropLast(6))  // the registration's name less "-<suffix>"
-                try? await kubernetes.deleteJob(name: jobName, namespace: namespace)
-                metrics.countReaped("idle")
-                logger.notice("reaper: removed an idle runner no queued job can use", metadata: metadata)
-            }
-        }
-        idleSince.withLock { idle in idle = idle.filter { seen.contains($0.key) } }
-    }
-
-    /// Jobs whose pod cannot run: the Job controller could not create it (`FailedCreate`: Pod Security, quota),
-    /// its image cannot be pulled, or it cannot be scheduled, past a deadline. Each is reported with the reason,
-    /// removed and counted, and its job is held off for `failureHoldOff` so a broken setup does not churn runners.
-    /// Returns the job ids removed.
-    private func reapPodsThatCannotRun(_ jobs: [JobSummary], now: Double) async -> [String] {
-        let names = Set(jobs.map(\.name))
-        var verdicts: [String: (reason: String, detail: String)] = [:]
-        if let events = try? await kubernetes.listFailedCreateEvents(namespace: namespace) {
-            for event in events where names.contains(event.jobName) {
-                verdicts[event.jobName] = ("failed_create", event.message)
-            }
-        }
-        if let pods = try? await kubernetes.listPods(namespace: namespace, labelSelector: "app=github-runner") {
-            for pod in pods {
-                guard let job = pod.jobName, names.contains(job), verdicts[job] == nil, let created = pod.createdAt
-                else { continue }
-                let age = now - created
-                let pull = pod.waitingReasons.first {
-                    ["ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerError"].contains($0)
-                }
-                if let pull, age > Double(configuration.podStartDeadline.components.seconds) {
-                    verdicts[job] = ("image_pull", "pod \(pod.name): \(pull) for \(Int(age)) s")
-                } else if let message = pod.unschedulable,
-                    age > Double(configuration.unschedulableDeadline.components.seconds)
-                {
-                    verdicts[job] = ("unschedulable", "pod \(pod.name): unschedulable for \(Int(age)) s: \(message)")
-                }
-            }
-        }
-        var removed: [String] = []
-        for (name, verdict) in verdicts.sorted(by: { $0.key < $1.key }) {
-            await reap(job: name, reason: verdict.reason, detail: verdict.detail)
-            let labels = jobs.first { $0.name == name }?.labels ?? [:]
-            if let id = labels["kube-actions-runner/job-id"] ?? jobIDFromName(name) {
-                heldOff.withLock { $0[id] = (ContinuousClock.now + configuration.failureHoldOff, verdict.reason) }
-                removed.append(id)
-            }
-        }
-        return removed
-    }
-
-    /// Removes a runner Job that can never run, saying why.
-    private func reap(
-        job name: String,
-        reason: String,
-        detail: String = "its provisioning was interrupted (no JIT secret)"
-    )
-        async
-    {
-        do {
-            try await kubernetes.deleteJob(name: name, namespace: namespace)
-            metrics.countReaped(reason)
-            logger.warning(
-                "reaper: removed a runner job that cannot run",
-                metadata: ["runner_job": "\(name)", "reason": "\(reason)", "detail": "\(detail)"]
-            )
-        } catch {
-            logger.warning(
-                "reaper: removing a runner job failed",
-                metadata: ["runner_job": "\(name)", "error": "\(error)"]
-            )
-        }
-    }
-
-    /// Deletes a registration whose runner Job is gone: no pod will ever use it.
-    private func reap(registration runner: RegisteredRunner, in repository: RepositoryRegistry.Repository) async {
-        let metadata: Logger.Metadata = [
-            "repo": "\(repository)", "runner.id": "\(runner.id)", "runner.name": "\(runner.name)",
-        ]
-        do {
-            try await github.deleteRunner(owner: repository.owner, repo: repository.name, runnerID: runner.id)
-            metrics.countReaped("orphan_registration")
-            logger.notice("reaper: deleted a runner registration without a runner job", metadata: metadata)
-        } catch  where error.kind == .validation {
-            logger.info("reaper: registration still busy; retried next cycle", metadata: metadata)
-        } catch {
-            logger.warning(
-                "reaper: deleting a registration failed",
-                metadata: metadata.merging(["error": "\(error)"]) { $1 }
-            )
-        }
-    }
-
-    private func jobIDFromName(_ name: String) -> String? {
-        name.hasPrefix("runner-") ? String(name.dropFirst("runner-".count).prefix { $0.isNumber }) : nil
     }
 }

@@ -11,6 +11,9 @@ public struct RunnerJob: Sendable {
         public var dindImage: String
         public var dindMTU: Int?
         public var ttlSecondsAfterFinished: Int
+        /// This deployment's marker (`RUNNER_OWNER_LABEL`): a label of every registration it makes, and the
+        /// `app.kubernetes.io/instance` label of its Jobs, pods and Secrets.
+        public var ownerLabel: String
 
         public init(
             namespace: String,
@@ -18,7 +21,8 @@ public struct RunnerJob: Sendable {
             runnerImage: String,
             dindImage: String,
             dindMTU: Int?,
-            ttlSecondsAfterFinished: Int
+            ttlSecondsAfterFinished: Int,
+            ownerLabel: String
         ) {
             self.namespace = namespace
             self.mode = mode
@@ -26,6 +30,7 @@ public struct RunnerJob: Sendable {
             self.dindImage = dindImage
             self.dindMTU = dindMTU
             self.ttlSecondsAfterFinished = ttlSecondsAfterFinished
+            self.ownerLabel = ownerLabel
         }
 
         public init(_ configuration: Configuration) {
@@ -35,13 +40,24 @@ public struct RunnerJob: Sendable {
                 runnerImage: configuration.runnerImage,
                 dindImage: configuration.dindImage,
                 dindMTU: configuration.dindMTU,
-                ttlSecondsAfterFinished: configuration.jobTTLSeconds
+                ttlSecondsAfterFinished: configuration.jobTTLSeconds,
+                ownerLabel: configuration.ownerLabel
             )
         }
     }
 
     /// The key of the JIT config in the Secret.
     public static let secretKey = "jitconfig"
+    /// Labels of the Secret that record the registration its Job was made for (the link the reapers prove).
+    public static let runnerIDLabel = "kube-actions-runner/runner-id"
+    public static let runnerNameLabel = "kube-actions-runner/runner-name"
+    public static let jobIDLabel = "kube-actions-runner/job-id"
+    public static let instanceLabel = "app.kubernetes.io/instance"
+
+    /// Selects the Jobs, pods and Secrets of the deployment whose marker is `ownerLabel`, and nothing else.
+    public static func selector(ownerLabel: String) -> String {
+        "app.kubernetes.io/managed-by=kube-actions-runner,\(instanceLabel)=\(ownerLabel)"
+    }
     /// uid and gid of `runner` in ghcr.io/actions/actions-runner; gid 123 is its `docker` group.
     static let runnerUID = 1001
     static let dockerGID = 123
@@ -56,7 +72,7 @@ public struct RunnerJob: Sendable {
     /// Renders the Job for `request` in `settings.mode`.
     public static func render(for request: RunnerRequest, settings: Settings) -> RunnerJob {
         let name = request.runnerJobName
-        let labels = labels(for: request, mode: settings.mode)
+        let labels = labels(for: request, settings: settings)
         let metadata: JSONValue = .object([
             ("name", .string(name)),
             ("namespace", .string(settings.namespace)),
@@ -90,9 +106,11 @@ public struct RunnerJob: Sendable {
         return RunnerJob(name: name, namespace: settings.namespace, labels: labels, job: job)
     }
 
-    /// The Secret holding `jitConfig`, owned by the created Job (`jobUID`) so it is deleted with it.
-    public func secret(jitConfig: String, jobUID: String) -> JSONValue {
-        .object([
+    /// The Secret holding `jitConfig`, owned by the created Job (`jobUID`) so it is deleted with it, and recording
+    /// the registration (`runnerID`, `runnerName`) the Job was made for.
+    public func secret(jitConfig: String, jobUID: String, runnerID: Int64, runnerName: String) -> JSONValue {
+        let recorded = labels + [(Self.runnerIDLabel, String(runnerID)), (Self.runnerNameLabel, runnerName)]
+        return .object([
             ("apiVersion", "v1"),
             ("kind", "Secret"),
             (
@@ -100,7 +118,7 @@ public struct RunnerJob: Sendable {
                 .object([
                     ("name", .string(name)),
                     ("namespace", .string(namespace)),
-                    ("labels", .object(labels.map { ($0.0, .string($0.1)) })),
+                    ("labels", .object(recorded.map { ($0.0, .string($0.1)) })),
                     (
                         "ownerReferences",
                         [
@@ -251,14 +269,15 @@ public struct RunnerJob: Sendable {
 
     // MARK: - Labels
 
-    private static func labels(for request: RunnerRequest, mode: RunnerMode) -> [(String, String)] {
+    private static func labels(for request: RunnerRequest, settings: Settings) -> [(String, String)] {
         [
             ("app", "github-runner"),
             ("app.kubernetes.io/managed-by", "kube-actions-runner"),
+            (instanceLabel, settings.ownerLabel),
             ("kube-actions-runner/owner", labelValue(request.owner)),
             ("kube-actions-runner/repo", labelValue(request.repository)),
-            ("kube-actions-runner/job-id", String(request.jobID)),
-            ("kube-actions-runner/mode", mode.rawValue),
+            (jobIDLabel, String(request.jobID)),
+            ("kube-actions-runner/mode", settings.mode.rawValue),
         ]
     }
 

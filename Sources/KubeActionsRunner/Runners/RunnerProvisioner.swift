@@ -30,28 +30,19 @@ public struct RunnerRequest: Sendable, Equatable {
     /// Set when the runner made for `jobID` took this other job instead: a replacement runner is wanted, and the
     /// job's labels come from GitHub (`labels` may be empty).
     public var replacing: Int64? = nil
+    /// For a replacement asked for by an `in_progress` delivery: the name of the runner that took the other job.
+    /// Provisioning goes ahead only if a runner Job of this deployment records exactly that registration.
+    public var takenByRunner: String? = nil
+    /// 2... when a finished runner Job of this job is replaced (its runner exited before taking the job).
+    public var attempt = 1
 
-    /// The Kubernetes Job's name: deterministic, so a second delivery for the same job finds the first Job.
-    /// A replacement is `runner-<job id>-after-<job its first runner took>`, as deterministic.
-    public var runnerJobName: String {
-        replacing.map { "runner-\(jobID)-after-\($0)" } ?? "runner-\(jobID)"
+    /// The runner Job's name (`RunnerName`): deterministic, so a second delivery for the same job finds the first
+    /// Job. A replacement is `runner-<job id>-after-<job its first runner took>`, as deterministic.
+    public var runnerName: RunnerName {
+        RunnerName(jobID: jobID, after: replacing, attempt: attempt)
     }
 
-    /// The job id in a runner (registration) name this service gives: `runner-<id>-<5 characters>`, or
-    /// `runner-<id>-after-<other id>-<5 characters>` for a replacement; nil for any other name.
-    public static func jobID(ofRunnerNamed name: String) -> Int64? {
-        let parts = name.split(separator: "-", omittingEmptySubsequences: false)
-        func isSuffix(_ part: Substring) -> Bool {
-            part.count == 5 && part.allSatisfy { ($0.isLowercase && $0.isASCII) || $0.isNumber }
-        }
-        func isNumber(_ part: Substring) -> Bool { !part.isEmpty && part.allSatisfy { $0.isASCII && $0.isNumber } }
-        guard parts.first == "runner", parts.count >= 3, isNumber(parts[1]) else { return nil }
-        switch parts.count {
-        case 3 where isSuffix(parts[2]): return Int64(parts[1])
-        case 5 where parts[2] == "after" && isNumber(parts[3]) && isSuffix(parts[4]): return Int64(parts[1])
-        default: return nil
-        }
-    }
+    public var runnerJobName: String { runnerName.jobName }
 }
 
 /// What provisioning did.
@@ -62,6 +53,8 @@ public enum ProvisionOutcome: Sendable, Equatable {
     case alreadyProvisioned(runnerJob: String)
     /// GitHub says the job is no longer queued (taken, cancelled or done).
     case notQueued(status: String)
+    /// A replacement was asked for a runner this deployment did not make (no runner Job records it): nothing done.
+    case foreignRunner(name: String)
 }
 
 /// Readiness of a dependency, with a one-line reason when not ready.
@@ -87,6 +80,24 @@ public struct ProvisioningError: Error, Equatable, CustomStringConvertible {
 /// Turns a queued job into a runner. The webhook path calls it synchronously and answers after it returns.
 public protocol RunnerProvisioner: Sendable {
     func provision(_ request: RunnerRequest) async throws(ProvisioningError) -> ProvisionOutcome
+    /// As `provision(_:)`, checking `mayAct` just before each mutating call (the reconciler passes its leadership).
+    func provision(
+        _ request: RunnerRequest,
+        while mayAct: @escaping @Sendable () -> Bool
+    ) async throws(ProvisioningError) -> ProvisionOutcome
     /// Whether upstream dependencies answer; `/ready` reports it.
     func readiness() async -> Readiness
+}
+
+extension RunnerProvisioner {
+    /// A provisioner with a single mutating step checks once, before it.
+    public func provision(
+        _ request: RunnerRequest,
+        while mayAct: @escaping @Sendable () -> Bool
+    ) async throws(ProvisioningError) -> ProvisionOutcome {
+        guard mayAct() else {
+            throw ProvisioningError(status: 503, reason: "this replica no longer leads; provisioning stopped")
+        }
+        return try await provision(request)
+    }
 }

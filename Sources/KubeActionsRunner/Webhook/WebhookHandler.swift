@@ -109,7 +109,7 @@ public struct WebhookHandler: Sendable {
         }
         onVerifiedRepository?(event.repository.owner.login, event.repository.name)
         if event.action == "in_progress", let runnerName = event.workflowJob.runnerName,
-            let intended = RunnerRequest.jobID(ofRunnerNamed: runnerName), intended != event.workflowJob.id
+            let intended = RunnerName(parsing: runnerName, as: .registration)?.jobID, intended != event.workflowJob.id
         {
             return await replaceRunner(for: intended, takenBy: event, deliveryID: deliveryID)
         }
@@ -143,6 +143,8 @@ public struct WebhookHandler: Sendable {
                 event: event,
                 runnerJob: name
             )
+        case .success(.foreignRunner):
+            return Result(outcome: .ignoredAction, status: 200, message: "action ignored", event: event)
         case .success(.notQueued(let status)):
             return Result(
                 outcome: .notQueued,
@@ -172,6 +174,7 @@ public struct WebhookHandler: Sendable {
             deliveryID: deliveryID
         )
         request.replacing = event.workflowJob.id
+        request.takenByRunner = event.workflowJob.runnerName
         logger.info(
             "runner made for another job took this one",
             metadata: [
@@ -190,6 +193,14 @@ public struct WebhookHandler: Sendable {
             )
         case .success(.notQueued):
             return Result(outcome: .ignoredAction, status: 200, message: "action ignored", event: event)
+        case .success(.foreignRunner):
+            // A name shaped like ours is no proof: no runner Job of this deployment records that registration.
+            return Result(
+                outcome: .ignoredAction,
+                status: 200,
+                message: "runner not made by this deployment",
+                event: event
+            )
         case .failure(let error):
             logger.warning(
                 "replacing a taken runner failed",

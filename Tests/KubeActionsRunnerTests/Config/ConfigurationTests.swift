@@ -129,4 +129,30 @@ import Testing
             #expect(readme.contains("| `\(key.name)` |"), "README's configuration table lacks \(key.name)")
         }
     }
+
+    @Test func everyReapReasonIsExplainedInTheReadmesTroubleshooting() throws {
+        let readme = try String(decoding: Fixtures.bytes("../../../README.md"), as: UTF8.self)
+        for reason in Metrics.reapReasons {
+            #expect(readme.contains("| `\(reason)` |"), "README's troubleshooting does not explain reason \(reason)")
+        }
+    }
+
+    @Test func derivesTheOwnerMarkerFromTheNamespaceUnlessSet() throws {
+        let derived = try Configuration(
+            environment: ["WEBHOOK_SECRET": "w", "GITHUB_TOKEN": "t", "NAMESPACE": "github-runners-jobs"],
+            files: InMemoryFiles()
+        )
+        #expect(derived.ownerLabel == "kar-github-runners-jobs")
+        let set = try Configuration(
+            environment: ["WEBHOOK_SECRET": "w", "GITHUB_TOKEN": "t", "RUNNER_OWNER_LABEL": "team-a.runners"],
+            files: InMemoryFiles()
+        )
+        #expect(set.ownerLabel == "team-a.runners")
+        #expect(throws: ConfigurationErrors.self) {
+            try Configuration(
+                environment: ["WEBHOOK_SECRET": "w", "GITHUB_TOKEN": "t", "RUNNER_OWNER_LABEL": "not a label"],
+                files: InMemoryFiles()
+            )
+        }
+    }
 }

@@ -21,7 +21,7 @@ import Testing
             transport: transport,
             metrics: metrics,
             logger: LogCapture().logger(),
-            clock: { now.withLock { $0 } }
+            clock: { Double(now.withLock { $0 }) }
         )
     }
 
@@ -107,8 +107,9 @@ import Testing
             _ = try await github.job(owner: "o", repo: "r", id: 1)
             Issue.record("expected a rate limit")
         } catch {
-            #expect(error.kind == .rateLimited && error.retryAt == 1_700_000_600)
-            #expect(error.description.contains("rate limited until 2023-11-14T22:23:20Z"))
+            // The reset is a whole second of GitHub's clock: the pause lasts through it.
+            #expect(error.kind == .rateLimited && error.retryAt == 1_700_000_601)
+            #expect(error.description.contains("rate limited until 2023-11-14T22:23:21Z"))
         }
         #expect(exposition.contains("github_api_rate_limit_remaining 0.0\n"))
         // Before the reset: refused without a request.
@@ -132,6 +133,55 @@ import Testing
         } catch {
             #expect(error.kind == .rateLimited && error.retryAt == 1_700_000_030)
         }
+    }
+
+    @Test func countsARetryAfterWindowFromTheAnswerNotFromTheRequest() async throws {
+        transport.enqueue(
+            429,
+            #"{"message":"You have exceeded a secondary rate limit."}"#,
+            headers: [("retry-after", "30")]
+        )
+        let reads = Reads()
+        // The request left at 1_700_000_000; its answer came 10 s later (a slow call).
+        let delayed = GitHubClient(
+            configuration: .init(baseURL: "https://api.github.com", token: Secret("ghp_secret")),
+            transport: transport,
+            metrics: metrics,
+            logger: LogCapture().logger(),
+            clock: { reads.next() }
+        )
+        await #expect(throws: GitHubAPIError.self) { try await delayed.job(owner: "o", repo: "r", id: 1) }
+        reads.set(1_700_000_035)  // 35 s after the request, 25 s after the answer: still inside the window
+        await #expect(throws: GitHubAPIError.self) { try await delayed.job(owner: "o", repo: "r", id: 1) }
+        #expect(transport.requests.count == 1)
+        reads.set(1_700_000_041)
+        transport.enqueue(200, try Fixtures.text("github/api/job.get.200.json"))
+        _ = try await delayed.job(owner: "o", repo: "r", id: 1)
+        #expect(transport.requests.count == 2)
+    }
+
+    /// A clock whose first read is the request's start and later reads are 10 s on (the answer's arrival).
+    final class Reads: Sendable {
+        let state = Mutex<(reads: Int, fixed: Double?)>((0, nil))
+        func next() -> Double {
+            state.withLock { state in
+                defer { state.reads += 1 }
+                return state.fixed ?? (state.reads == 0 ? 1_700_000_000 : 1_700_000_010)
+            }
+        }
+        func set(_ value: Double) { state.withLock { $0.fixed = value } }
+    }
+
+    @Test func stopsAfterTheLastRequestOfTheWindowSucceeded() async throws {
+        transport.enqueue(
+            200,
+            try Fixtures.text("github/api/job.get.200.json"),
+            headers: [("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "1700000100")]
+        )
+        let github = client()
+        _ = try await github.job(owner: "o", repo: "r", id: 1)
+        await #expect(throws: GitHubAPIError.self) { try await github.job(owner: "o", repo: "r", id: 1) }
+        #expect(transport.requests.count == 1)
     }
 
     @Test func reportsTransportFailuresAsNoResponse() async {

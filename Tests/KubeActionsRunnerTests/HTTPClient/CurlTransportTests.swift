@@ -140,4 +140,53 @@ import Testing
             }
         }
     }
+
+    /// Cancellation against completion, hammered: every call ends exactly once (a double resume traps, a lost one
+    /// hangs), and a call cancelled before it was handed over never runs (it used to run to its end when the
+    /// transport's thread drained the cancellation before the transfer arrived).
+    @Test func cancellationRacingCompletionEndsEveryCallExactlyOnce() async throws {
+        let transport = CurlTransport()
+        defer { transport.shutdown() }
+        try await withServer(handler: Self.echo) { server in
+            let slow = "http://127.0.0.1:\(server.port)/slow"
+            let fast = "http://127.0.0.1:\(server.port)/fast"
+            let started = ContinuousClock.now
+            var answered = 0
+            for _ in 0..<300 {
+                let task = Task {
+                    withUnsafeCurrentTask { $0?.cancel() }
+                    return try await transport.send(HTTPClientRequest(method: "GET", url: slow, timeout: .seconds(10)))
+                }
+                do {
+                    _ = try await task.value
+                    answered += 1
+                } catch {
+                    #expect((error as? HTTPTransportError)?.kind == .cancelled)
+                }
+            }
+            #expect(answered == 0)  // none ran its 1.5 s
+            #expect(ContinuousClock.now - started < .seconds(3))
+
+            let outcomes = await withTaskGroup(of: Bool.self) { group in
+                for index in 0..<400 {
+                    group.addTask {
+                        let task = Task {
+                            try await transport.send(HTTPClientRequest(method: "GET", url: fast, timeout: .seconds(10)))
+                        }
+                        // Cancel at every stage: before the hand-over, in flight, as the answer completes, after.
+                        if index % 4 != 0 { try? await Task.sleep(for: .microseconds(index % 7 * 150)) }
+                        task.cancel()
+                        return (try? await task.value) != nil
+                    }
+                }
+                var results: [Bool] = []
+                for await result in group { results.append(result) }
+                return results
+            }
+            #expect(outcomes.count == 400)  // every call ended once
+            // The transport still works after the storm.
+            let after = try await transport.send(HTTPClientRequest(method: "GET", url: fast))
+            #expect(after.status == 200)
+        }
+    }
 }

@@ -163,6 +163,40 @@ import Testing
         #expect(request.url == "https://10.0.0.1:6443/apis/batch/v1/namespaces/runners/jobs/runner-1")
         #expect(request.bodyText == #"{"kind":"DeleteOptions","apiVersion":"v1","propagationPolicy":"Background"}"#)
     }
+
+    @Test func deletesExactlyTheJobItListedWithAUIDPrecondition() async throws {
+        transport.enqueue(
+            409,
+            #"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Operation cannot be fulfilled on jobs.batch \"runner-1\": Precondition failed: UID in precondition: a, UID in object meta: b","reason":"Conflict","details":{"name":"runner-1","group":"batch","kind":"jobs"},"code":409}"#
+        )
+        await #expect(throws: KubernetesAPIError.self) {
+            try await client().deleteJob(name: "runner-1", namespace: "runners", uid: "a")
+        }
+        #expect(
+            transport.requests.first?.bodyText
+                == #"{"kind":"DeleteOptions","apiVersion":"v1","propagationPolicy":"Background","preconditions":{"uid":"a"}}"#
+        )
+    }
+
+    @Test func honoursTheAPIServersRetryAfter() async throws {
+        transport.enqueue(
+            429,
+            #"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Too many requests, please try again later.","reason":"TooManyRequests","details":{"retryAfterSeconds":30},"code":429}"#,
+            headers: [("Retry-After", "30")]
+        )
+        let kubernetes = client()
+        do {
+            _ = try await kubernetes.listJobs(namespace: "runners", labelSelector: "a=b", limit: nil)
+            Issue.record("expected 429")
+        } catch {
+            #expect(error.kind == .unavailable && error.retryAfterSeconds == 30)
+        }
+        // Inside the window: refused without a request.
+        await #expect(throws: KubernetesAPIError.self) {
+            try await kubernetes.listJobs(namespace: "runners", labelSelector: "a=b", limit: nil)
+        }
+        #expect(transport.requests.count == 1)
+    }
 }
 
 /// Files a test can change between calls.

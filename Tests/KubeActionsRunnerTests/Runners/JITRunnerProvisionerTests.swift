@@ -1,3 +1,4 @@
+import Synchronization
 import Testing
 
 @testable import KubeActionsRunner
@@ -38,10 +39,15 @@ import Testing
         #expect(runnerName.hasPrefix("runner-7-") && runnerName.count == "runner-7-".count + 5)
         let secret = try #require(kubernetes.state.withLock { $0.secrets["runner-7"] })
         #expect(secret["stringData"]?["jitconfig"] == .string("jit-100"))
+        // The registration it was made for is recorded on the Secret; the registration carries the marker.
+        #expect(secret["metadata"]?["labels"]?["kube-actions-runner/runner-id"] == "100")
+        #expect(secret["metadata"]?["labels"]?["kube-actions-runner/runner-name"] == .string(runnerName))
+        #expect(secret["metadata"]?["labels"]?["app.kubernetes.io/instance"] == "kar-github-runners")
+        #expect(github.state.withLock { $0.runnerLabels[100] } == ["self-hosted", "kar-github-runners"])
         #expect(
             secret["metadata"]?["ownerReferences"] == [
                 .object([
-                    ("apiVersion", "batch/v1"), ("kind", "Job"), ("name", "runner-7"), ("uid", "uid-runner-7"),
+                    ("apiVersion", "batch/v1"), ("kind", "Job"), ("name", "runner-7"), ("uid", "uid-1"),
                     ("controller", true),
                 ])
             ]
@@ -202,7 +208,7 @@ import Testing
         #expect(try await provisioner.provision(request) == .created(runnerJob: "runner-20-after-21"))
         let runnerName = try #require(github.runners.values.first)
         #expect(runnerName.hasPrefix("runner-20-after-21-"))
-        #expect(RunnerRequest.jobID(ofRunnerNamed: runnerName) == 20)
+        #expect(RunnerName(parsing: runnerName, as: .registration)?.jobID == 20)
         #expect(github.calls.contains { $0.hasPrefix("jit runner-20-after-21-") })
         #expect(try await provisioner.provision(request) == .alreadyProvisioned(runnerJob: "runner-20-after-21"))
     }
@@ -217,5 +223,45 @@ import Testing
         #expect(try await provisioner.provision(request(40)) == .created(runnerJob: "runner-40"))
         #expect(kubernetes.jobNames == ["runner-40"] && kubernetes.secretNames == ["runner-40"])
         #expect(github.runners.count == 1)
+    }
+
+    @Test func replacesOnlyARunnerThisDeploymentRecordedOnOneOfItsJobs() async throws {
+        github.queue(job: 30)
+        github.queue(job: 31)
+        #expect(try await provisioner.provision(request(30)) == .created(runnerJob: "runner-30"))
+        let ours = try #require(github.runners.values.first)
+        var request = request(30)
+        request.labels = []
+        request.replacing = 31
+        // A name shaped like ours, recorded on no Job of ours (another deployment's, or a hand-made one).
+        request.takenByRunner = "runner-30-zzzzz"
+        #expect(try await provisioner.provision(request) == .foreignRunner(name: "runner-30-zzzzz"))
+        #expect(kubernetes.jobNames == ["runner-30"] && github.runners.count == 1)
+        // The registration recorded on runner-30: a replacement.
+        request.takenByRunner = ours
+        #expect(try await provisioner.provision(request) == .created(runnerJob: "runner-30-after-31"))
+    }
+
+    /// Leadership checked just before each mutating call: lost after the Job, or after the registration, the attempt
+    /// stops there and removes what it made.
+    @Test(arguments: [1, 2])
+    func stopsAndCleansUpWhenLeadershipIsLostMidway(checksPassed: Int) async throws {
+        github.queue(job: 60)
+        let checks = Counter()
+        await #expect(throws: ProvisioningError.self) {
+            try await provisioner.provision(request(60), while: { checks.next() < checksPassed })
+        }
+        #expect(kubernetes.jobNames.isEmpty && kubernetes.secretNames.isEmpty && github.runners.isEmpty)
+        #expect(kubernetes.calls.contains("create job runner-60"))
+        #expect(github.calls.contains { $0.hasPrefix("jit ") } == (checksPassed == 2))
+    }
+
+    final class Counter: Sendable {
+        let value = Mutex(0)
+        func next() -> Int {
+            value.withLock { value in
+                defer { value += 1 }; return value
+            }
+        }
     }
 }

@@ -14,6 +14,8 @@ import Testing
         deliveryID: "d-1"
     )
 
+    static let ownerLabel = "kar-github-runners"
+
     static func settings(_ mode: RunnerMode, mtu: Int? = nil) -> RunnerJob.Settings {
         RunnerJob.Settings(
             namespace: "github-runners",
@@ -21,7 +23,8 @@ import Testing
             runnerImage: "ghcr.io/actions/actions-runner:latest",
             dindImage: "docker:dind",
             dindMTU: mtu,
-            ttlSecondsAfterFinished: 300
+            ttlSecondsAfterFinished: 300,
+            ownerLabel: ownerLabel
         )
     }
 
@@ -39,7 +42,12 @@ import Testing
 
     @Test func rendersTheSecretOwnedByTheJob() throws {
         let job = RunnerJob.render(for: Self.request, settings: Self.settings(.standard))
-        let secret = job.secret(jitConfig: "ENCODED", jobUID: "1234-uid")
+        let secret = job.secret(
+            jitConfig: "ENCODED",
+            jobUID: "1234-uid",
+            runnerID: 23,
+            runnerName: "runner-289782451-a1b2c"
+        )
         let rendered = secret.rendered(pretty: true) + "\n"
         if ProcessInfo.processInfo.environment["UPDATE_GOLDEN"] == "1" {
             try Data(rendered.utf8).write(to: Fixtures.directory.appendingPathComponent("golden/secret.json"))

@@ -9,10 +9,14 @@ final class FakeGitHubAPI: GitHubAPI {
         var runners: [Int64: String] = [:]  // id -> name
         var runnerLabels: [Int64: [String]] = [:]
         var busy: Set<Int64> = []
+        /// Registrations whose runner connected (GitHub's `status: online`).
+        var online: Set<Int64> = []
         var nextRunnerID: Int64 = 100
         var calls: [String] = []
         var jobFaults: [GitHubAPIError] = []
         var jitFaults: [GitHubAPIError] = []
+        /// Failed-but-effective JIT calls: the runner is registered, then the answer is this failure.
+        var jitEffectiveFaults: [GitHubAPIError] = []
         var deleteFaults: [GitHubAPIError] = []
     }
 
@@ -39,6 +43,29 @@ final class FakeGitHubAPI: GitHubAPI {
     }
 
     var runners: [Int64: String] { state.withLock { $0.runners } }
+
+    /// A registration made by someone else, or by hand (`labels` decide whose it is).
+    @discardableResult
+    func register(_ name: String, labels: [String], busy: Bool = false, id: Int64? = nil) -> Int64 {
+        state.withLock { state in
+            let id = id ?? state.nextRunnerID
+            state.nextRunnerID = max(state.nextRunnerID, id + 1)
+            state.runners[id] = name
+            state.runnerLabels[id] = labels
+            if busy { state.busy.insert(id) }
+            return id
+        }
+    }
+
+    /// A registration's runner starts `job` (GitHub marks it busy and the job in progress on it).
+    func start(runner id: Int64, on job: Int64) {
+        state.withLock { state in
+            state.busy.insert(id)
+            state.online.insert(id)
+            state.jobs[job]?.status = "in_progress"
+            state.jobs[job]?.runnerName = state.runners[id]
+        }
+    }
     var calls: [String] { state.withLock { $0.calls } }
 
     static func error(_ kind: GitHubAPIError.Kind, status: Int?, endpoint: String = "POST x") -> GitHubAPIError {
@@ -76,6 +103,7 @@ final class FakeGitHubAPI: GitHubAPI {
             state.nextRunnerID += 1
             state.runners[id] = request.name
             state.runnerLabels[id] = request.labels
+            if !state.jitEffectiveFaults.isEmpty { return .failure(state.jitEffectiveFaults.removeFirst()) }
             return .success(JITConfig(runnerID: id, runnerName: request.name, encodedConfig: Secret("jit-\(id)")))
         }
         return try result.get()
@@ -109,15 +137,30 @@ final class FakeGitHubAPI: GitHubAPI {
     func runners(owner: String, repo: String) async throws(GitHubAPIError) -> [RegisteredRunner] {
         state.withLock { state in
             state.calls.append("runners")
-            return state.runners.sorted { $0.key < $1.key }.map {
+            // The first page, as the client asks for it (per_page=100).
+            return state.runners.sorted { $0.key < $1.key }.prefix(100).map {
                 RegisteredRunner(
                     id: $0.key,
                     name: $0.value,
-                    status: "online",
+                    status: state.online.contains($0.key) ? "online" : "offline",
                     busy: state.busy.contains($0.key),
                     labels: state.runnerLabels[$0.key] ?? []
                 )
             }
+        }
+    }
+
+    func runner(owner: String, repo: String, id: Int64) async throws(GitHubAPIError) -> RegisteredRunner? {
+        state.withLock { state in
+            state.calls.append("runner \(id)")
+            guard let name = state.runners[id] else { return nil }
+            return RegisteredRunner(
+                id: id,
+                name: name,
+                status: state.online.contains(id) ? "online" : "offline",
+                busy: state.busy.contains(id),
+                labels: state.runnerLabels[id] ?? []
+            )
         }
     }
 
@@ -135,12 +178,27 @@ final class FakeGitHubAPI: GitHubAPI {
     }
 }
 
-/// Jobs and Secrets in memory, with AlreadyExists and owner-reference deletion; faults queued per verb.
+/// Jobs, Secrets, pods and events in memory, as the API server and the Job controller keep them where the service
+/// can tell: unique uids, label selectors, AlreadyExists, delete preconditions (409 Conflict), owner-reference
+/// deletion, and a Job controller (`runJobController`) that creates each Job's pod, or, under a pod quota, records
+/// a `FailedCreate` event on the Job's uid. Faults queued per verb.
 final class FakeKubernetesAPI: KubernetesAPI {
+    struct StoredJob {
+        var uid: String
+        var manifest: JSONValue
+        var labels: [String: String]
+        var finished = false
+    }
+
+    struct StoredPod {
+        var labels: [String: String]
+        var pod: PodSummary
+    }
+
     struct State {
-        var jobs: [String: (uid: String, manifest: JSONValue)] = [:]
+        var jobs: [String: StoredJob] = [:]
         var jobCreated: [String: Double] = [:]
-        var pods: [PodSummary] = []
+        var pods: [StoredPod] = []
         var events: [JobEvent] = []
         var secrets: [String: JSONValue] = [:]
         var calls: [String] = []
@@ -148,6 +206,11 @@ final class FakeKubernetesAPI: KubernetesAPI {
         var createSecretFaults: [KubernetesAPIError] = []
         /// Delays createJob, to let concurrent callers race.
         var createJobDelay: Duration = .zero
+        /// A ResourceQuota on pods: the Job controller creates no pod past this many.
+        var podQuota: Int? = nil
+        var nextUID = 1
+        /// The cluster's clock (seconds), for creation and event times.
+        var time = 1_000_000.0
     }
 
     let state = Mutex(State())
@@ -177,6 +240,97 @@ final class FakeKubernetesAPI: KubernetesAPI {
         )
     }
 
+    static func labels(of manifest: JSONValue?) -> [String: String] {
+        guard case .object(let fields)? = manifest?["metadata"]?["labels"] else { return [:] }
+        var labels: [String: String] = [:]
+        for (key, value) in fields {
+            if case .string(let text) = value { labels[key] = text }
+        }
+        return labels
+    }
+
+    /// Equality-based label selectors (`a=b,c==d,e!=f`), as the API server reads them.
+    static func matches(_ selector: String, _ labels: [String: String]) -> Bool {
+        selector.split(separator: ",").allSatisfy { term in
+            if let range = term.range(of: "!=") {
+                return labels[String(term[..<range.lowerBound])] != String(term[range.upperBound...])
+            }
+            let parts = term.replacingOccurrences(of: "==", with: "=").split(separator: "=", maxSplits: 1)
+            guard parts.count == 2 else { return labels[String(term)] != nil }
+            return labels[String(parts[0])] == String(parts[1])
+        }
+    }
+
+    /// A Job of this service as the API server would hold it (for tests that set up state directly).
+    @discardableResult
+    func addJob(_ name: String, labels: [String: String], finished: Bool = false) -> String {
+        state.withLock { state in
+            let uid = "uid-\(state.nextUID)"
+            state.nextUID += 1
+            state.jobs[name] = StoredJob(uid: uid, manifest: .object([]), labels: labels, finished: finished)
+            state.jobCreated[name] = state.time
+            return uid
+        }
+    }
+
+    func uid(of job: String) -> String? { state.withLock { $0.jobs[job]?.uid } }
+
+    func finish(_ job: String) { state.withLock { $0.jobs[job]?.finished = true } }
+
+    /// The Job controller's pass: each live Job without a pod gets one (labels from its template, plus
+    /// `batch.kubernetes.io/job-name`), unless the pod quota is used up: then a `FailedCreate` event on the Job's uid.
+    func runJobController(advance seconds: Double = 1) {
+        state.withLock { state in
+            state.time += seconds
+            for (name, job) in state.jobs.sorted(by: { $0.key < $1.key }) where !job.finished {
+                guard !state.pods.contains(where: { $0.pod.jobName == name }) else { continue }
+                let podName = "\(name)-\(String(state.nextUID, radix: 36))"
+                if let quota = state.podQuota, state.pods.count >= quota {
+                    let message =
+                        #"pods "\#(podName)" is forbidden: exceeded quota: runner-quota, requested: pods=1, used: pods=\#(state.pods.count), limited: pods=\#(quota)"#
+                    state.events.removeAll { $0.jobUID == job.uid && $0.message.contains("exceeded quota") }
+                    state.events.append(
+                        JobEvent(
+                            jobName: name,
+                            reason: "FailedCreate",
+                            message: message,
+                            jobUID: job.uid,
+                            lastSeen: state.time
+                        )
+                    )
+                    continue
+                }
+                let uid = "uid-\(state.nextUID)"
+                state.nextUID += 1
+                var labels = job.labels
+                labels["batch.kubernetes.io/job-name"] = name
+                state.pods.append(
+                    StoredPod(
+                        labels: labels,
+                        pod: PodSummary(
+                            name: podName,
+                            jobName: name,
+                            createdAt: state.time,
+                            waitingReasons: [],
+                            unschedulable: nil,
+                            uid: uid,
+                            containers: [ContainerSummary(name: "runner", isRunning: true, isReady: true)]
+                        )
+                    )
+                )
+            }
+        }
+    }
+
+    /// Changes the pod of `job` (its containers' states, say).
+    func updatePod(of job: String, _ change: (inout PodSummary) -> Void) {
+        state.withLock { state in
+            for index in state.pods.indices where state.pods[index].pod.jobName == job {
+                change(&state.pods[index].pod)
+            }
+        }
+    }
+
     func createJob(_ manifest: JSONValue, namespace: String) async throws(KubernetesAPIError) -> CreatedObject {
         let delay = state.withLock { $0.createJobDelay }
         if delay > .zero { try? await Task.sleep(for: delay) }
@@ -187,9 +341,10 @@ final class FakeKubernetesAPI: KubernetesAPI {
             state.calls.append("create job \(name)")
             if !state.createJobFaults.isEmpty { return .failure(state.createJobFaults.removeFirst()) }
             if state.jobs[name] != nil { return .failure(Self.error(.alreadyExists, status: 409)) }
-            let uid = "uid-\(name)"
-            state.jobs[name] = (uid, manifest)
-            state.jobCreated[name] = Timestamps.now()
+            let uid = "uid-\(state.nextUID)"
+            state.nextUID += 1
+            state.jobs[name] = StoredJob(uid: uid, manifest: manifest, labels: Self.labels(of: manifest))
+            state.jobCreated[name] = state.time
             return .success(CreatedObject(name: name, uid: uid))
         }
         return try result.get()
@@ -200,19 +355,28 @@ final class FakeKubernetesAPI: KubernetesAPI {
         let result = state.withLock { state -> Result<Void, KubernetesAPIError> in
             state.calls.append("create secret \(name)")
             if !state.createSecretFaults.isEmpty { return .failure(state.createSecretFaults.removeFirst()) }
+            if state.secrets[name] != nil {
+                return .failure(Self.error(.alreadyExists, status: 409, resource: "secrets"))
+            }
             state.secrets[name] = manifest
             return .success(())
         }
         try result.get()
     }
 
-    func deleteJob(name: String, namespace: String) async throws(KubernetesAPIError) {
+    func deleteJob(name: String, namespace: String, uid: String?) async throws(KubernetesAPIError) {
         let result = state.withLock { state -> Result<Void, KubernetesAPIError> in
             state.calls.append("delete job \(name)")
-            guard let job = state.jobs.removeValue(forKey: name) else {
+            guard let job = state.jobs[name] else {
                 return .failure(Self.error(.notFound, status: 404, verb: "delete"))
             }
-            // The garbage collector: Secrets owned by the Job go with it.
+            if let uid, uid != job.uid {
+                // The API server: 409 Conflict, "Precondition failed: UID in precondition: …, UID in object meta: …".
+                return .failure(Self.error(.conflict, status: 409, verb: "delete"))
+            }
+            state.jobs[name] = nil
+            // The garbage collector: the pod and the Secrets owned by the Job go with it.
+            state.pods.removeAll { $0.pod.jobName == name }
             state.secrets = state.secrets.filter { _, secret in
                 guard case .array(let owners)? = secret["metadata"]?["ownerReferences"] else { return true }
                 return !owners.contains { $0["uid"] == .string(job.uid) }
@@ -229,22 +393,40 @@ final class FakeKubernetesAPI: KubernetesAPI {
     ) async throws(KubernetesAPIError) -> [JobSummary] {
         state.withLock { state in
             state.calls.append("list jobs")
-            return state.jobs.keys.sorted().map { name in
-                JobSummary(name: name, labels: [:], isFinished: false, createdAt: state.jobCreated[name])
+            return state.jobs.sorted { $0.key < $1.key }.filter { Self.matches(labelSelector, $0.value.labels) }.map {
+                JobSummary(
+                    name: $0.key,
+                    labels: $0.value.labels,
+                    isFinished: $0.value.finished,
+                    createdAt: state.jobCreated[$0.key],
+                    uid: $0.value.uid
+                )
             }
         }
     }
 
     func listPods(namespace: String, labelSelector: String) async throws(KubernetesAPIError) -> [PodSummary] {
-        state.withLock { $0.pods }
+        state.withLock { $0.pods.filter { Self.matches(labelSelector, $0.labels) }.map(\.pod) }
     }
 
     func listFailedCreateEvents(namespace: String) async throws(KubernetesAPIError) -> [JobEvent] {
         state.withLock { $0.events }
     }
 
-    func listSecretNames(namespace: String, labelSelector: String) async throws(KubernetesAPIError) -> [String] {
-        state.withLock { Array($0.secrets.keys).sorted() }
+    func listSecrets(namespace: String, labelSelector: String) async throws(KubernetesAPIError) -> [SecretSummary] {
+        state.withLock { state in
+            state.secrets.sorted { $0.key < $1.key }.compactMap { name, manifest in
+                let labels = Self.labels(of: manifest)
+                guard Self.matches(labelSelector, labels) else { return nil }
+                var owner: String?
+                if case .array(let owners)? = manifest["metadata"]?["ownerReferences"],
+                    case .string(let uid)? = owners.first?["uid"]
+                {
+                    owner = uid
+                }
+                return SecretSummary(name: name, labels: labels, ownerUID: owner)
+            }
+        }
     }
 
     func lease(name: String, namespace: String) async throws(KubernetesAPIError) -> Lease? {
@@ -306,7 +488,9 @@ extension Reconciler {
         configuration: Reconciler.Configuration = .init(),
         repositories: [RepositoryRegistry.Repository] = [.init(owner: "octo", name: "repo")],
         matcher: LabelMatcher = .selfHosted,
-        rateLimitRemaining: @escaping @Sendable () -> Int64? = { 5000 }
+        rateLimitRemaining: @escaping @Sendable () -> Int64? = { 5000 },
+        clock: MonotonicClock = .continuous,
+        isLeader: @escaping @Sendable () -> Bool = { true }
     ) -> Reconciler {
         Reconciler(
             configuration: configuration,
@@ -314,6 +498,7 @@ extension Reconciler {
             rateLimitRemaining: rateLimitRemaining,
             kubernetes: kubernetes,
             namespace: "ns",
+            ownerLabel: RunnerJobTests.ownerLabel,
             provisioner: JITRunnerProvisioner.make(
                 github: github,
                 kubernetes: kubernetes,
@@ -327,9 +512,22 @@ extension Reconciler {
                 configured: repositories,
                 logger: logs.logger()
             ),
-            isLeader: { true },
+            isLeader: isLeader,
+            clock: clock,
             metrics: metrics,
             logger: logs.logger()
         )
     }
+}
+
+/// A monotonic clock that tests advance by hand: no test sleeps for a rule's timeout.
+final class ManualClock: Sendable {
+    private let base = ContinuousClock.now
+    private let offset = Mutex<Duration>(.zero)
+
+    func advance(by duration: Duration) { offset.withLock { $0 += duration } }
+
+    var now: ContinuousClock.Instant { base + offset.withLock { $0 } }
+
+    var clock: MonotonicClock { MonotonicClock { [self] in self.now } }
 }

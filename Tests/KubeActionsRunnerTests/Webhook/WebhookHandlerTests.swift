@@ -322,5 +322,7 @@ import Testing
         let request = try #require(provisioner.requests.first)
         #expect(provisioner.requests.count == 1)
         #expect(request.jobID == 77 && request.replacing == 42 && request.labels.isEmpty)
+        // The provisioner replaces only a runner one of this deployment's Jobs records: it is told which.
+        #expect(request.takenByRunner == "runner-77-a1b2c")
     }
 }
