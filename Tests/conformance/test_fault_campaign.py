@@ -336,10 +336,12 @@ def test_github_retry_after_is_honoured_by_every_path(tmp_path):
         assert limited, "no JIT call reached GitHub"
         first = min(answered for method, path, _, _, answered in timeline
                     if method == "POST" and "generate-jitconfig" in path)
-        # The fault is the first JIT answer; nothing may arrive while its window runs (a 10 ms allowance for the
-        # fakes' own bookkeeping of calls already in flight when it was answered).
+        # The fault is the first JIT answer; nothing may arrive while its window runs. Allowance: 100 ms for calls
+        # the service had sent before it read the 429, which the fakes' one event loop may read late on a loaded
+        # machine (one arrived 18 ms after the answer in a full suite run beside other builds). A path that ignored
+        # the window would call throughout it: the reconciler cycles every second.
         inside = [(method, path, round(arrived - first, 3)) for method, path, _, arrived, _ in timeline
-                  if first + 0.01 < arrived < first + window]
+                  if first + 0.1 < arrived < first + window]
         print(f"\nretry-after {window} s: {len(timeline)} GitHub calls; deliveries answered {sorted(set(results))};"
               f" calls inside the window: {len(inside)}")
         assert not inside, inside[:5]
