@@ -35,6 +35,10 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
         public var maxCachedConnections = 256
         /// Connections to one host once it has answered over HTTP/2 (each carries up to the server's stream limit).
         public var multiplexedConnectionsPerHost = 8
+        /// The largest answer body accepted; a larger one is aborted as it arrives (or at once, when its
+        /// Content-Length says so) and the call fails with `tooLarge`. The service's largest legitimate answers are
+        /// list pages (500 runner Jobs, about 5 MiB); an upstream must never decide how much memory we use.
+        public var maxResponseBytes = 16 << 20
 
         public init(tls: TLSConfiguration = TLSConfiguration(), connectTimeout: Duration = .seconds(3)) {
             self.tls = tls
@@ -198,6 +202,9 @@ final class CurlRequest: @unchecked Sendable {
     var continuation: CheckedContinuation<Result<HTTPClientResponse, HTTPTransportError>, Never>?
     var body: [UInt8] = []
     var headers: [(name: String, value: String)] = []
+    /// The body limit of this transfer (`Configuration.maxResponseBytes`), and whether the answer passed it.
+    let maxResponseBytes: Int
+    private(set) var tooLarge = false
 
     init(id: UInt64, request: HTTPClientRequest, configuration: CurlTransport.Configuration) throws(HTTPTransportError)
     {
@@ -206,6 +213,7 @@ final class CurlRequest: @unchecked Sendable {
         }
         self.id = id
         self.easy = easy
+        self.maxResponseBytes = configuration.maxResponseBytes
         var ok = true
         func set(_ result: CURLcode) { ok = ok && result == CURLE_OK }
 
@@ -216,6 +224,8 @@ final class CurlRequest: @unchecked Sendable {
         set(kar_curl_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, Int(request.timeout.milliseconds)))
         set(kar_curl_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, Int(configuration.connectTimeout.milliseconds)))
         set(kar_curl_easy_setopt_pointer(easy, CURLOPT_ACCEPT_ENCODING, ""))
+        // An announced Content-Length over the limit fails before any of the body is read.
+        set(kar_curl_easy_setopt_long(easy, CURLOPT_MAXFILESIZE, configuration.maxResponseBytes))
         // HTTP/2 where TLS negotiates it, and wait for a connection being set up rather than open another (see above).
         set(kar_curl_easy_setopt_long(easy, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS)))
         set(kar_curl_easy_setopt_long(easy, CURLOPT_PIPEWAIT, 1))
@@ -261,6 +271,12 @@ final class CurlRequest: @unchecked Sendable {
             kar_curl_easy_setopt_callback(easy, CURLOPT_WRITEFUNCTION) { data, size, count, context in
                 let transfer = Unmanaged<CurlRequest>.fromOpaque(context!).takeUnretainedValue()
                 let length = size * count
+                // Chunked or compressed answers announce no size: count what arrives, and stop at the limit
+                // (returning less than `length` makes libcurl abort the transfer).
+                guard transfer.body.count + length <= transfer.maxResponseBytes else {
+                    transfer.tooLarge = true
+                    return 0
+                }
                 data!.withMemoryRebound(to: UInt8.self, capacity: length) {
                     transfer.body.append(contentsOf: UnsafeBufferPointer(start: $0, count: length))
                 }
@@ -313,6 +329,17 @@ final class CurlRequest: @unchecked Sendable {
 
     /// Called on the transport's thread when libcurl is done with the transfer.
     func complete(_ code: CURLcode) {
+        if tooLarge || code == CURLE_FILESIZE_EXCEEDED {
+            finish(
+                .failure(
+                    HTTPTransportError(
+                        kind: .tooLarge,
+                        message: "the answer is larger than \(maxResponseBytes) bytes; aborted"
+                    )
+                )
+            )
+            return
+        }
         guard code == CURLE_OK else {
             finish(
                 .failure(

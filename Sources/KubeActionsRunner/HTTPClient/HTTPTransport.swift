@@ -47,6 +47,8 @@ public struct HTTPTransportError: Error, Equatable, CustomStringConvertible {
         case connect
         case tls
         case cancelled
+        /// The answer was larger than the transport accepts (`CurlTransport.Configuration.maxResponseBytes`).
+        case tooLarge
         case other
     }
 

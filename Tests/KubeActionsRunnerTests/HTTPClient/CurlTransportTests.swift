@@ -189,4 +189,82 @@ import Testing
             #expect(after.status == 200)
         }
     }
+
+    @Test(arguments: [false, true])
+    func anAnswerOverTheLimitFailsAsTooLargeAndOneAtTheLimitIsRead(chunked: Bool) async throws {
+        var configuration = CurlTransport.Configuration()
+        configuration.maxResponseBytes = 100_000
+        let transport = CurlTransport(configuration: configuration)
+        defer { transport.shutdown() }
+        for (size, fits) in [(100_000, true), (100_001, false), (3_000_000, false)] {
+            let port = try RawResponder.start(bodySize: size, chunked: chunked)
+            do {
+                let response = try await transport.send(
+                    HTTPClientRequest(method: "GET", url: "http://127.0.0.1:\(port)/list", timeout: .seconds(10))
+                )
+                #expect(fits, "\(size) bytes were accepted")
+                #expect(response.body.count == size)
+            } catch {
+                #expect(!fits, "\(size) bytes failed: \(error)")
+                #expect(error.kind == .tooLarge)
+                #expect(error.message.contains("100000 bytes"))
+            }
+        }
+    }
+}
+
+/// A one-shot HTTP/1.1 server on a thread of its own: answers its first request with `bodySize` bytes, with a
+/// Content-Length or chunked (announcing no size, as a compressed or streamed answer does), then closes.
+enum RawResponder {
+    static func start(bodySize: Int, chunked: Bool) throws -> Int {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(listener, pointer, length) == 0 && listen(listener, 1) == 0
+                    && getsockname(listener, pointer, &length) == 0
+            }
+        }
+        guard bound else {
+            close(listener)
+            throw POSIXError(.EADDRNOTAVAIL)
+        }
+        let thread = Thread {
+            defer { close(listener) }
+            let connection = accept(listener, nil, nil)
+            guard connection >= 0 else { return }
+            defer { close(connection) }
+            var request: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while request.suffix(4) != [13, 10, 13, 10] {
+                let count = read(connection, &buffer, buffer.count)
+                guard count > 0 else { return }
+                request += buffer[..<count]
+            }
+            func send(_ bytes: [UInt8]) -> Bool {
+                var sent = 0
+                while sent < bytes.count {
+                    let count = bytes[sent...].withUnsafeBytes { write(connection, $0.baseAddress, $0.count) }
+                    guard count > 0 else { return false }
+                    sent += count
+                }
+                return true
+            }
+            let framing = chunked ? "Transfer-Encoding: chunked" : "Content-Length: \(bodySize)"
+            guard send(Array("HTTP/1.1 200 OK\r\n\(framing)\r\nConnection: close\r\n\r\n".utf8)) else { return }
+            var left = bodySize
+            while left > 0 {
+                let piece = [UInt8](repeating: UInt8(ascii: "x"), count: min(left, 65_536))
+                left -= piece.count
+                let framed = chunked ? Array("\(String(piece.count, radix: 16))\r\n".utf8) + piece + Array("\r\n".utf8) : piece
+                guard send(framed) else { return }  // the client aborted: the limit worked
+            }
+            if chunked { _ = send(Array("0\r\n\r\n".utf8)) }
+        }
+        thread.start()
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
 }
