@@ -115,11 +115,22 @@ public final class Reconciler: Service {
             guard isLeader() else {
                 metrics.countReconcilerCycle("skipped")
                 interval = configuration.interval
+                stepDown()
                 continue
             }
             let summary = await cycle()
             interval = summary.queued == 0 ? min(interval * 2, configuration.maxInterval) : configuration.interval
         }
+    }
+
+    /// Forgets what this replica saw while it led: a later term starts its rules' clocks afresh (an instant from an
+    /// earlier term would make a rule fire at once), and its gauges no longer report a state the leader owns.
+    func stepDown() {
+        state.withLock { state in
+            state.firstSeen.removeAll()
+        }
+        metrics.setJobsWaiting(reason: "quota", 0)
+        metrics.setJobsWaiting(reason: "refused", 0)
     }
 
     public struct Summary: Sendable, Equatable {
@@ -149,6 +160,9 @@ public final class Reconciler: Service {
 
         /// Repositories whose list was a full first page (100): more registrations may exist than were seen.
         var truncated: Set<RepositoryRegistry.Repository> = []
+        /// Repositories whose runs or jobs filled a first page (100): queued jobs may exist that were not seen, so
+        /// no runner there is known to be surplus.
+        var demandCut: Set<RepositoryRegistry.Repository> = []
 
         /// Every known repository's registrations were listed in full: a registration found in none is gone.
         var listedEveryRepository: Bool { registrations.count == repositories.count && truncated.isEmpty }
@@ -235,9 +249,10 @@ public final class Reconciler: Service {
                 break
             }
             do {
-                let (queued, running) = try await jobs(in: repository)
+                let (queued, running, complete) = try await jobs(in: repository)
                 world.queued[repository] = queued
                 world.running[repository] = running
+                if !complete { world.demandCut.insert(repository) }
             } catch {
                 logger.warning(
                     "reconciler: listing queued jobs failed",
@@ -252,20 +267,26 @@ public final class Reconciler: Service {
 
     /// Queued jobs of queued runs and of in-progress runs (a multi-job run whose first jobs already started), and
     /// the jobs in progress (which runner took which job).
+    /// `complete` is false when a list filled its first page (100): more runs or jobs may wait than were seen.
     private func jobs(
         in repository: RepositoryRegistry.Repository
-    ) async throws(GitHubAPIError) -> (queued: [GitHubJob], running: [GitHubJob]) {
+    ) async throws(GitHubAPIError) -> (queued: [GitHubJob], running: [GitHubJob], complete: Bool) {
         var queued: [GitHubJob] = []
         var running: [GitHubJob] = []
+        var complete = true
         for status in ["queued", "in_progress"] {
-            for run in try await github.runs(owner: repository.owner, repo: repository.name, status: status) {
-                for job in try await github.jobs(owner: repository.owner, repo: repository.name, runID: run.id) {
+            let runs = try await github.runs(owner: repository.owner, repo: repository.name, status: status)
+            if runs.count >= 100 { complete = false }
+            for run in runs {
+                let jobs = try await github.jobs(owner: repository.owner, repo: repository.name, runID: run.id)
+                if jobs.count >= 100 { complete = false }
+                for job in jobs {
                     if job.status == "queued" { queued.append(job) }
                     if job.status == "in_progress" { running.append(job) }
                 }
             }
         }
-        return (queued, running)
+        return (queued, running, complete)
     }
 
     // MARK: - Acting
@@ -286,12 +307,14 @@ public final class Reconciler: Service {
 
         // 1. Jobs whose pod cannot run, or must wait.
         var waitingForQuota = 0
+        var waitingRefused = 0
         for job in world.jobs where !job.isFinished {
             switch verdict(for: job, in: world, seenFor: seenFor) {
             case .none:
                 continue
             case .wait(let reason, let detail):
                 waitingForQuota += reason == "quota" ? 1 : 0
+                waitingRefused += reason == "refused" ? 1 : 0
                 if seenFor("waiting-logged:\(job.uid ?? job.name)") == .zero {
                     logger.notice(
                         "reaper: runner job waits; kept",
@@ -299,7 +322,7 @@ public final class Reconciler: Service {
                     )
                 }
             case .reap(let reason, let detail, let holdOff):
-                if await remove(job, reason: reason, detail: detail, in: world) {
+                if try await remove(job, reason: reason, detail: detail, in: world) {
                     removed.insert(job.name)
                     if holdOff, let id = job.labels[RunnerJob.jobIDLabel] {
                         state.withLock { $0.heldOff[id] = (now + configuration.failureHoldOff, reason) }
@@ -308,13 +331,14 @@ public final class Reconciler: Service {
             }
         }
         metrics.setJobsWaiting(reason: "quota", Int64(waitingForQuota))
+        metrics.setJobsWaiting(reason: "refused", Int64(waitingRefused))
 
         // 2. Interrupted provisionings: a Job that never got its Secret.
         for job in world.jobs where !job.isFinished && !world.secretNames.contains(job.name) {
             guard !removed.contains(job.name),
                 seenFor("no-secret:\(job.uid ?? job.name)") >= configuration.secretDeadline
             else { continue }
-            if await remove(
+            if try await remove(
                 job,
                 reason: "no_secret",
                 detail: "its provisioning was interrupted (no JIT secret)",
@@ -347,19 +371,33 @@ public final class Reconciler: Service {
             let pods = world.pods?.filter { $0.jobName == job.name } ?? []
             let runnerContainers = pods.flatMap(\.containers).filter { $0.name == "runner" && !$0.isInit }
             let exited = job.isFinished || runnerContainers.contains { $0.isTerminated }
-            let startedLongAgo = pods.contains { pod in
+            // Offline while its runner container runs, for the connect deadline: the clock starts when it is first
+            // seen so and starts over whenever it is seen online (a runner that connected and dropped for a moment
+            // is not one that never connected).
+            let running = pods.contains { pod in
                 pod.containers.contains { $0.name == "runner" && !$0.isInit && $0.isRunning }
-                    && seenFor("started:\(pod.uid ?? pod.name)") >= configuration.connectDeadline
             }
+            let offlineKey = "offline:\(runner.id)"
+            if runner.status == "online" || !running {
+                state.withLock { _ = $0.firstSeen.removeValue(forKey: offlineKey) }
+            }
+            let offlineLong =
+                running && runner.status != "online" && seenFor(offlineKey) >= configuration.connectDeadline
             let reason: String
             if exited {
                 reason = "runner_exited"
-            } else if startedLongAgo && runner.status != "online" {
+            } else if offlineLong {
                 reason = "never_connected"
             } else {
                 continue
             }
-            guard try await removeRegistration(runner, in: repository, reason: reason) == .deleted else { continue }
+            let removal = try await removeRegistration(
+                runner,
+                in: repository,
+                reason: reason,
+                onlyIfOffline: reason == "never_connected"
+            )
+            guard removal == .deleted else { continue }
             if !job.isFinished {
                 try fence()
                 if await deleteJob(
@@ -450,8 +488,8 @@ public final class Reconciler: Service {
                 try fence()
                 await recover(request, in: repository, age: age, summary: &summary)
             }
-            guard let runners else { continue }
-            // Idle runners nobody needs, after the idle timeout.
+            // Idle runners nobody needs, after the idle timeout; none while some demand may not have been seen.
+            guard let runners, !world.demandCut.contains(repository) else { continue }
             for runner in runners where isOurs(runner) {
                 guard runner.busy != true, let job = plan.recordedOn[runner.id] else { continue }
                 let idle = seenFor("idle:\(runner.id)")
@@ -587,7 +625,8 @@ public final class Reconciler: Service {
     private func verdict(for job: JobSummary, in world: World, seenFor: (String) -> Duration) -> Verdict {
         let pods = world.pods?.filter { $0.jobName == job.name } ?? []
         let lastPod = pods.compactMap(\.createdAt).max()
-        let events = (world.events ?? []).filter { event in
+        // Without the pods, an event cannot be told from one older than the pod that now runs: none is read.
+        let events = (world.pods == nil ? [] : world.events ?? []).filter { event in
             guard let uid = job.uid, event.jobUID == uid else { return false }
             guard let lastPod else { return true }
             return (event.lastSeen ?? -.infinity) > lastPod
@@ -596,7 +635,20 @@ public final class Reconciler: Service {
             if Self.isQuota(event.message) {
                 return .wait(reason: "quota", detail: event.message)
             }
-            return .reap(reason: "failed_create", detail: event.message, holdOff: true)
+            if Self.isPermanentRefusal(event.message) {
+                return .reap(reason: "failed_create", detail: event.message, holdOff: true)
+            }
+            // Another refusal (an admission webhook that timed out, an API server too busy): the Job controller
+            // retries, so it is a wait, until the pod start deadline.
+            let seen = seenFor("refused:\(job.uid ?? job.name)")
+            if seen >= configuration.podStartDeadline {
+                return .reap(
+                    reason: "failed_create",
+                    detail: "pod refused for \(seen.components.seconds) s: \(event.message)",
+                    holdOff: true
+                )
+            }
+            return .wait(reason: "refused", detail: event.message)
         }
         for pod in pods {
             let key = pod.uid ?? pod.name
@@ -662,6 +714,13 @@ public final class Reconciler: Service {
         message.contains("exceeded quota")
     }
 
+    /// A refusal the same pod would meet again: Pod Security, an invalid spec, an admission denial, another
+    /// `forbidden` (a missing service account, a quota that requires limits).
+    static func isPermanentRefusal(_ message: String) -> Bool {
+        message.contains("violates PodSecurity") || message.contains(" is invalid")
+            || message.contains("is forbidden") || message.contains("denied the request")
+    }
+
     // MARK: - Proven removals
 
     /// Whether the registration carries this deployment's marker and a name this service gives.
@@ -673,37 +732,63 @@ public final class Reconciler: Service {
         guard isLeader() else { throw LostLeadership() }
     }
 
-    /// Whether a runner may be at work on this Job: its recorded registration is busy now (a fresh look), or a
-    /// registration of ours named for it is busy, or it cannot be told (GitHub did not answer).
-    private func mayBeAtWork(_ job: JobSummary, in world: World) async -> Bool {
-        let busyByName = world.registrations.values.joined().contains { runner in
-            isOurs(runner) && runner.busy == true
-                && RunnerName(parsing: runner.name, as: .registration)?.jobName == job.name
+    /// The repository of a runner Job's recorded registration: where that registration was listed, else the one
+    /// known repository its owner and repository labels name; nil when that cannot be told.
+    private func repository(
+        of job: JobSummary,
+        registrationID: Int64,
+        in world: World
+    ) -> RepositoryRegistry.Repository? {
+        if let (repository, _) = world.registration(id: registrationID) { return repository }
+        let owner = job.labels[RunnerJob.ownerNameLabel]
+        let name = job.labels[RunnerJob.repositoryNameLabel]
+        let named = world.repositories.filter {
+            RunnerJob.labelValue($0.owner) == owner && RunnerJob.labelValue($0.name) == name
         }
-        if busyByName { return true }
-        guard let record = world.records[job.name] else { return false }
-        guard let (repository, _) = world.registration(id: record.id) else {
-            return !world.listedEveryRepository  // listed everywhere and found nowhere: gone, so not at work
-        }
-        do {
-            let fresh = try await github.runner(owner: repository.owner, repo: repository.name, id: record.id)
-            return fresh?.busy == true
-        } catch {
-            return true
-        }
+        return named.count == 1 ? named.first : nil
     }
 
-    /// Removes a runner Job that cannot run, saying why — unless a runner may be at work on it.
-    private func remove(_ job: JobSummary, reason: String, detail: String, in world: World) async -> Bool {
-        if await mayBeAtWork(job, in: world) {
-            logger.notice(
-                "reaper: runner job kept; its runner is at work or cannot be checked",
-                metadata: ["runner_job": "\(job.name)", "reason": "\(reason)"]
-            )
+    /// Removes a runner Job that cannot run, saying why. A Job with a registration recorded on it goes only after
+    /// that registration did: a fresh look shows it ours and not busy, and GitHub, which refuses to delete a runner
+    /// at work (422), deleted it, or it is gone. So a runner that takes a job between the look and the removal keeps
+    /// its Job. Kept, too, when a registration of ours named for it is busy, or when its repository is not known.
+    private func remove(
+        _ job: JobSummary,
+        reason: String,
+        detail: String,
+        in world: World
+    ) async throws(LostLeadership) -> Bool {
+        let metadata: Logger.Metadata = ["runner_job": "\(job.name)", "reason": "\(reason)"]
+        let busyByName = world.registrations.values.joined().contains { runner in
+            isOurs(runner) && runner.busy != false
+                && RunnerName(parsing: runner.name, as: .registration)?.jobName == job.name
+        }
+        if busyByName {
+            logger.notice("reaper: runner job kept; its runner is at work or cannot be checked", metadata: metadata)
             return false
         }
-        guard isLeader() else { return false }
-        return await deleteJob(job, reason: reason, detail: detail)
+        guard let record = world.records[job.name] else {
+            // No registration recorded on it: its provisioning never got that far, so no runner of it can work.
+            try fence()
+            return await deleteJob(job, reason: reason, detail: detail)
+        }
+        guard let repository = repository(of: job, registrationID: record.id, in: world) else {
+            logger.notice("reaper: runner job kept; the repository of its runner is not known", metadata: metadata)
+            return false
+        }
+        let listed = world.registration(id: record.id)?.1
+        let runner = listed ?? RegisteredRunner(id: record.id, name: record.name, labels: [ownerLabel])
+        switch try await removeRegistration(runner, in: repository, reason: reason) {
+        case .deleted:
+            try fence()
+            return await deleteJob(job, reason: reason, detail: detail, count: false)
+        case .gone:
+            try fence()
+            return await deleteJob(job, reason: reason, detail: detail)
+        case .busy, .failed:
+            logger.notice("reaper: runner job kept; its runner is at work or cannot be checked", metadata: metadata)
+            return false
+        }
     }
 
     /// Deletes exactly this Job (its uid as a precondition), counted under `reason` unless its registration was.
@@ -732,7 +817,8 @@ public final class Reconciler: Service {
     private func removeRegistration(
         _ runner: RegisteredRunner,
         in repository: RepositoryRegistry.Repository,
-        reason: String
+        reason: String,
+        onlyIfOffline: Bool = false
     ) async throws(LostLeadership) -> RegistrationRemoval {
         var metadata: Logger.Metadata = [
             "repo": "\(repository)", "runner.id": "\(runner.id)", "runner.name": "\(runner.name)",
@@ -749,8 +835,12 @@ public final class Reconciler: Service {
             return .failed
         }
         guard let fresh else { return .gone }
-        guard fresh.busy != true, fresh.carries(ownerLabel), fresh.name == runner.name else {
+        guard fresh.busy == false, fresh.carries(ownerLabel), fresh.name == runner.name else {
             logger.info("reaper: registration is at work; kept", metadata: metadata)
+            return .busy
+        }
+        if onlyIfOffline && fresh.status != "offline" {
+            logger.info("reaper: registration is online again; kept", metadata: metadata)
             return .busy
         }
         try fence()

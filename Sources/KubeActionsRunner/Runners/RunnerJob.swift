@@ -52,6 +52,9 @@ public struct RunnerJob: Sendable {
     public static let runnerIDLabel = "kube-actions-runner/runner-id"
     public static let runnerNameLabel = "kube-actions-runner/runner-name"
     public static let jobIDLabel = "kube-actions-runner/job-id"
+    /// The owner and the repository a runner Job serves, as label values (`labelValue`).
+    public static let ownerNameLabel = "kube-actions-runner/owner"
+    public static let repositoryNameLabel = "kube-actions-runner/repo"
     public static let instanceLabel = "app.kubernetes.io/instance"
 
     /// Selects the Jobs, pods and Secrets of the deployment whose marker is `ownerLabel`, and nothing else.
@@ -274,8 +277,8 @@ public struct RunnerJob: Sendable {
             ("app", "github-runner"),
             ("app.kubernetes.io/managed-by", "kube-actions-runner"),
             (instanceLabel, settings.ownerLabel),
-            ("kube-actions-runner/owner", labelValue(request.owner)),
-            ("kube-actions-runner/repo", labelValue(request.repository)),
+            (ownerNameLabel, labelValue(request.owner)),
+            (repositoryNameLabel, labelValue(request.repository)),
             (jobIDLabel, String(request.jobID)),
             ("kube-actions-runner/mode", settings.mode.rawValue),
         ]

@@ -244,25 +244,29 @@ enum RawResponder {
                 guard count > 0 else { return }
                 request += buffer[..<count]
             }
-            func send(_ bytes: [UInt8]) -> Bool {
+            // MSG_NOSIGNAL: the client hangs up at its limit, and a SIGPIPE would end the whole test process.
+            func sendAll(_ bytes: [UInt8]) -> Bool {
                 var sent = 0
                 while sent < bytes.count {
-                    let count = bytes[sent...].withUnsafeBytes { write(connection, $0.baseAddress, $0.count) }
+                    let count = bytes[sent...].withUnsafeBytes {
+                        Glibc.send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
+                    }
                     guard count > 0 else { return false }
                     sent += count
                 }
                 return true
             }
             let framing = chunked ? "Transfer-Encoding: chunked" : "Content-Length: \(bodySize)"
-            guard send(Array("HTTP/1.1 200 OK\r\n\(framing)\r\nConnection: close\r\n\r\n".utf8)) else { return }
+            guard sendAll(Array("HTTP/1.1 200 OK\r\n\(framing)\r\nConnection: close\r\n\r\n".utf8)) else { return }
             var left = bodySize
             while left > 0 {
                 let piece = [UInt8](repeating: UInt8(ascii: "x"), count: min(left, 65_536))
                 left -= piece.count
-                let framed = chunked ? Array("\(String(piece.count, radix: 16))\r\n".utf8) + piece + Array("\r\n".utf8) : piece
-                guard send(framed) else { return }  // the client aborted: the limit worked
+                let framed =
+                    chunked ? Array("\(String(piece.count, radix: 16))\r\n".utf8) + piece + Array("\r\n".utf8) : piece
+                guard sendAll(framed) else { return }  // the client aborted: the limit worked
             }
-            if chunked { _ = send(Array("0\r\n\r\n".utf8)) }
+            if chunked { _ = sendAll(Array("0\r\n\r\n".utf8)) }
         }
         thread.start()
         return Int(UInt16(bigEndian: address.sin_port))

@@ -184,7 +184,125 @@ import Testing
         #expect(kubernetes.jobNames == ["runner-33"] && github.runners[id] != nil)
     }
 
+    /// A runner that takes a job between the reaper's fresh look and its removal: GitHub refuses to delete it (422),
+    /// so its Job stays, and the pod's trouble does not kill the job it now runs.
+    @Test func aRunnerThatTakesAJobAsItIsRemovedKeepsItsJob() async throws {
+        let reaper = reconciler()
+        let id = try await provisioned(34, reaper: reaper)
+        kubernetes.runJobController()
+        kubernetes.updatePod(of: "runner-34") { pod in
+            pod.containers.append(ContainerSummary(name: "dind", isInit: true, waitingReason: "CrashLoopBackOff"))
+        }
+        github.state.withLock { $0.deleteFaults = [FakeGitHubAPI.error(.validation, status: 422)] }
+        await reaper.cycle()
+        #expect(kubernetes.jobNames == ["runner-34"] && github.runners[id] != nil)
+        #expect(!reaped("crash_loop"))
+        #expect(logs.text.contains("registration became busy; kept"))
+        // Once GitHub lets the registration go, the Job follows it.
+        await reaper.cycle()
+        #expect(kubernetes.jobNames.isEmpty && github.runners[id] == nil)
+        #expect(reaped("crash_loop"))
+    }
+
+    /// A runner Job of a repository the leader does not know (its list of repositories lost one): its recorded
+    /// registration cannot be looked at, so nothing proves it idle, and the Job stays.
+    @Test func keepsAJobOfARepositoryTheReconcilerDoesNotKnow() async throws {
+        let reaper = reconciler()
+        var labels = ourLabels(job: 41)
+        labels["kube-actions-runner/owner"] = "elsewhere"
+        labels["kube-actions-runner/repo"] = "x"
+        let uid = kubernetes.addJob("runner-41", labels: labels)
+        let id = github.register(
+            "runner-41-abcde",
+            labels: ["self-hosted", Self.marker],
+            busy: true,
+            repository: "elsewhere/x"
+        )
+        try await kubernetes.createSecret(
+            .object([
+                (
+                    "metadata",
+                    .object([
+                        ("name", "runner-41"),
+                        (
+                            "labels",
+                            .object(
+                                labels.map { ($0.key, JSONValue.string($0.value)) } + [
+                                    (RunnerJob.runnerIDLabel, .string(String(id))),
+                                    (RunnerJob.runnerNameLabel, JSONValue.string("runner-41-abcde")),
+                                ]
+                            )
+                        ),
+                        ("ownerReferences", .array([.object([("uid", .string(uid))])])),
+                    ])
+                )
+            ]),
+            namespace: "runners"
+        )
+        kubernetes.runJobController()
+        kubernetes.updatePod(of: "runner-41") { pod in
+            pod.containers.append(ContainerSummary(name: "dind", isInit: true, waitingReason: "CrashLoopBackOff"))
+        }
+        await reaper.cycle()
+        #expect(kubernetes.jobNames == ["runner-41"] && github.runners[id] != nil)
+        #expect(logs.text.contains("the repository of its runner is not known"))
+    }
+
+    /// More queued runs than one page: a runner whose job is not on the page is not surplus.
+    @Test func keepsIdleRunnersWhileQueuedRunsFillAPage() async throws {
+        let reaper = reconciler()
+        let id = try await provisioned(35, reaper: reaper)
+        for job in Int64(1000)..<1100 { github.queue(job: job, run: job, labels: ["gpu"]) }  // 100 more runs
+        github.state.withLock { $0.jobs[35]?.status = "completed" }
+        time.advance(by: .seconds(601))
+        await reaper.cycle()
+        time.advance(by: .seconds(601))
+        await reaper.cycle()
+        #expect(github.runners[id] != nil && kubernetes.jobNames.contains("runner-35"))
+        #expect(!reaped("idle"))
+    }
+
     // MARK: - Pods that cannot run, or must wait
+
+    /// A refusal that is not final (an admission webhook that timed out): the Job controller retries, so the Job
+    /// waits, and goes only after the pod start deadline.
+    @Test func aPassingRefusalIsAWaitUntilThePodStartDeadline() async throws {
+        let reaper = reconciler()
+        _ = try await provisioned(55, reaper: reaper)
+        let uid = try #require(kubernetes.uid(of: "runner-55"))
+        let message =
+            #"Internal error occurred: failed calling webhook "policy.example.com": context deadline exceeded"#
+        kubernetes.state.withLock {
+            $0.events = [JobEvent(jobName: "runner-55", reason: "FailedCreate", message: message, jobUID: uid)]
+        }
+        await reaper.cycle()
+        #expect(kubernetes.jobNames.contains("runner-55"))
+        #expect(exposition.contains(#"runner_jobs_waiting{reason="refused"} 1"#))
+        time.advance(by: .seconds(301))
+        await reaper.cycle()
+        #expect(!kubernetes.jobNames.contains("runner-55"))
+        #expect(reaped("failed_create"))
+    }
+
+    /// Without the pods, an event cannot be told from one older than a pod that now runs: it condemns nothing.
+    @Test func readsNoEventWhenThePodsCouldNotBeListed() async throws {
+        let reaper = reconciler()
+        _ = try await provisioned(56, reaper: reaper)
+        let uid = try #require(kubernetes.uid(of: "runner-56"))
+        kubernetes.state.withLock {
+            $0.events = [
+                JobEvent(
+                    jobName: "runner-56",
+                    reason: "FailedCreate",
+                    message: "pods is forbidden: violates PodSecurity",
+                    jobUID: uid
+                )
+            ]
+            $0.listPodsFaults = [FakeKubernetesAPI.error(.unavailable, status: 503)]
+        }
+        await reaper.cycle()
+        #expect(kubernetes.jobNames.contains("runner-56"))
+    }
 
     @Test func aQuotaIsAWaitAndThePodStartsWhenItFrees() async throws {
         let reaper = reconciler()
@@ -400,6 +518,63 @@ import Testing
     }
 
     // MARK: - Leadership
+
+    /// A replica that leads again starts its rules' clocks afresh, and stops reporting a quota wait it no longer
+    /// watches.
+    @Test func aNewTermStartsItsClocksAfreshAndClearsItsGauges() async throws {
+        let reaper = reconciler()
+        kubernetes.state.withLock { $0.podQuota = 0 }
+        _ = try await provisioned(82, reaper: reaper)
+        kubernetes.runJobController()
+        await reaper.cycle()
+        #expect(exposition.contains(#"runner_jobs_waiting{reason="quota"} 1"#))
+        reaper.stepDown()
+        #expect(exposition.contains(#"runner_jobs_waiting{reason="quota"} 0"#))
+        // A Job without its Secret, first seen in the earlier term an hour ago, is seen anew: not removed at once.
+        kubernetes.addJob("runner-83", labels: ourLabels(job: 83))
+        await reaper.cycle()
+        time.advance(by: .seconds(3600))
+        reaper.stepDown()
+        await reaper.cycle()
+        #expect(kubernetes.jobNames.contains("runner-83"))
+        time.advance(by: .seconds(31))
+        await reaper.cycle()
+        #expect(!kubernetes.jobNames.contains("runner-83"))
+    }
+
+    /// Leadership lost in the middle of a cycle, right after its first deletion: nothing after it is changed.
+    @Test func stopsAtTheFirstChangeAfterLeadershipIsLostMidCycle() async throws {
+        let github = self.github
+        let armed = Flag()
+        armed.withLock { $0 = false }
+        var configuration = Reconciler.Configuration()
+        configuration.secretDeadline = .seconds(30)
+        configuration.idleTimeout = .seconds(600)
+        let reaper = Reconciler.make(
+            github: github,
+            kubernetes: kubernetes,
+            metrics: metrics,
+            logs: logs,
+            configuration: configuration,
+            clock: time.clock,
+            // Once armed, the Lease is lost the moment a registration is deleted.
+            isLeader: { !(armed.withLock { $0 } && github.calls.contains { $0.hasPrefix("delete runner") }) }
+        )
+        let first = try await provisioned(84, reaper: reaper)
+        let second = try await provisioned(85, reaper: reaper)
+        github.state.withLock {
+            $0.jobs[84]?.status = "completed"; $0.jobs[85]?.status = "completed"
+        }
+        await reaper.cycle()  // both idle from now
+        #expect(!github.calls.contains { $0.hasPrefix("delete runner") })
+        time.advance(by: .seconds(601))
+        armed.withLock { $0 = true }
+        let summary = await reaper.cycle()
+        #expect(summary.result == "partial")
+        #expect(github.calls.filter { $0.hasPrefix("delete runner") }.count == 1)
+        #expect((github.runners[first] == nil) != (github.runners[second] == nil))  // exactly one went
+        #expect(kubernetes.jobNames == ["runner-84", "runner-85"])  // no Job deleted after the loss
+    }
 
     @Test func checksLeadershipBeforeEachChange() async throws {
         let reaper = reconciler()

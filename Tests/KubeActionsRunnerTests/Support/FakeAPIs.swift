@@ -18,6 +18,9 @@ final class FakeGitHubAPI: GitHubAPI {
         /// Failed-but-effective JIT calls: the runner is registered, then the answer is this failure.
         var jitEffectiveFaults: [GitHubAPIError] = []
         var deleteFaults: [GitHubAPIError] = []
+        /// Registrations of one repository only ("owner/repo"), listed and found there alone, as on GitHub; the
+        /// others are listed for any repository.
+        var runnerRepository: [Int64: String] = [:]
     }
 
     let state = Mutex(State())
@@ -46,13 +49,20 @@ final class FakeGitHubAPI: GitHubAPI {
 
     /// A registration made by someone else, or by hand (`labels` decide whose it is).
     @discardableResult
-    func register(_ name: String, labels: [String], busy: Bool = false, id: Int64? = nil) -> Int64 {
+    func register(
+        _ name: String,
+        labels: [String],
+        busy: Bool = false,
+        id: Int64? = nil,
+        repository: String? = nil
+    ) -> Int64 {
         state.withLock { state in
             let id = id ?? state.nextRunnerID
             state.nextRunnerID = max(state.nextRunnerID, id + 1)
             state.runners[id] = name
             state.runnerLabels[id] = labels
             if busy { state.busy.insert(id) }
+            if let repository { state.runnerRepository[id] = repository }
             return id
         }
     }
@@ -138,7 +148,8 @@ final class FakeGitHubAPI: GitHubAPI {
         state.withLock { state in
             state.calls.append("runners")
             // The first page, as the client asks for it (per_page=100).
-            return state.runners.sorted { $0.key < $1.key }.prefix(100).map {
+            let here = state.runners.filter { state.runnerRepository[$0.key].map { $0 == "\(owner)/\(repo)" } ?? true }
+            return here.sorted { $0.key < $1.key }.prefix(100).map {
                 RegisteredRunner(
                     id: $0.key,
                     name: $0.value,
@@ -153,7 +164,9 @@ final class FakeGitHubAPI: GitHubAPI {
     func runner(owner: String, repo: String, id: Int64) async throws(GitHubAPIError) -> RegisteredRunner? {
         state.withLock { state in
             state.calls.append("runner \(id)")
-            guard let name = state.runners[id] else { return nil }
+            guard let name = state.runners[id],
+                state.runnerRepository[id].map({ $0 == "\(owner)/\(repo)" }) ?? true
+            else { return nil }
             return RegisteredRunner(
                 id: id,
                 name: name,
@@ -204,6 +217,7 @@ final class FakeKubernetesAPI: KubernetesAPI {
         var calls: [String] = []
         var createJobFaults: [KubernetesAPIError] = []
         var createSecretFaults: [KubernetesAPIError] = []
+        var listPodsFaults: [KubernetesAPIError] = []
         /// Delays createJob, to let concurrent callers race.
         var createJobDelay: Duration = .zero
         /// A ResourceQuota on pods: the Job controller creates no pod past this many.
@@ -406,7 +420,11 @@ final class FakeKubernetesAPI: KubernetesAPI {
     }
 
     func listPods(namespace: String, labelSelector: String) async throws(KubernetesAPIError) -> [PodSummary] {
-        state.withLock { $0.pods.filter { Self.matches(labelSelector, $0.labels) }.map(\.pod) }
+        let result = state.withLock { state -> Result<[PodSummary], KubernetesAPIError> in
+            if !state.listPodsFaults.isEmpty { return .failure(state.listPodsFaults.removeFirst()) }
+            return .success(state.pods.filter { Self.matches(labelSelector, $0.labels) }.map(\.pod))
+        }
+        return try result.get()
     }
 
     func listFailedCreateEvents(namespace: String) async throws(KubernetesAPIError) -> [JobEvent] {
