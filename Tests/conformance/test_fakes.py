@@ -42,3 +42,26 @@ def test_a_runner_name_in_use_is_a_conflict_until_the_runner_is_deleted():
         assert _call(github, "POST", path, jit)[0] == 201
     finally:
         github.stop()
+
+
+def test_github_fake_pages_lists_with_link_headers():
+    """The fake pages runner lists like GitHub: `per_page` items, and `Link: <…&page=N+1>; rel="next"` while more
+    remain (the client follows it)."""
+    import json
+    import urllib.request
+    github = FakeGitHub()
+    try:
+        for index in range(150):
+            github.register("octo", "api", "static-%d" % index, ["self-hosted"])
+        def get(url):
+            request = urllib.request.Request(url, headers={"Authorization": f"Bearer {github.token}", "User-Agent": "t"})
+            with urllib.request.urlopen(request) as answer:
+                return json.loads(answer.read()), answer.headers.get("Link")
+        first, link = get(f"{github.url}/repos/octo/api/actions/runners?per_page=100")
+        assert len(first["runners"]) == 100 and first["total_count"] == 150
+        assert link == f'<{github.url}/repos/octo/api/actions/runners?per_page=100&page=2>; rel="next"'
+        second, link = get(link[1:link.index(">")])
+        assert len(second["runners"]) == 50 and link is None
+        assert {r["id"] for r in first["runners"]}.isdisjoint(r["id"] for r in second["runners"])
+    finally:
+        github.stop()

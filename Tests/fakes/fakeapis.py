@@ -287,7 +287,7 @@ class FakeGitHub(FakeAPI):
                 return 403, {}, _github_error(403, "API rate limit exceeded for user ID 1.")
             self.remaining -= 1
         if listing is not None:
-            return 200, {"ETag": etag}, listing
+            return 200, {"ETag": etag, **self._next_link(path, query, listing["total_count"])}, listing
         m = re.fullmatch(r"/repos/([^/]+)/([^/]+)/actions/jobs/(\d+)", path)
         if m and method == "GET":
             with self.lock:
@@ -300,7 +300,9 @@ class FakeGitHub(FakeAPI):
         if m and method == "GET":
             with self.lock:
                 runners = [self._runner(i, r) for i, r in sorted(self.runners.items()) if (r["owner"], r["repo"]) == (m[1], m[2])]
-            return 200, {}, {"total_count": len(runners), "runners": runners}
+            params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
+            return (200, self._next_link(path, query, len(runners)),
+                    {"total_count": len(runners), "runners": self._page(runners, params)})
         m = re.fullmatch(r"/repos/([^/]+)/([^/]+)/actions/runners/(\d+)", path)
         if m and method == "GET":
             with self.lock:
@@ -366,6 +368,17 @@ class FakeGitHub(FakeAPI):
                 jobs = [j for (o, r, _), j in sorted(self.jobs.items()) if (o, r) == (m[1], m[2]) and j["run_id"] == int(m[3])]
             return {"total_count": len(jobs), "jobs": self._page(jobs, params)}
         return None
+
+    def _next_link(self, path, query, total):
+        """GitHub's `Link` header: `rel="next"` while pages remain (the same query with the next `page`)."""
+        params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
+        per_page = min(100, int(params.get("per_page", 30)))
+        page = max(1, int(params.get("page", 1)))
+        if page * per_page >= total:
+            return {}
+        params["page"] = str(page + 1)
+        target = f"{self.url}{path}?" + "&".join(f"{k}={v}" for k, v in params.items())
+        return {"Link": f'<{target}>; rel="next"'}
 
     @staticmethod
     def _page(items, params):

@@ -107,12 +107,18 @@ public struct RegisteredRunner: Sendable, Equatable, Decodable {
     }
 }
 
+/// How much of a GitHub list is read: every page, up to this many items. A list of this length may go on: what
+/// reads it must not treat an item missing from it as gone.
+public enum GitHubListing {
+    public static let limit = 1_000
+}
+
 /// The GitHub REST calls provisioning and reconciliation need (repository runners).
 public protocol GitHubAPI: Sendable {
     func job(owner: String, repo: String, id: Int64) async throws(GitHubAPIError) -> GitHubJob
-    /// Runs in a status (`queued`, `in_progress`), newest first, first page (100).
+    /// Runs in a status (`queued`, `in_progress`), newest first, every page up to `GitHubListing.limit`.
     func runs(owner: String, repo: String, status: String) async throws(GitHubAPIError) -> [WorkflowRun]
-    /// The jobs of a run's latest attempt, first page (100).
+    /// The jobs of a run's latest attempt, every page up to `GitHubListing.limit`.
     func jobs(owner: String, repo: String, runID: Int64) async throws(GitHubAPIError) -> [GitHubJob]
     func generateJITConfig(
         owner: String,
@@ -120,7 +126,7 @@ public protocol GitHubAPI: Sendable {
         _ request: JITConfigRequest
     ) async throws(GitHubAPIError) -> JITConfig
     func deleteRunner(owner: String, repo: String, runnerID: Int64) async throws(GitHubAPIError)
-    /// The repository's self-hosted runners, first page (100).
+    /// The repository's self-hosted runners, every page up to `GitHubListing.limit`.
     func runners(owner: String, repo: String) async throws(GitHubAPIError) -> [RegisteredRunner]
     /// One registration as GitHub sees it now (busy or not); nil when it no longer exists (404). The reapers call
     /// it just before deleting anything, as the fresh check that no runner is at work on it.

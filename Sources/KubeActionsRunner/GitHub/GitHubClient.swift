@@ -117,33 +117,36 @@ public final class GitHubClient: GitHubAPI {
     }
 
     public func runs(owner: String, repo: String, status: String) async throws(GitHubAPIError) -> [WorkflowRun] {
-        let response = try await call(
-            .listRuns,
-            path: "/repos/\(segment(owner))/\(segment(repo))/actions/runs?status=\(status)&per_page=100"
-        )
         struct Page: Decodable {
             var workflowRuns: [WorkflowRun]
             enum CodingKeys: String, CodingKey { case workflowRuns = "workflow_runs" }
         }
-        return try decode(Page.self, from: response, endpoint: .listRuns).workflowRuns
+        return try await everyPage(
+            .listRuns,
+            path: "/repos/\(segment(owner))/\(segment(repo))/actions/runs?status=\(status)&per_page=100"
+        ) { (response) throws(GitHubAPIError) in
+            try decode(Page.self, from: response, endpoint: .listRuns).workflowRuns
+        }
     }
 
     public func jobs(owner: String, repo: String, runID: Int64) async throws(GitHubAPIError) -> [GitHubJob] {
-        let response = try await call(
+        struct Page: Decodable { var jobs: [GitHubJob] }
+        return try await everyPage(
             .listRunJobs,
             path: "/repos/\(segment(owner))/\(segment(repo))/actions/runs/\(runID)/jobs?filter=latest&per_page=100"
-        )
-        struct Page: Decodable { var jobs: [GitHubJob] }
-        return try decode(Page.self, from: response, endpoint: .listRunJobs).jobs
+        ) { (response) throws(GitHubAPIError) in
+            try decode(Page.self, from: response, endpoint: .listRunJobs).jobs
+        }
     }
 
     public func runners(owner: String, repo: String) async throws(GitHubAPIError) -> [RegisteredRunner] {
-        let response = try await call(
+        struct Page: Decodable { var runners: [RegisteredRunner] }
+        return try await everyPage(
             .listRunners,
             path: "/repos/\(segment(owner))/\(segment(repo))/actions/runners?per_page=100"
-        )
-        struct Page: Decodable { var runners: [RegisteredRunner] }
-        return try decode(Page.self, from: response, endpoint: .listRunners).runners
+        ) { (response) throws(GitHubAPIError) in
+            try decode(Page.self, from: response, endpoint: .listRunners).runners
+        }
     }
 
     public func runner(owner: String, repo: String, id: Int64) async throws(GitHubAPIError) -> RegisteredRunner? {
@@ -165,6 +168,41 @@ public final class GitHubClient: GitHubAPI {
     }
 
     // MARK: - Calls
+
+    /// Every page of a list: follows `Link: <…>; rel="next"` while it points under `baseURL` (the token is sent to
+    /// no other address), up to `GitHubListing.limit` items. Each page is a conditional request of its own.
+    private func everyPage<Item>(
+        _ endpoint: Endpoint,
+        path: String,
+        items: (HTTPClientResponse) throws(GitHubAPIError) -> [Item]
+    ) async throws(GitHubAPIError) -> [Item] {
+        var all: [Item] = []
+        var next: String? = path
+        while let current = next, all.count < GitHubListing.limit {
+            let response = try await call(endpoint, path: current)
+            all += try items(response)
+            next = Self.nextPage(response.header("link"), under: configuration.baseURL)
+        }
+        return all
+    }
+
+    /// The path of the `rel="next"` target of a `Link` header, relative to `baseURL`; nil without one, or when it
+    /// points anywhere else.
+    static func nextPage(_ link: String?, under baseURL: String) -> String? {
+        guard let link else { return nil }
+        for entry in link.split(separator: ",") {
+            let fields = entry.split(separator: ";").map { field in
+                field.drop { $0 == " " }.reversed().drop { $0 == " " }.reversed()
+            }
+            guard fields.dropFirst().contains(where: { String($0) == #"rel="next""# }),
+                let target = fields.first.map(String.init), target.hasPrefix("<"), target.hasSuffix(">")
+            else { continue }
+            let url = target.dropFirst().dropLast()
+            guard url.hasPrefix(baseURL + "/") || url.hasPrefix(baseURL + "?") else { return nil }
+            return String(url.dropFirst(baseURL.count))
+        }
+        return nil
+    }
 
     private func call(
         _ endpoint: Endpoint,

@@ -158,9 +158,9 @@ public final class Reconciler: Service {
         var queued: [RepositoryRegistry.Repository: [GitHubJob]] = [:]
         var running: [RepositoryRegistry.Repository: [GitHubJob]] = [:]
 
-        /// Repositories whose list was a full first page (100): more registrations may exist than were seen.
+        /// Repositories whose list reached `GitHubListing.limit`: more registrations may exist than were seen.
         var truncated: Set<RepositoryRegistry.Repository> = []
-        /// Repositories whose runs or jobs filled a first page (100): queued jobs may exist that were not seen, so
+        /// Repositories whose runs or a run's jobs reached `GitHubListing.limit`: queued jobs may exist that were not seen, so
         /// no runner there is known to be surplus.
         var demandCut: Set<RepositoryRegistry.Repository> = []
 
@@ -218,7 +218,7 @@ public final class Reconciler: Service {
             if let remaining = rateLimitRemaining(), remaining < configuration.reserve { break }
             if let runners = try? await github.runners(owner: repository.owner, repo: repository.name) {
                 world.registrations[repository] = runners
-                if runners.count >= 100 { world.truncated.insert(repository) }
+                if runners.count >= GitHubListing.limit { world.truncated.insert(repository) }
             }
         }
         let selector = RunnerJob.selector(ownerLabel: ownerLabel)
@@ -267,7 +267,7 @@ public final class Reconciler: Service {
 
     /// Queued jobs of queued runs and of in-progress runs (a multi-job run whose first jobs already started), and
     /// the jobs in progress (which runner took which job).
-    /// `complete` is false when a list filled its first page (100): more runs or jobs may wait than were seen.
+    /// `complete` is false when a list reached `GitHubListing.limit`: more runs or jobs may wait than were seen.
     private func jobs(
         in repository: RepositoryRegistry.Repository
     ) async throws(GitHubAPIError) -> (queued: [GitHubJob], running: [GitHubJob], complete: Bool) {
@@ -276,10 +276,10 @@ public final class Reconciler: Service {
         var complete = true
         for status in ["queued", "in_progress"] {
             let runs = try await github.runs(owner: repository.owner, repo: repository.name, status: status)
-            if runs.count >= 100 { complete = false }
+            if runs.count >= GitHubListing.limit { complete = false }
             for run in runs {
                 let jobs = try await github.jobs(owner: repository.owner, repo: repository.name, runID: run.id)
-                if jobs.count >= 100 { complete = false }
+                if jobs.count >= GitHubListing.limit { complete = false }
                 for job in jobs {
                     if job.status == "queued" { queued.append(job) }
                     if job.status == "in_progress" { running.append(job) }
@@ -431,7 +431,7 @@ public final class Reconciler: Service {
                 },
                 records: world.records,
                 isOurs: isOurs,
-                // A registration missing from a full first page may be on the next: not known to be gone.
+                // A registration missing from a list cut at its limit may be further on: not known to be gone.
                 isYoung: { world.truncated.contains(repository) || seenFor("young:\($0)") < configuration.grace }
             )
             for job in queued where matcher.matches(job.labels) {

@@ -25,6 +25,88 @@ import Testing
         )
     }
 
+    /// Lists are read to their end: each `rel="next"` page in turn, under the API's base URL only.
+    @Test func readsEveryPageOfAListAndNeverFollowsALinkElsewhere() async throws {
+        func runners(_ ids: ClosedRange<Int>) -> String {
+            #"{"total_count": 250, "runners": ["#
+                + ids.map { #"{"id": \#($0), "name": "r\#($0)", "busy": false, "labels": []}"# }.joined(separator: ",")
+                + "]}"
+        }
+        let base = "https://ghe.example.com/api/v3"
+        transport.enqueue(
+            200,
+            runners(1...100),
+            headers: [
+                (
+                    "link",
+                    #"<\#(base)/repositories/9/actions/runners?per_page=100&page=2>; rel="next", <\#(base)/repositories/9/actions/runners?per_page=100&page=3>; rel="last""#
+                )
+            ]
+        )
+        transport.enqueue(
+            200,
+            runners(101...200),
+            headers: [("link", #"<\#(base)/repositories/9/actions/runners?per_page=100&page=3>; rel="next""#)]
+        )
+        transport.enqueue(
+            200,
+            runners(201...250),
+            headers: [("link", #"<\#(base)/repositories/9/actions/runners?per_page=100&page=1>; rel="first""#)]
+        )
+        let listed = try await client(baseURL: base).runners(owner: "octo", repo: "api")
+        #expect(listed.map(\.id) == Array(1...250).map(Int64.init))
+        #expect(
+            transport.requests.map(\.url) == [
+                "\(base)/repos/octo/api/actions/runners?per_page=100",
+                "\(base)/repositories/9/actions/runners?per_page=100&page=2",
+                "\(base)/repositories/9/actions/runners?per_page=100&page=3",
+            ]
+        )
+        #expect(transport.requests.allSatisfy { $0.header("Authorization") == "Bearer ghp_secret" })
+
+        // A next link to another address is not followed: the token goes nowhere else.
+        transport.enqueue(
+            200,
+            runners(1...100),
+            headers: [
+                ("link", #"<https://elsewhere.example/api/v3/repositories/9/actions/runners?page=2>; rel="next""#)
+            ]
+        )
+        let first = try await client(baseURL: base).runners(owner: "octo", repo: "web")
+        #expect(first.count == 100 && transport.requests.count == 4)
+    }
+
+    @Test(
+        arguments: [
+            (#"<https://api.github.com/x?page=2>; rel="next""#, "/x?page=2"),
+            (
+                #"<https://api.github.com/x?page=1>; rel="prev", <https://api.github.com/x?page=3>; rel="next""#,
+                "/x?page=3"
+            ),
+            (#"<https://api.github.com/x?page=3>; rel="last""#, nil),
+            (#"<https://api.github.com.evil.example/x>; rel="next""#, nil),
+            ("garbage", nil),
+        ] as [(String, String?)]
+    )
+    func readsTheNextPageOfALinkHeader(link: String, next: String?) {
+        #expect(GitHubClient.nextPage(link, under: "https://api.github.com") == next)
+    }
+
+    /// At most `GitHubListing.limit` items are read, however many pages GitHub offers.
+    @Test func stopsReadingAtTheListLimit() async throws {
+        for page in 0..<12 {
+            let ids = (page * 100 + 1)...(page * 100 + 100)
+            transport.enqueue(
+                200,
+                #"{"workflow_runs": ["# + ids.map { #"{"id": \#($0), "status": "queued"}"# }.joined(separator: ",")
+                    + "]}",
+                headers: [("link", #"<https://api.github.com/r?page=\#(page + 2)>; rel="next""#)]
+            )
+        }
+        let runs = try await client().runs(owner: "o", repo: "r", status: "queued")
+        #expect(runs.count == GitHubListing.limit && transport.requests.count == 10)
+    }
+
     var exposition: String { String(decoding: metrics.exposition(), as: UTF8.self) }
 
     @Test func generatesAJITConfigWithGitHubsHeaders() async throws {

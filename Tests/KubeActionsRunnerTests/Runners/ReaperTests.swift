@@ -168,13 +168,13 @@ import Testing
         #expect(logs.text.contains("its runner is at work"))
     }
 
-    /// A repository with more registrations than one page: a recorded registration missing from the page is not
-    /// proof that it is gone, so a Job whose runner may be at work stays.
-    @Test func keepsAJobWhoseRegistrationIsBeyondTheFirstPage() async throws {
-        for index in 0..<100 { github.register("static-\(index)", labels: ["self-hosted"]) }
+    /// A repository with more registrations than the list limit: a recorded registration missing from the list is
+    /// not proof that it is gone, so a Job whose runner may be at work stays.
+    @Test func keepsAJobWhoseRegistrationIsBeyondTheListLimit() async throws {
+        for index in 0..<GitHubListing.limit { github.register("static-\(index)", labels: ["self-hosted"]) }
         let reaper = reconciler()
         let id = try await provisioned(33, reaper: reaper)
-        #expect(id >= 200)  // not on the first page
+        #expect(id >= 100 + Int64(GitHubListing.limit))  // not in the list
         kubernetes.runJobController()
         github.start(runner: id, on: 33)
         kubernetes.updatePod(of: "runner-33") { pod in
@@ -248,11 +248,13 @@ import Testing
         #expect(logs.text.contains("the repository of its runner is not known"))
     }
 
-    /// More queued runs than one page: a runner whose job is not on the page is not surplus.
-    @Test func keepsIdleRunnersWhileQueuedRunsFillAPage() async throws {
+    /// More queued runs than the list limit: a runner whose job is not in the list is not surplus.
+    @Test func keepsIdleRunnersWhileQueuedRunsReachTheListLimit() async throws {
         let reaper = reconciler()
         let id = try await provisioned(35, reaper: reaper)
-        for job in Int64(1000)..<1100 { github.queue(job: job, run: job, labels: ["gpu"]) }  // 100 more runs
+        for job in Int64(10_000)..<Int64(10_000 + GitHubListing.limit) {
+            github.queue(job: job, run: job, labels: ["gpu"])
+        }
         github.state.withLock { $0.jobs[35]?.status = "completed" }
         time.advance(by: .seconds(601))
         await reaper.cycle()

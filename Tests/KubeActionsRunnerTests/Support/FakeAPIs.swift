@@ -133,7 +133,7 @@ final class FakeGitHubAPI: GitHubAPI {
                 }
             }
             let runIDs = runs.filter { $0.value == status }.map(\.key)
-            return runIDs.sorted().map { WorkflowRun(id: $0, status: status) }
+            return runIDs.sorted().prefix(GitHubListing.limit).map { WorkflowRun(id: $0, status: status) }
         }
     }
 
@@ -147,9 +147,9 @@ final class FakeGitHubAPI: GitHubAPI {
     func runners(owner: String, repo: String) async throws(GitHubAPIError) -> [RegisteredRunner] {
         state.withLock { state in
             state.calls.append("runners")
-            // The first page, as the client asks for it (per_page=100).
+            // As the client reads it: every page, up to the list limit.
             let here = state.runners.filter { state.runnerRepository[$0.key].map { $0 == "\(owner)/\(repo)" } ?? true }
-            return here.sorted { $0.key < $1.key }.prefix(100).map {
+            return here.sorted { $0.key < $1.key }.prefix(GitHubListing.limit).map {
                 RegisteredRunner(
                     id: $0.key,
                     name: $0.value,
