@@ -30,6 +30,8 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "fakes"))
 from fakeapis import Fault, FakeGitHub, FakeKubernetes  # noqa: E402
 
 NAMESPACE = "runners"
+# How long the pod quota refuses every pod after the burst: a minute, as a quota that frees only after a while.
+QUOTA_SECONDS = float(os.environ.get("CAMPAIGN_QUOTA_SECONDS", "60"))
 REPOS = [("octo", "api"), ("octo", "web"), ("solo", "tools")]
 MARKER = f"kar-{NAMESPACE}"  # the default RUNNER_OWNER_LABEL
 
@@ -134,7 +136,7 @@ def test_fault_campaign(tmp_path):
                                     "app.kubernetes.io/instance": "kar-elsewhere", "kube-actions-runner/job-id": "900000001"}}})
         faults["foreign registrations named like ours"] = len(foreign)
         kube.pod_quota = 0  # a ResourceQuota refusing every pod, lifted below
-        faults["pod quota 0 (the burst + 4 s)"] = 1
+        faults[f"pod quota 0 (the burst + {QUOTA_SECONDS:g} s)"] = 1
         github.inject("GET", r".*/actions/jobs/\d+", *[Fault(hang=5) for _ in range(2)])
         faults["GitHub hangs"] = 2
         kube.inject("POST", rf"/apis/batch/v1/namespaces/{NAMESPACE}/jobs", *[Fault(drop=True) for _ in range(max(2, size // 20))])
@@ -183,7 +185,7 @@ def test_fault_campaign(tmp_path):
         faults["runners at work during reaping"] = len(at_work)
 
         quota_seen = 0.0
-        deadline = time.monotonic() + 4
+        deadline = time.monotonic() + QUOTA_SECONDS
         while time.monotonic() < deadline:  # the quota refuses pods; the Jobs must wait, not go
             quota_seen = max(quota_seen, metric(a, 'runner_jobs_waiting{reason="quota"}') + metric(b, 'runner_jobs_waiting{reason="quota"}'))
             time.sleep(0.5)
