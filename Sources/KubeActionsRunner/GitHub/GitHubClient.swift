@@ -69,8 +69,20 @@ public final class GitHubClient: GitHubAPI {
         self.transport = transport
         self.metrics = metrics
         self.logger = logger
-        self.clock = clock ?? { Timestamps.now() }
+        self.clock = clock ?? Self.steadyEpochSeconds
     }
+
+    /// Epoch seconds that move with the monotonic clock: the wall time read once, then advanced by
+    /// `ContinuousClock`, so a step of the system clock neither shortens nor stretches a rate-limit pause, while
+    /// GitHub's `x-ratelimit-reset` (an epoch second) can still be compared with it.
+    static let steadyEpochSeconds: @Sendable () -> Double = {
+        let wall = Timestamps.now()
+        let start = ContinuousClock.now
+        return {
+            let elapsed = (ContinuousClock.now - start).components
+            return wall + Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
+        }
+    }()
 
     public func job(owner: String, repo: String, id: Int64) async throws(GitHubAPIError) -> GitHubJob {
         let response = try await call(.getJob, path: "/repos/\(segment(owner))/\(segment(repo))/actions/jobs/\(id)")

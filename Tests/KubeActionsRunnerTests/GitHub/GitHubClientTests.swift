@@ -316,3 +316,14 @@ import Testing
         #expect(github.rateLimitRemaining == 4000)
     }
 }
+
+@Suite struct SteadyEpochTests {
+    /// The rate-limit clock reads as epoch seconds and advances with the monotonic clock.
+    @Test func readsAsWallTimeAndAdvancesMonotonically() async throws {
+        let first = GitHubClient.steadyEpochSeconds()
+        #expect(abs(first - Timestamps.now()) < 5)
+        try await Task.sleep(for: .milliseconds(20))
+        let second = GitHubClient.steadyEpochSeconds()
+        #expect(second - first >= 0.02 && second - first < 5)
+    }
+}
