@@ -210,11 +210,10 @@ import Testing
             #"{"message":"You have exceeded a secondary rate limit."}"#,
             headers: [("retry-after", "30")]
         )
-        do {
+        let error = await #expect(throws: GitHubAPIError.self) {
             _ = try await client().job(owner: "o", repo: "r", id: 1)
-        } catch {
-            #expect(error.kind == .rateLimited && error.retryAt == 1_700_000_030)
         }
+        #expect(error?.kind == .rateLimited && error?.retryAt == 1_700_000_030)
     }
 
     @Test func countsARetryAfterWindowFromTheAnswerNotFromTheRequest() async throws {
@@ -268,12 +267,11 @@ import Testing
 
     @Test func reportsTransportFailuresAsNoResponse() async {
         transport.enqueue(HTTPTransportError(kind: .timeout, message: "Timeout was reached"))
-        do {
+        let error = await #expect(throws: GitHubAPIError.self) {
             _ = try await client().job(owner: "o", repo: "r", id: 1)
-        } catch {
-            #expect(error.kind == .transport && error.status == nil && error.isTransient)
-            #expect(error.metricLabel == "transport")
         }
+        #expect(error?.kind == .transport && error?.status == nil && error?.isTransient == true)
+        #expect(error?.metricLabel == "transport")
         #expect(
             exposition.contains(
                 #"github_api_requests_total{endpoint="GET /repos/{owner}/{repo}/actions/jobs/{job_id}",status="transport"} 1"#

@@ -10,7 +10,11 @@ import Glibc
 /// libcurl against a real HTTP/2 server over TLS: nghttpd (Debian's nghttp2-server), with a throw-away certificate
 /// from openssl. GitHub and the Kubernetes API server both speak HTTP/2; a burst that starts with no connection open
 /// must share one multiplexed connection instead of opening (and TLS-handshaking) one per request.
-@Suite(.serialized) struct CurlTransportHTTP2Tests {
+@Suite(
+    .serialized,
+    .enabled(if: NGHTTPServer.isInstalled, "needs nghttpd (Debian: nghttp2-server); scripts/test --install installs it")
+)
+struct CurlTransportHTTP2Tests {
     @Test func aColdBurstSharesOneMultiplexedConnection() async throws {
         let server = try NGHTTPServer.start()
         defer { server.stop() }
@@ -88,6 +92,12 @@ private struct NGHTTPServer {
     let port: Int
     let directory: URL
     let certificate: [UInt8]
+
+    /// Whether `nghttpd` is on the PATH.
+    static var isInstalled: Bool {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        return path.split(separator: ":").contains { FileManager.default.isExecutableFile(atPath: "\($0)/nghttpd") }
+    }
 
     static func start() throws -> NGHTTPServer {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("h2-\(UUID().uuidString)")

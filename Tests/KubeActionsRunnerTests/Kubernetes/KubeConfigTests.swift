@@ -126,15 +126,15 @@ import Testing
         #expect(throws: KubeConfigError.self) {
             try KubernetesConnection.load(environment: [:], files: InMemoryFiles())
         }
-        do {
+        let none = #expect(throws: KubeConfigError.self) {
             _ = try KubernetesConnection.load(environment: ["HOME": "/h"], files: InMemoryFiles())
-        } catch {
-            #expect(error.description.contains("not in a cluster (KUBERNETES_SERVICE_HOST is unset) and no kubeconfig"))
         }
-        do {
+        #expect(
+            none?.description.contains("not in a cluster (KUBERNETES_SERVICE_HOST is unset) and no kubeconfig") == true
+        )
+        let several = #expect(throws: KubeConfigError.self) {
             _ = try KubernetesConnection.load(environment: ["KUBECONFIG": "/a:/b"], files: InMemoryFiles())
-        } catch {
-            #expect(error.message.contains("kubectl config view --flatten"))
         }
+        #expect(several?.message.contains("kubectl config view --flatten") == true)
     }
 }

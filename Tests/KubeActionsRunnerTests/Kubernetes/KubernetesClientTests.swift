@@ -71,11 +71,10 @@ import Testing
 
     @Test func treatsServerErrorsAndOddBodiesAsUnavailable() async {
         transport.enqueue(503, "<html>upstream connect error</html>")
-        do {
+        let error = await #expect(throws: KubernetesAPIError.self) {
             _ = try await client().createJob(.object([]), namespace: "runners")
-        } catch {
-            #expect(error.kind == .unavailable && error.message == "HTTP 503" && error.isTransient)
         }
+        #expect(error?.kind == .unavailable && error?.message == "HTTP 503" && error?.isTransient == true)
     }
 
     @Test func rereadsTheTokenFileOnEveryCall() async throws {
