@@ -53,28 +53,28 @@ public final class Reconciler: Service {
         public init() {}
     }
 
-    private let configuration: Configuration
-    private let github: any GitHubAPI
-    private let rateLimitRemaining: @Sendable () -> Int64?
-    private let kubernetes: any KubernetesAPI
-    private let namespace: String
-    private let ownerLabel: String
-    private let provisioner: any RunnerProvisioner
-    private let matcher: LabelMatcher
-    private let repositories: RepositoryRegistry
-    private let isLeader: @Sendable () -> Bool
-    private let clock: MonotonicClock
-    private let metrics: Metrics
-    private let logger: Logger
+    let configuration: Configuration
+    let github: any GitHubAPI
+    let rateLimitRemaining: @Sendable () -> Int64?
+    let kubernetes: any KubernetesAPI
+    let namespace: String
+    let ownerLabel: String
+    let provisioner: any RunnerProvisioner
+    let matcher: LabelMatcher
+    let repositories: RepositoryRegistry
+    let isLeader: @Sendable () -> Bool
+    let clock: MonotonicClock
+    let metrics: Metrics
+    let logger: Logger
 
-    private struct State {
+    struct State {
         /// Job id → until when it is not provisioned again, and why (its previous pod could not run).
         var heldOff: [String: (until: ContinuousClock.Instant, reason: String)] = [:]
         /// A rule's key (`idle:<runner id>`, `pull:<pod uid>`, …) → when this process first saw that state.
         var firstSeen: [String: ContinuousClock.Instant] = [:]
     }
 
-    private let state = Mutex(State())
+    let state = Mutex(State())
 
     public init(
         configuration: Configuration,
@@ -211,7 +211,7 @@ public final class Reconciler: Service {
     // MARK: - Observing
 
     /// Lists registrations first, then Jobs, Secrets, pods and events, then the queued jobs.
-    private func observe(summary: inout Summary) async throws(KubernetesAPIError) -> World {
+    func observe(summary: inout Summary) async throws(KubernetesAPIError) -> World {
         var world = World()
         world.repositories = await repositories.all()
         for repository in world.repositories {
@@ -268,7 +268,7 @@ public final class Reconciler: Service {
     /// Queued jobs of queued runs and of in-progress runs (a multi-job run whose first jobs already started), and
     /// the jobs in progress (which runner took which job).
     /// `complete` is false when a list reached `GitHubListing.limit`: more runs or jobs may wait than were seen.
-    private func jobs(
+    func jobs(
         in repository: RepositoryRegistry.Repository
     ) async throws(GitHubAPIError) -> (queued: [GitHubJob], running: [GitHubJob], complete: Bool) {
         var queued: [GitHubJob] = []
@@ -291,7 +291,7 @@ public final class Reconciler: Service {
 
     // MARK: - Acting
 
-    private func act(on world: World, summary: inout Summary, touched: inout Set<String>) async throws(LostLeadership) {
+    func act(on world: World, summary: inout Summary, touched: inout Set<String>) async throws(LostLeadership) {
         let now = clock.now()
         func seenFor(_ key: String) -> Duration {
             touched.insert(key)
@@ -507,384 +507,5 @@ public final class Reconciler: Service {
             }
         }
         metrics.jobsQueuedTooLong.set(Int64(tooLong))
-    }
-
-    // MARK: - Supply and demand
-
-    /// What one repository's queued jobs need.
-    struct Plan {
-        struct Need {
-            var job: GitHubJob
-            /// Nil: the job has no runner Job at all. Else the name of the runner Job to make: a replacement for a
-            /// runner that took another job, or the next attempt after Jobs that finished without taking it.
-            var request: RunnerName?
-            /// Its runner took another job, but which one is not known (not in the runs listed): wait.
-            var takerUnknown = false
-        }
-        /// Registrations some queued job needs (its own, or a spare that fits it): not idle surplus.
-        var needed: Set<Int64> = []
-        var unserved: [Need] = []
-        /// Registration id → the live runner Job recording it.
-        var recordedOn: [Int64: JobSummary] = [:]
-    }
-
-    /// Runners are fungible: GitHub gives a queued job any idle runner of its repository whose labels fit. Each queued
-    /// job first keeps its own idle runner (or a runner Job still being provisioned); then the others take spare
-    /// idle runners that fit them, one each; what is left over is surplus, and the jobs left without are unserved.
-    static func plan(
-        queued: [GitHubJob],
-        running: [GitHubJob],
-        runners: [RegisteredRunner],
-        jobs: [JobSummary],
-        records: [String: (id: Int64, name: String)],
-        isOurs: (RegisteredRunner) -> Bool,
-        isYoung: (String) -> Bool
-    ) -> Plan {
-        var plan = Plan()
-        let byID = Dictionary(runners.filter(isOurs).map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
-        for job in jobs where !job.isFinished {
-            if let record = records[job.name] { plan.recordedOn[record.id] = job }
-        }
-        // Idle runners that can take a job: recorded on a live Job of ours, not busy.
-        let idle = Set(plan.recordedOn.keys.filter { byID[$0].map { $0.busy != true } ?? false })
-        var waiting: [GitHubJob] = []
-        for job in queued.sorted(by: { $0.id < $1.id }) {
-            let own = jobs.filter { $0.labels[RunnerJob.jobIDLabel] == String(job.id) }
-            let live = own.filter { !$0.isFinished }
-            if let mine = live.compactMap({ records[$0.name]?.id }).first(where: { idle.contains($0) }) {
-                plan.needed.insert(mine)
-                continue
-            }
-            // Still being provisioned: no registration recorded yet, or recorded but not listed yet.
-            let pending = live.contains { job in
-                guard let record = records[job.name] else { return true }
-                return byID[record.id] == nil && isYoung(job.uid ?? job.name)
-            }
-            if !pending { waiting.append(job) }
-        }
-        var unserved: [GitHubJob] = []
-        for job in waiting {
-            let wanted = Set(job.labels.map { $0.lowercased() })
-            let spare = idle.sorted().first { id in
-                !plan.needed.contains(id) && wanted.isSubset(of: Set(byID[id]!.labels.map { $0.lowercased() }))
-            }
-            if let spare {
-                plan.needed.insert(spare)
-            } else {
-                unserved.append(job)
-            }
-        }
-        for job in unserved {
-            let own = jobs.filter { $0.labels[RunnerJob.jobIDLabel] == String(job.id) }
-            guard !own.isEmpty else {
-                plan.unserved.append(Plan.Need(job: job, request: nil))
-                continue
-            }
-            // A live Job whose runner is busy: it took another job; the replacement is named after that job, as the
-            // in_progress delivery names it (so the two paths make one runner, never two).
-            let names = Set(own.map(\.name))
-            let busy = own.filter { !$0.isFinished }.compactMap { records[$0.name] }.filter {
-                byID[$0.id]?.busy == true
-            }
-            if !busy.isEmpty {
-                let replacements = busy.map { record in
-                    running.first { $0.runnerName == record.name }.map { RunnerName(jobID: job.id, after: $0.id) }
-                }
-                if let next = replacements.compactMap({ $0 }).first(where: { !names.contains($0.jobName) }) {
-                    plan.unserved.append(Plan.Need(job: job, request: next))
-                    continue
-                } else if replacements.contains(where: { $0 == nil }) {
-                    plan.unserved.append(Plan.Need(job: job, request: RunnerName(jobID: job.id), takerUnknown: true))
-                    continue
-                }
-                // That replacement was made already and finished without taking the job: the next attempt.
-            }
-            // Its Jobs finished (or lost their registration) without taking it: the next attempt, under a name no Job
-            // of it has.
-            let parsed = own.compactMap { RunnerName(parsing: $0.name, as: .job) }
-            let latest = parsed.max { $0.attempt < $1.attempt } ?? RunnerName(jobID: job.id)
-            var next = RunnerName(jobID: job.id, after: latest.after, attempt: latest.attempt + 1)
-            while names.contains(next.jobName) { next.attempt += 1 }
-            plan.unserved.append(Plan.Need(job: job, request: next))
-        }
-        return plan
-    }
-
-    // MARK: - Verdicts on pods
-
-    enum Verdict {
-        case none
-        /// The pod must wait (an exceeded quota): the Job stays.
-        case wait(reason: String, detail: String)
-        /// The pod cannot run: the Job goes; `holdOff`: its job is not provisioned again for a while.
-        case reap(reason: String, detail: String, holdOff: Bool)
-    }
-
-    /// Why a live Job's pod cannot run, or must wait, from its events (matched by the Job's uid, newer than its
-    /// last pod) and its pods' states.
-    private func verdict(for job: JobSummary, in world: World, seenFor: (String) -> Duration) -> Verdict {
-        let pods = world.pods?.filter { $0.jobName == job.name } ?? []
-        let lastPod = pods.compactMap(\.createdAt).max()
-        // Without the pods, an event cannot be told from one older than the pod that now runs: none is read.
-        let events = (world.pods == nil ? [] : world.events ?? []).filter { event in
-            guard let uid = job.uid, event.jobUID == uid else { return false }
-            guard let lastPod else { return true }
-            return (event.lastSeen ?? -.infinity) > lastPod
-        }
-        if let event = events.max(by: { ($0.lastSeen ?? 0) < ($1.lastSeen ?? 0) }) {
-            if Self.isQuota(event.message) {
-                return .wait(reason: "quota", detail: event.message)
-            }
-            if Self.isPermanentRefusal(event.message) {
-                return .reap(reason: "failed_create", detail: event.message, holdOff: true)
-            }
-            // Another refusal (an admission webhook that timed out, an API server too busy): the Job controller
-            // retries, so it is a wait, until the pod start deadline.
-            let seen = seenFor("refused:\(job.uid ?? job.name)")
-            if seen >= configuration.podStartDeadline {
-                return .reap(
-                    reason: "failed_create",
-                    detail: "pod refused for \(seen.components.seconds) s: \(event.message)",
-                    holdOff: true
-                )
-            }
-            return .wait(reason: "refused", detail: event.message)
-        }
-        for pod in pods {
-            let key = pod.uid ?? pod.name
-            for container in pod.containers {
-                switch container.waitingReason {
-                case "CrashLoopBackOff":
-                    return .reap(
-                        reason: "crash_loop",
-                        detail: "pod \(pod.name): container \(container.name) in CrashLoopBackOff",
-                        holdOff: true
-                    )
-                case "RunContainerError":
-                    return .reap(
-                        reason: "run_container_error",
-                        detail: "pod \(pod.name): container \(container.name) cannot run (RunContainerError)",
-                        holdOff: true
-                    )
-                default:
-                    break
-                }
-            }
-            let waiting = pod.containers.compactMap(\.waitingReason) + pod.waitingReasons
-            if let pull = waiting.first(where: {
-                ["ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerError"].contains($0)
-            }) {
-                let seen = seenFor("pull:\(key)")
-                if seen >= configuration.podStartDeadline {
-                    return .reap(
-                        reason: "image_pull",
-                        detail: "pod \(pod.name): \(pull) for \(seen.components.seconds) s",
-                        holdOff: true
-                    )
-                }
-            }
-            if let message = pod.unschedulable {
-                let seen = seenFor("unschedulable:\(key)")
-                if seen >= configuration.unschedulableDeadline {
-                    return .reap(
-                        reason: "unschedulable",
-                        detail: "pod \(pod.name): unschedulable for \(seen.components.seconds) s: \(message)",
-                        holdOff: true
-                    )
-                }
-            }
-            if let dind = pod.containers.first(where: { $0.isInit && $0.name == "dind" }), !dind.isReady,
-                !dind.isTerminated
-            {
-                let seen = seenFor("dind:\(key)")
-                if seen >= configuration.dindReadyDeadline {
-                    return .reap(
-                        reason: "dind_not_ready",
-                        detail: "pod \(pod.name): dockerd not ready after \(seen.components.seconds) s",
-                        holdOff: true
-                    )
-                }
-            }
-        }
-        return .none
-    }
-
-    /// `exceeded quota` is a ResourceQuota refusing the pod for now: it is a wait, not a failure.
-    static func isQuota(_ message: String) -> Bool {
-        message.contains("exceeded quota")
-    }
-
-    /// A refusal the same pod would meet again: Pod Security, an invalid spec, an admission denial, another
-    /// `forbidden` (a missing service account, a quota that requires limits).
-    static func isPermanentRefusal(_ message: String) -> Bool {
-        message.contains("violates PodSecurity") || message.contains(" is invalid")
-            || message.contains("is forbidden") || message.contains("denied the request")
-    }
-
-    // MARK: - Proven removals
-
-    /// Whether the registration carries this deployment's marker and a name this service gives.
-    private func isOurs(_ runner: RegisteredRunner) -> Bool {
-        runner.carries(ownerLabel) && RunnerName(parsing: runner.name, as: .registration) != nil
-    }
-
-    private func fence() throws(LostLeadership) {
-        guard isLeader() else { throw LostLeadership() }
-    }
-
-    /// The repository of a runner Job's recorded registration: where that registration was listed, else the one
-    /// known repository its owner and repository labels name; nil when that cannot be told.
-    private func repository(
-        of job: JobSummary,
-        registrationID: Int64,
-        in world: World
-    ) -> RepositoryRegistry.Repository? {
-        if let (repository, _) = world.registration(id: registrationID) { return repository }
-        let owner = job.labels[RunnerJob.ownerNameLabel]
-        let name = job.labels[RunnerJob.repositoryNameLabel]
-        let named = world.repositories.filter {
-            RunnerJob.labelValue($0.owner) == owner && RunnerJob.labelValue($0.name) == name
-        }
-        return named.count == 1 ? named.first : nil
-    }
-
-    /// Removes a runner Job that cannot run, saying why. A Job with a registration recorded on it goes only after
-    /// that registration did: a fresh look shows it ours and not busy, and GitHub, which refuses to delete a runner
-    /// at work (422), deleted it, or it is gone. So a runner that takes a job between the look and the removal keeps
-    /// its Job. Kept, too, when a registration of ours named for it is busy, or when its repository is not known.
-    private func remove(
-        _ job: JobSummary,
-        reason: String,
-        detail: String,
-        in world: World
-    ) async throws(LostLeadership) -> Bool {
-        let metadata: Logger.Metadata = ["runner_job": "\(job.name)", "reason": "\(reason)"]
-        let busyByName = world.registrations.values.joined().contains { runner in
-            isOurs(runner) && runner.busy != false
-                && RunnerName(parsing: runner.name, as: .registration)?.jobName == job.name
-        }
-        if busyByName {
-            logger.notice("reaper: runner job kept; its runner is at work or cannot be checked", metadata: metadata)
-            return false
-        }
-        guard let record = world.records[job.name] else {
-            // No registration recorded on it: its provisioning never got that far, so no runner of it can work.
-            try fence()
-            return await deleteJob(job, reason: reason, detail: detail)
-        }
-        guard let repository = repository(of: job, registrationID: record.id, in: world) else {
-            logger.notice("reaper: runner job kept; the repository of its runner is not known", metadata: metadata)
-            return false
-        }
-        let listed = world.registration(id: record.id)?.1
-        let runner = listed ?? RegisteredRunner(id: record.id, name: record.name, labels: [ownerLabel])
-        switch try await removeRegistration(runner, in: repository, reason: reason) {
-        case .deleted:
-            try fence()
-            return await deleteJob(job, reason: reason, detail: detail, count: false)
-        case .gone:
-            try fence()
-            return await deleteJob(job, reason: reason, detail: detail)
-        case .busy, .failed:
-            logger.notice("reaper: runner job kept; its runner is at work or cannot be checked", metadata: metadata)
-            return false
-        }
-    }
-
-    /// Deletes exactly this Job (its uid as a precondition), counted under `reason` unless its registration was.
-    private func deleteJob(_ job: JobSummary, reason: String, detail: String, count: Bool = true) async -> Bool {
-        do {
-            try await kubernetes.deleteJob(name: job.name, namespace: namespace, uid: job.uid)
-            if count { metrics.countReaped(reason) }
-            logger.warning(
-                "reaper: removed a runner job",
-                metadata: ["runner_job": "\(job.name)", "reason": "\(reason)", "detail": "\(detail)"]
-            )
-            return true
-        } catch {
-            logger.warning(
-                "reaper: removing a runner job failed",
-                metadata: ["runner_job": "\(job.name)", "reason": "\(reason)", "error": "\(error)"]
-            )
-            return false
-        }
-    }
-
-    enum RegistrationRemoval: Equatable { case deleted, busy, gone, failed }
-
-    /// Deletes a registration of this deployment after a fresh look shows it still exists, still carries the
-    /// marker and is not busy. GitHub refuses to delete a runner at work (422), which keeps it.
-    private func removeRegistration(
-        _ runner: RegisteredRunner,
-        in repository: RepositoryRegistry.Repository,
-        reason: String,
-        onlyIfOffline: Bool = false
-    ) async throws(LostLeadership) -> RegistrationRemoval {
-        var metadata: Logger.Metadata = [
-            "repo": "\(repository)", "runner.id": "\(runner.id)", "runner.name": "\(runner.name)",
-            "reason": "\(reason)",
-        ]
-        let fresh: RegisteredRunner?
-        do {
-            fresh = try await github.runner(owner: repository.owner, repo: repository.name, id: runner.id)
-        } catch {
-            logger.warning(
-                "reaper: cannot look at a registration; kept",
-                metadata: metadata.merging(["error": "\(error)"]) { $1 }
-            )
-            return .failed
-        }
-        guard let fresh else { return .gone }
-        guard fresh.busy == false, fresh.carries(ownerLabel), fresh.name == runner.name else {
-            logger.info("reaper: registration is at work; kept", metadata: metadata)
-            return .busy
-        }
-        if onlyIfOffline && fresh.status != "offline" {
-            logger.info("reaper: registration is online again; kept", metadata: metadata)
-            return .busy
-        }
-        try fence()
-        do {
-            try await github.deleteRunner(owner: repository.owner, repo: repository.name, runnerID: runner.id)
-        } catch  where error.kind == .validation {
-            logger.info("reaper: registration became busy; kept", metadata: metadata)
-            return .busy
-        } catch  where error.kind == .notFound {
-            return .gone
-        } catch {
-            metadata["error"] = "\(error)"
-            logger.warning("reaper: deleting a registration failed", metadata: metadata)
-            return .failed
-        }
-        metrics.countReaped(reason)
-        logger.notice("reaper: deleted a runner registration", metadata: metadata)
-        return .deleted
-    }
-
-    private func recover(
-        _ request: RunnerRequest,
-        in repository: RepositoryRegistry.Repository,
-        age: Double,
-        summary: inout Summary
-    ) async {
-        let metadata: Logger.Metadata = [
-            "repo": "\(repository)", "job.id": "\(request.jobID)", "queued_for_s": "\(Int(age))",
-            "job.labels": "\(request.labels.joined(separator: ","))", "runner_job": "\(request.runnerJobName)",
-        ]
-        do {
-            switch try await provisioner.provision(request, while: isLeader) {
-            case .created(let name):
-                summary.recovered += 1
-                metrics.countRecovered()
-                logger.notice(
-                    "reconciler: provisioned a queued job the webhook path missed",
-                    metadata: metadata.merging(["runner_job": "\(name)"]) { $1 }
-                )
-            case .alreadyProvisioned, .notQueued, .foreignRunner:
-                break
-            }
-        } catch {
-            logger.warning("reconciler: provisioning failed", metadata: metadata.merging(["error": "\(error)"]) { $1 })
-        }
     }
 }
