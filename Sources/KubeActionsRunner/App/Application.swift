@@ -65,6 +65,7 @@ public struct Application: Sendable {
         }
         server.maxBodyBytes = configuration.maxBodyBytes
         server.maxConnections = configuration.maxConnections
+        server.maxInflightBytes = configuration.maxInflightBodyBytes
         let routes = router
         let httpServer = try HTTPServer(configuration: server, logger: logger) { await routes.handle($0) }
         serverReference.set(httpServer)

@@ -42,6 +42,12 @@ extension Configuration {
             range: 1024...Defaults.maxBodyBytesLimit
         )
         let maxConnections = reader.int("MAX_CONNECTIONS", default: Defaults.maxConnections, range: 16...1_000_000)
+        // One request of the largest accepted size must always fit.
+        let maxInflightBodyBytes = reader.int(
+            "MAX_INFLIGHT_BODY_BYTES",
+            default: max(Defaults.maxInflightBodyBytes, maxBodyBytes + Defaults.largestHeadBytes),
+            range: (maxBodyBytes + Defaults.largestHeadBytes)...(1 << 40)
+        )
         let logLevel = reader.logLevel()
         let logFormat = reader.choice("LOG_FORMAT", default: LogFormat.json)
         let reconcileInterval = reader.int("RECONCILE_INTERVAL", default: 60, range: 1...3600)
@@ -73,6 +79,7 @@ extension Configuration {
             runnerGroupID: runnerGroupID,
             maxBodyBytes: maxBodyBytes,
             maxConnections: maxConnections,
+            maxInflightBodyBytes: maxInflightBodyBytes,
             logLevel: logLevel,
             logFormat: logFormat,
             dryRun: dryRun,

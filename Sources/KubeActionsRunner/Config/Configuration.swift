@@ -26,6 +26,8 @@ public struct Configuration: Sendable {
     public var runnerGroupID: Int
     public var maxBodyBytes: Int
     public var maxConnections: Int
+    /// Request bytes (heads and bodies) received and not yet answered, over all connections together.
+    public var maxInflightBodyBytes: Int
     public var logLevel: Logger.Level
     public var logFormat: LogFormat
     public var dryRun: Bool
@@ -62,6 +64,10 @@ public struct Configuration: Sendable {
         /// GitHub caps payloads at 25 MB.
         public static let maxBodyBytesLimit = 25 * 1024 * 1024
         public static let maxConnections = 4096
+        /// Sized for the shipped Deployment's 128 MiB limit (README, "Memory").
+        public static let maxInflightBodyBytes = 32 * 1024 * 1024
+        /// Room for one request's head (request line and header section) besides its body.
+        public static let largestHeadBytes = 128 * 1024
         public static let serviceAccountNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
     }
 
@@ -166,6 +172,13 @@ public struct Configuration: Sendable {
             defaultValue: "\(Defaults.maxConnections)",
             isSecret: false,
             summary: "Open connection cap; idle keep-alive connections are closed first, then 503."
+        ),
+        Key(
+            name: "MAX_INFLIGHT_BODY_BYTES",
+            defaultValue: "\(Defaults.maxInflightBodyBytes)",
+            isSecret: false,
+            summary:
+                "Request bytes (bodies and heads) held at once over all connections; past it, requests wait or get 503. At least `MAX_BODY_BYTES` + 131072."
         ),
         Key(
             name: "LOG_LEVEL",

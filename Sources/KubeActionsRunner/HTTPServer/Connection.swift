@@ -31,6 +31,12 @@ final class Connection {
     var outboundOffset = 0
     /// The epoll events currently registered.
     var interest: UInt32
+    /// Request bytes this connection holds of the loop's in-flight budget.
+    var charged = 0
+    /// When it began holding them (the age by which the oldest request is cut first).
+    var chargedSince: UInt64 = 0
+    /// Set while the connection is not read because the budget is spent.
+    var waitingSince: UInt64?
 
     init(fd: Int32, serial: UInt64, limits: RequestParser.Limits, now: UInt64, deadline: UInt64, interest: UInt32) {
         self.fd = fd

@@ -30,6 +30,14 @@ final class EventLoop: @unchecked Sendable {
         var shutdownTimeout: Duration
         /// How long a closing connection may drain input before it is closed hard.
         var lingerTimeout: Duration = .seconds(2)
+        /// Request bytes (heads and bodies) received and not yet answered, summed over every connection.
+        var maxInflightBytes: Int = 32 * 1024 * 1024
+        /// A request holding budget for longer than this may be cut (503) to make room for another.
+        var budgetGrace: Duration = .seconds(1)
+        /// A connection waiting this long for budget, with nothing to cut, is answered 503.
+        var budgetWait: Duration = .seconds(2)
+        /// The loop's clock (monotonic nanoseconds); tests pass one they advance by hand.
+        var clock: @Sendable () -> UInt64 = monotonicNanoseconds
     }
 
     private struct Shared {
@@ -54,11 +62,24 @@ final class EventLoop: @unchecked Sendable {
     private var nextSweep: UInt64 = 0
     private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
     private var dateCache = DateHeaderCache()
+    /// The in-flight request bytes: what every connection has been charged.
+    private var budgetUsed = 0
+    /// Connections not read until budget frees, oldest first.
+    private var budgetWaiters: [Connection] = [] {
+        didSet { statistics.budgetWaiting.store(budgetWaiters.count, ordering: .relaxed) }
+    }
+    private let statistics: HTTPServerStatistics
 
-    init(listenFD: Int32, configuration: Configuration, logger: Logger) throws(HTTPServerError) {
+    init(
+        listenFD: Int32,
+        configuration: Configuration,
+        logger: Logger,
+        statistics: HTTPServerStatistics = HTTPServerStatistics()
+    ) throws(HTTPServerError) {
         self.listenFD = listenFD
         self.configuration = configuration
         self.logger = logger
+        self.statistics = statistics
         epollFD = kar_epoll_create()
         guard epollFD >= 0 else { throw HTTPServerError.system("epoll_create1", errno) }
         wakeFD = kar_eventfd()
@@ -102,7 +123,7 @@ final class EventLoop: @unchecked Sendable {
         let maxEvents = 256
         var events = [kar_event](repeating: kar_event(), count: maxEvents)
         while true {
-            let now = monotonicNanoseconds()
+            let now = configuration.clock()
             if let deadline = shutdownDeadline, connections.isEmpty || now >= deadline {
                 break
             }
@@ -118,7 +139,7 @@ final class EventLoop: @unchecked Sendable {
                 logger.critical("epoll_wait failed", metadata: ["errno": "\(errno)"])
                 break
             }
-            let now2 = monotonicNanoseconds()
+            let now2 = configuration.clock()
             for index in 0..<Int(count) {
                 let event = events[index]
                 let fd = event.fd
@@ -258,7 +279,7 @@ final class EventLoop: @unchecked Sendable {
         now: UInt64,
         dispatch: (RequestTicket, HTTPRequest) -> Void
     ) {
-        if event & (KAR_EPOLLERR | KAR_EPOLLHUP) != 0, connection.state != .reading {
+        if event & (KAR_EPOLLERR | KAR_EPOLLHUP) != 0, connection.state != .reading || connection.waitingSince != nil {
             // The peer is gone; a pending response has nowhere to go.
             closeConnection(connection)
             return
@@ -278,11 +299,33 @@ final class EventLoop: @unchecked Sendable {
 
     private func readRequests(_ connection: Connection, now: UInt64, dispatch: (RequestTicket, HTTPRequest) -> Void) {
         var total = 0
-        while total < 256 * 1024 {
-            let n = recv(connection.fd, scratch.baseAddress, scratch.count, 0)
+        // Parse after every read, so the receive buffer holds one read at most and body bytes go to the body.
+        while total < 256 * 1024, connection.state == .reading, connections[connection.fd] === connection {
+            var allowance = configuration.maxInflightBytes - budgetUsed
+            if allowance <= 0 {
+                // Only a connection with bytes to give waits for room; one that has sent nothing more is left be.
+                var byte: UInt8 = 0
+                let peeked = recv(connection.fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
+                if peeked <= 0 {
+                    let error = errno
+                    if peeked < 0, error == EINTR { continue }
+                    if peeked < 0, error == EAGAIN || error == EWOULDBLOCK { return }
+                    closeConnection(connection)  // the client closed before its request was complete
+                    return
+                }
+                guard makeRoom(for: connection, now: now) else {
+                    waitForBudget(connection, now: now)
+                    return
+                }
+                allowance = configuration.maxInflightBytes - budgetUsed
+            }
+            let n = recv(connection.fd, scratch.baseAddress, min(scratch.count, allowance), 0)
             if n > 0 {
                 connection.parser.append(UnsafeRawBufferPointer(rebasing: scratch[0..<n]))
+                charge(connection, to: connection.charged + n, now: now)
                 total += n
+                connection.lastActivity = now
+                drive(connection, now: now, dispatch: dispatch)
                 continue
             }
             if n == 0 {
@@ -295,13 +338,92 @@ final class EventLoop: @unchecked Sendable {
                 return
             }
             let error = errno
-            if error == EAGAIN || error == EWOULDBLOCK { break }
+            if error == EAGAIN || error == EWOULDBLOCK { return }
             if error == EINTR { continue }
             closeConnection(connection)
             return
         }
-        connection.lastActivity = now
-        drive(connection, now: now, dispatch: dispatch)
+    }
+
+    // MARK: - The in-flight budget
+
+    /// Sets what `connection` holds of the budget; a request starts its age when it first holds bytes.
+    private func charge(_ connection: Connection, to bytes: Int, now: UInt64) {
+        if connection.charged == 0, bytes > 0 { connection.chargedSince = now }
+        budgetUsed += bytes - connection.charged
+        connection.charged = bytes
+        statistics.inflightBytes.store(budgetUsed, ordering: .relaxed)
+        if bytes == 0, !budgetWaiters.isEmpty { resumeWaiters(now: now) }
+    }
+
+    /// Frees budget for `connection` by cutting the request that has held budget longest, if it has held it
+    /// for longer than the grace and is still being received (a request in its handler is never cut).
+    ///
+    /// This is what keeps deliveries from starving: GitHub sends a delivery whole, so it holds budget for
+    /// milliseconds, while a client that parks a body ages past the grace and is the first to go.
+    private func makeRoom(for connection: Connection, now: UInt64) -> Bool {
+        let grace = configuration.budgetGrace.nanoseconds
+        var victim: Connection?
+        for candidate in connections.values
+        where candidate !== connection && candidate.state == .reading && candidate.charged > 0
+            && now - candidate.chargedSince >= grace
+        {
+            if victim == nil || candidate.chargedSince < victim!.chargedSince { victim = candidate }
+        }
+        guard let victim else { return false }
+        logger.debug(
+            "request cut to free the in-flight budget",
+            metadata: ["held_bytes": "\(victim.charged)", "held_ms": "\((now - victim.chargedSince) / 1_000_000)"]
+        )
+        statistics.budgetCuts.add(1, ordering: .relaxed)
+        reject(victim, status: 503, "server busy: request bytes in flight at their limit", now: now)
+        return true
+    }
+
+    /// Stops reading `connection` until budget frees; it keeps its place in line.
+    private func waitForBudget(_ connection: Connection, now: UInt64) {
+        setInterest(connection, 0)
+        if connection.waitingSince == nil {
+            connection.waitingSince = now
+            budgetWaiters.append(connection)
+        }
+    }
+
+    /// Reads waiting connections again, oldest first, while budget is free.
+    private func resumeWaiters(now: UInt64) {
+        while let first = budgetWaiters.first, budgetUsed < configuration.maxInflightBytes {
+            budgetWaiters.removeFirst()
+            first.waitingSince = nil
+            guard connections[first.fd] === first, first.state == .reading else { continue }
+            setInterest(first, KAR_EPOLLIN)
+        }
+    }
+
+    /// Waiters that can now cut an aged request do; those that waited too long are answered 503.
+    private func sweepWaiters(now: UInt64) {
+        budgetWaiters.removeAll { connections[$0.fd] !== $0 || $0.state != .reading || $0.waitingSince == nil }
+        for waiter in budgetWaiters {
+            if budgetUsed >= configuration.maxInflightBytes, makeRoom(for: waiter, now: now) { continue }
+            if let since = waiter.waitingSince, budgetUsed >= configuration.maxInflightBytes,
+                now - since >= configuration.budgetWait.nanoseconds
+            {
+                statistics.budgetRefusals.add(1, ordering: .relaxed)
+                reject(waiter, status: 503, "server busy: request bytes in flight at their limit", now: now)
+            }
+        }
+        resumeWaiters(now: now)
+    }
+
+    /// Answers `status` with `Retry-After: 1` and closes, releasing the connection's request bytes at once.
+    private func reject(_ connection: Connection, status: Int, _ reason: String, now: UInt64) {
+        if connection.waitingSince != nil {
+            connection.waitingSince = nil
+            budgetWaiters.removeAll { $0 === connection }
+        }
+        connection.keepAlive = false
+        connection.state = .processing
+        connection.parser.discard()
+        send(.text(status, reason, headers: [("Retry-After", "1")]), on: connection, now: now, dispatch: { _, _ in })
     }
 
     /// Runs the parser over what is buffered until it needs bytes, hands off a request, or fails.
@@ -328,6 +450,7 @@ final class EventLoop: @unchecked Sendable {
                 logger.debug("rejected request", metadata: ["status": "\(error.status)", "reason": "\(error)"])
                 connection.keepAlive = false
                 connection.state = .processing
+                connection.parser.discard()
                 send(.text(error.status, error.description), on: connection, now: now, dispatch: dispatch)
                 return
             }
@@ -367,6 +490,10 @@ final class EventLoop: @unchecked Sendable {
     ) {
         let keepAlive = connection.keepAlive && shutdownDeadline == nil
         connection.closeAfterWrite = !keepAlive
+        // The request is answered: its bytes are no longer held, only what was read past it (pipelining).
+        if !keepAlive { connection.parser.discard() }
+        charge(connection, to: 0, now: now)
+        charge(connection, to: connection.parser.bufferedByteCount, now: now)
         connection.outbound.append(
             contentsOf: response.serialized(
                 keepAlive: keepAlive,
@@ -455,8 +582,10 @@ final class EventLoop: @unchecked Sendable {
             acceptPausedUntil = nil
             kar_epoll_mod(epollFD, listenFD, KAR_EPOLLIN)
         }
+        if !budgetWaiters.isEmpty { sweepWaiters(now: now) }
         var expired: [Connection] = []
-        for connection in connections.values where connection.state != .processing && now >= connection.deadline {
+        for connection in connections.values
+        where connection.state != .processing && connection.waitingSince == nil && now >= connection.deadline {
             expired.append(connection)
         }
         for connection in expired {
@@ -465,6 +594,7 @@ final class EventLoop: @unchecked Sendable {
                 logger.debug("request timed out", metadata: ["phase": "\(connection.phase)"])
                 connection.keepAlive = false
                 connection.state = .processing
+                connection.parser.discard()
                 send(.text(408, "request timeout"), on: connection, now: now, dispatch: { _, _ in })
             default:
                 closeConnection(connection)
@@ -479,6 +609,12 @@ final class EventLoop: @unchecked Sendable {
         connections[connection.fd] = nil
         kar_epoll_del(epollFD, connection.fd)
         close(connection.fd)
+        if connection.waitingSince != nil {
+            connection.waitingSince = nil
+            budgetWaiters.removeAll { $0 === connection }
+        }
+        connection.parser.discard()
+        charge(connection, to: 0, now: configuration.clock())
     }
 
     private func setInterest(_ connection: Connection, _ events: UInt32) {
@@ -494,7 +630,7 @@ final class EventLoop: @unchecked Sendable {
 private let continueResponse = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
 
 /// Nanoseconds on the monotonic clock.
-func monotonicNanoseconds() -> UInt64 {
+public func monotonicNanoseconds() -> UInt64 {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)

@@ -67,14 +67,46 @@ struct RequestParser {
     /// Bytes received and not yet consumed.
     var bufferedByteCount: Int { buffer.count - start }
 
+    /// Takes received bytes. Body bytes that arrive with nothing buffered before them go straight into the
+    /// body, so a body is held once (not also in the receive buffer), and the receive buffer stays as small as
+    /// one read.
     mutating func append(_ bytes: UnsafeRawBufferPointer) {
+        var bytes = bytes[...]
         if start == buffer.count {
-            buffer.removeAll(keepingCapacity: true)
+            if buffer.capacity > 16 * 1024 {
+                buffer = []
+            } else {
+                buffer.removeAll(keepingCapacity: true)
+            }
             start = 0
             scanned = 0
             lineScanned = 0
+            switch state {
+            case .fixedBody(let remaining) where remaining > 0:
+                let n = min(remaining, bytes.count)
+                pending!.body.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes.prefix(n)))
+                bytes = bytes.dropFirst(n)
+                state = .fixedBody(remaining: remaining - n)
+            case .chunkData(let remaining):
+                let n = min(remaining, bytes.count)
+                pending!.body.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes.prefix(n)))
+                bytes = bytes.dropFirst(n)
+                state = remaining == n ? .chunkDataEnd : .chunkData(remaining: remaining - n)
+            default:
+                break
+            }
         }
-        buffer.append(contentsOf: bytes)
+        buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes))
+    }
+
+    /// Drops everything buffered and the request in progress: after an error answer nothing more is parsed, and
+    /// the connection must not keep a body's memory while its answer is written and input drained.
+    mutating func discard() {
+        buffer = []
+        start = 0
+        scanned = 0
+        lineScanned = 0
+        pending = nil
     }
 
     mutating func append(_ bytes: [UInt8]) {
