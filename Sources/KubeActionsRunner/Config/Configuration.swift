@@ -26,7 +26,7 @@ public struct Configuration: Sendable {
     public var runnerGroupID: Int
     public var maxBodyBytes: Int
     public var maxConnections: Int
-    /// Request bytes (heads and bodies) received and not yet answered, over all connections together.
+    /// Request bodies received and not yet answered, over all connections together (heads get an eighth more).
     public var maxInflightBodyBytes: Int
     public var logLevel: Logger.Level
     public var logFormat: LogFormat
@@ -178,7 +178,7 @@ public struct Configuration: Sendable {
             defaultValue: "\(Defaults.maxInflightBodyBytes)",
             isSecret: false,
             summary:
-                "Request bytes (bodies and heads) held at once over all connections; past it, requests wait or get 503. At least `MAX_BODY_BYTES` + 131072."
+                "Request bodies held at once over all connections (heads get an eighth more); past it, requests wait or get 503 with `Retry-After`. At least `MAX_BODY_BYTES` + 131072."
         ),
         Key(
             name: "LOG_LEVEL",

@@ -33,6 +33,14 @@ final class Connection {
     var interest: UInt32
     /// Request bytes this connection holds of the loop's in-flight budget.
     var charged = 0
+    /// Bytes received since the last answer (the current request and any read past it).
+    var received = 0
+    /// Whether the current request's declared length has been charged in full.
+    var reserved = false
+    /// The declared body length charged to the bodies' share.
+    var bodyReserved = 0
+    /// What a waiting connection needs of the budget before it is read again.
+    var budgetNeed = 0
     /// When it began holding them (the age by which the oldest request is cut first).
     var chargedSince: UInt64 = 0
     /// Set while the connection is not read because the budget is spent.

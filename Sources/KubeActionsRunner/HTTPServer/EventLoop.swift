@@ -30,7 +30,7 @@ final class EventLoop: @unchecked Sendable {
         var shutdownTimeout: Duration
         /// How long a closing connection may drain input before it is closed hard.
         var lingerTimeout: Duration = .seconds(2)
-        /// Request bytes (heads and bodies) received and not yet answered, summed over every connection.
+        /// Declared request bodies held at once over every connection; heads get an eighth more.
         var maxInflightBytes: Int = 32 * 1024 * 1024
         /// A request holding budget for longer than this may be cut (503) to make room for another.
         var budgetGrace: Duration = .seconds(1)
@@ -64,11 +64,21 @@ final class EventLoop: @unchecked Sendable {
     private var dateCache = DateHeaderCache()
     /// The in-flight request bytes: what every connection has been charged.
     private var budgetUsed = 0
-    /// Connections not read until budget frees, oldest first.
+    /// The part of it that declared bodies hold.
+    private var bodiesUsed = 0
+    /// The part of that which bodies over `smallBodyBytes` hold.
+    private var largeBodiesUsed = 0
+    /// Bodies up to this size (GitHub's deliveries: a few KB to about 100 KB) may use the whole budget; larger
+    /// ones only three quarters of it, so parked large bodies can never crowd out a delivery.
+    static let smallBodyBytes = 256 * 1024
+    private var largeBodiesLimit: Int { configuration.maxInflightBytes - configuration.maxInflightBytes / 4 }
+    /// Connections not read until budget frees.
     private var budgetWaiters: [Connection] = [] {
         didSet { statistics.budgetWaiting.store(budgetWaiters.count, ordering: .relaxed) }
     }
     private let statistics: HTTPServerStatistics
+    /// Set while waiters are being admitted, so budget released by a cut does not re-enter admission.
+    private var admitting = false
 
     init(
         listenFD: Int32,
@@ -301,7 +311,14 @@ final class EventLoop: @unchecked Sendable {
         var total = 0
         // Parse after every read, so the receive buffer holds one read at most and body bytes go to the body.
         while total < 256 * 1024, connection.state == .reading, connections[connection.fd] === connection {
-            var allowance = configuration.maxInflightBytes - budgetUsed
+            if !connection.reserved, let body = connection.parser.declaredBody {
+                // The head declared its body's length: the whole body is admitted at once, or waits.
+                guard reserveBody(connection, now: now) else {
+                    waitForBudget(connection, need: body.length, now: now)
+                    return
+                }
+            }
+            let allowance = max(0, connection.charged - connection.received) + totalLimit - budgetUsed
             if allowance <= 0 {
                 // Only a connection with bytes to give waits for room; one that has sent nothing more is left be.
                 var byte: UInt8 = 0
@@ -313,16 +330,17 @@ final class EventLoop: @unchecked Sendable {
                     closeConnection(connection)  // the client closed before its request was complete
                     return
                 }
-                guard makeRoom(for: connection, now: now) else {
-                    waitForBudget(connection, now: now)
-                    return
-                }
-                allowance = configuration.maxInflightBytes - budgetUsed
+                waitForBudget(connection, need: 1, now: now)
+                return
             }
-            let n = recv(connection.fd, scratch.baseAddress, min(scratch.count, allowance), 0)
+            // Until a request's length is known, read in small steps: what is read before the head ends is
+            // charged from the share kept for heads, and a body must not take that share.
+            let step = connection.reserved ? scratch.count : 2048
+            let n = recv(connection.fd, scratch.baseAddress, min(step, allowance), 0)
             if n > 0 {
                 connection.parser.append(UnsafeRawBufferPointer(rebasing: scratch[0..<n]))
-                charge(connection, to: connection.charged + n, now: now)
+                connection.received += n
+                if connection.received > connection.charged { setCharge(connection, connection.received, now: now) }
                 total += n
                 connection.lastActivity = now
                 drive(connection, now: now, dispatch: dispatch)
@@ -346,18 +364,60 @@ final class EventLoop: @unchecked Sendable {
     }
 
     // MARK: - The in-flight budget
+    //
+    // Every request byte received and not yet answered is charged to one budget shared by all connections.
+    // A request whose head declares a Content-Length is charged its whole body at once when the head is complete,
+    // or waits until that much is free, so a body never grows past what was admitted; bodies together stay within
+    // `maxInflightBytes`. Heads, chunked bodies and pipelined bytes are charged as they arrive, from an eighth more,
+    // and read only while it is free (a head is read 2 KiB at a time, so it takes little before its length is
+    // known). Bodies over 256 KiB may take only three quarters of the budget together: the last quarter is for
+    // bodies the size of deliveries. Waiting connections are admitted smallest declared body first, then oldest; to admit one, the request
+    // that has held budget longest is cut with 503 once it has held it longer than the grace.
+
+    /// Bodies are admitted up to the budget; heads (and bytes of unknown length) have an eighth more of their
+    /// own, so a new connection's head is read, and its declared length known, even while bodies hold the rest.
+    private var totalLimit: Int { configuration.maxInflightBytes + configuration.maxInflightBytes / 8 }
+
+    /// Charges a declared body in full; false, charging nothing, when bodies or the total have no room for it.
+    private func reserveBody(_ connection: Connection, now: UInt64) -> Bool {
+        guard let (length, remaining) = connection.parser.declaredBody else { return true }
+        let charge = connection.received - (length - remaining) + length  // the head, then the whole body
+        let isLarge = length > Self.smallBodyBytes
+        guard bodiesUsed + length <= configuration.maxInflightBytes,
+            !isLarge || largeBodiesUsed + length <= largeBodiesLimit,
+            budgetUsed + charge - connection.charged <= totalLimit
+        else { return false }
+        bodiesUsed += length
+        if isLarge { largeBodiesUsed += length }
+        connection.bodyReserved = length
+        connection.reserved = true
+        setCharge(connection, max(charge, connection.charged), now: now)
+        return true
+    }
 
     /// Sets what `connection` holds of the budget; a request starts its age when it first holds bytes.
-    private func charge(_ connection: Connection, to bytes: Int, now: UInt64) {
+    private func setCharge(_ connection: Connection, _ bytes: Int, now: UInt64) {
+        let released = bytes < connection.charged
         if connection.charged == 0, bytes > 0 { connection.chargedSince = now }
         budgetUsed += bytes - connection.charged
         connection.charged = bytes
         statistics.inflightBytes.store(budgetUsed, ordering: .relaxed)
-        if bytes == 0, !budgetWaiters.isEmpty { resumeWaiters(now: now) }
+        if released, !admitting, !budgetWaiters.isEmpty { admitWaiters(now: now) }
     }
 
-    /// Frees budget for `connection` by cutting the request that has held budget longest, if it has held it
-    /// for longer than the grace and is still being received (a request in its handler is never cut).
+    /// Gives the budget back once a request is answered: only bytes already read past it (pipelining) stay charged.
+    private func releaseRequest(_ connection: Connection, now: UInt64) {
+        connection.reserved = false
+        bodiesUsed -= connection.bodyReserved
+        if connection.bodyReserved > Self.smallBodyBytes { largeBodiesUsed -= connection.bodyReserved }
+        connection.bodyReserved = 0
+        connection.received = connection.parser.bufferedByteCount
+        setCharge(connection, 0, now: now)
+        setCharge(connection, connection.received, now: now)
+    }
+
+    /// Cuts the request that has held budget longest, if it has held it for longer than the grace and is still
+    /// being received (a request in its handler is never cut).
     ///
     /// This is what keeps deliveries from starving: GitHub sends a delivery whole, so it holds budget for
     /// milliseconds, while a client that parks a body ages past the grace and is the first to go.
@@ -380,38 +440,46 @@ final class EventLoop: @unchecked Sendable {
         return true
     }
 
-    /// Stops reading `connection` until budget frees; it keeps its place in line.
-    private func waitForBudget(_ connection: Connection, now: UInt64) {
+    /// Stops reading `connection` until `need` bytes of budget can be given to it.
+    private func waitForBudget(_ connection: Connection, need: Int, now: UInt64) {
         setInterest(connection, 0)
+        connection.budgetNeed = need
         if connection.waitingSince == nil {
             connection.waitingSince = now
             budgetWaiters.append(connection)
         }
+        if !admitting { admitWaiters(now: now) }
     }
 
-    /// Reads waiting connections again, oldest first, while budget is free.
-    private func resumeWaiters(now: UInt64) {
-        while let first = budgetWaiters.first, budgetUsed < configuration.maxInflightBytes {
-            budgetWaiters.removeFirst()
-            first.waitingSince = nil
-            guard connections[first.fd] === first, first.state == .reading else { continue }
-            setInterest(first, KAR_EPOLLIN)
-        }
-    }
-
-    /// Waiters that can now cut an aged request do; those that waited too long are answered 503.
-    private func sweepWaiters(now: UInt64) {
+    /// Admits waiting connections, smallest need first, then oldest; cuts aged requests to make room for them.
+    private func admitWaiters(now: UInt64) {
+        admitting = true
+        defer { admitting = false }
         budgetWaiters.removeAll { connections[$0.fd] !== $0 || $0.state != .reading || $0.waitingSince == nil }
-        for waiter in budgetWaiters {
-            if budgetUsed >= configuration.maxInflightBytes, makeRoom(for: waiter, now: now) { continue }
-            if let since = waiter.waitingSince, budgetUsed >= configuration.maxInflightBytes,
-                now - since >= configuration.budgetWait.nanoseconds
-            {
-                statistics.budgetRefusals.add(1, ordering: .relaxed)
-                reject(waiter, status: 503, "server busy: request bytes in flight at their limit", now: now)
+        budgetWaiters.sort { ($0.budgetNeed, $0.waitingSince!) < ($1.budgetNeed, $1.waitingSince!) }
+        for waiter in budgetWaiters {  // a copy: cutting a waiter removes it from the list
+            guard connections[waiter.fd] === waiter, waiter.state == .reading, waiter.waitingSince != nil else {
+                continue
             }
+            let isBody = waiter.parser.declaredBody != nil && !waiter.reserved
+            func fits() -> Bool { isBody ? reserveBody(waiter, now: now) : budgetUsed < totalLimit }
+            var admitted = fits()
+            while !admitted, makeRoom(for: waiter, now: now) { admitted = fits() }
+            guard admitted else { break }  // a larger need cannot fit either
+            waiter.waitingSince = nil
+            setInterest(waiter, KAR_EPOLLIN)
         }
-        resumeWaiters(now: now)
+        budgetWaiters.removeAll { $0.waitingSince == nil }
+    }
+
+    /// Answers waiters that could not be admitted within the wait bound with 503.
+    private func expireWaiters(now: UInt64) {
+        admitWaiters(now: now)
+        let bound = configuration.budgetWait.nanoseconds
+        for waiter in budgetWaiters where now - (waiter.waitingSince ?? now) >= bound {
+            statistics.budgetRefusals.add(1, ordering: .relaxed)
+            reject(waiter, status: 503, "server busy: request bytes in flight at their limit", now: now)
+        }
     }
 
     /// Answers `status` with `Retry-After: 1` and closes, releasing the connection's request bytes at once.
@@ -492,8 +560,7 @@ final class EventLoop: @unchecked Sendable {
         connection.closeAfterWrite = !keepAlive
         // The request is answered: its bytes are no longer held, only what was read past it (pipelining).
         if !keepAlive { connection.parser.discard() }
-        charge(connection, to: 0, now: now)
-        charge(connection, to: connection.parser.bufferedByteCount, now: now)
+        releaseRequest(connection, now: now)
         connection.outbound.append(
             contentsOf: response.serialized(
                 keepAlive: keepAlive,
@@ -582,7 +649,7 @@ final class EventLoop: @unchecked Sendable {
             acceptPausedUntil = nil
             kar_epoll_mod(epollFD, listenFD, KAR_EPOLLIN)
         }
-        if !budgetWaiters.isEmpty { sweepWaiters(now: now) }
+        if !budgetWaiters.isEmpty { expireWaiters(now: now) }
         var expired: [Connection] = []
         for connection in connections.values
         where connection.state != .processing && connection.waitingSince == nil && now >= connection.deadline {
@@ -614,7 +681,7 @@ final class EventLoop: @unchecked Sendable {
             budgetWaiters.removeAll { $0 === connection }
         }
         connection.parser.discard()
-        charge(connection, to: 0, now: configuration.clock())
+        releaseRequest(connection, now: configuration.clock())
     }
 
     private func setInterest(_ connection: Connection, _ events: UInt32) {

@@ -30,7 +30,8 @@ public final class HTTPServer: Service, Sendable {
         public var writeTimeout: Duration = .seconds(30)
         /// The bound on finishing in-flight requests at shutdown.
         public var shutdownTimeout: Duration = .seconds(20)
-        /// Request bytes (heads and bodies) received and not yet answered, over all connections together.
+        /// Request bodies received and not yet answered, over all connections together; heads and bodies of
+        /// unknown length (chunked) are held to an eighth more.
         public var maxInflightBytes = 32 * 1024 * 1024
         /// When the in-flight bytes are at their limit, a request that has held bytes this long is cut (503)
         /// to make room for another; a delivery sent whole never holds them that long.

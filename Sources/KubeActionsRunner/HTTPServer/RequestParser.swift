@@ -51,6 +51,8 @@ struct RequestParser {
     private var pending: HTTPRequest?
     private var continueOwed = false
     private var bodyBytes = 0
+    /// The Content-Length of the request being read.
+    private var declaredLength = 0
 
     init(limits: Limits) {
         self.limits = limits
@@ -62,6 +64,13 @@ struct RequestParser {
         case .failed: .head
         default: .body
         }
+    }
+
+    /// The declared length of the body being received and the bytes of it still to come; nil unless a head with a
+    /// nonzero Content-Length was parsed and its body is incomplete.
+    var declaredBody: (length: Int, remaining: Int)? {
+        if case .fixedBody(let remaining) = state, remaining > 0 { return (declaredLength, remaining) }
+        return nil
     }
 
     /// Bytes received and not yet consumed.
@@ -283,6 +292,7 @@ struct RequestParser {
             guard length <= limits.maxBodyBytes else { return .failure(.bodyTooLarge) }
             pending!.body.reserveCapacity(min(length, 16 * 1024))  // a claimed length is not yet a body
             state = .fixedBody(remaining: length)
+            declaredLength = length
             continueOwed = expectsContinue && length > 0
             return .parsed
         }

@@ -28,9 +28,9 @@ import Glibc
         return configuration
     }
 
-    @Test func servesARequestExactlyAtTheBudgetAndReleasesItsBytes() async throws {
+    @Test func servesABodyExactlyAtTheBudgetAndReleasesItsBytes() async throws {
         let statistics = HTTPServerStatistics()
-        let budget = Self.requestBytes.count
+        let budget = Self.body.count
         try await withServer(configuration(budget: budget, clock: ManualClock(), statistics: statistics)) { server in
             let texts = try await client(server.port) { connection in
                 try (0..<2).map { _ in
@@ -45,16 +45,16 @@ import Glibc
         }
     }
 
-    @Test func aRequestOneByteOverTheBudgetIsNotReadThenAnswered503() async throws {
+    @Test func aBodyOneByteOverTheBudgetIsNotReadThenAnswered503() async throws {
         let statistics = HTTPServerStatistics()
         let clock = ManualClock()
-        let budget = Self.requestBytes.count - 1
+        let budget = Self.body.count - 1
         try await withServer(configuration(budget: budget, clock: clock, statistics: statistics)) { server in
             let connection = try await HeldConnection.open(server.port)
             connection.client.send(Self.requestBytes)
-            // The server reads up to the budget and no further; the last byte stays in the socket.
-            try await waitUntil("the budget is spent") { statistics.connectionsWaitingForBudget == 1 }
-            #expect(statistics.inflightRequestBytes == budget)
+            // The head is read; the body does not fit, so it is not read at all.
+            try await waitUntil("the body waits") { statistics.connectionsWaitingForBudget == 1 }
+            #expect(statistics.inflightRequestBytes <= 2048)
             #expect(pendingAnswerBytes(connection.client) == 0)
 
             clock.advance(by: .seconds(3))  // past the 2 s wait, with nothing old enough to cut but itself
@@ -73,15 +73,19 @@ import Glibc
         let budget = 64 * 1024
         try await withServer(configuration(budget: budget, clock: clock, statistics: statistics)) { server in
             let port = server.port
-            // A hoarder declares 500,000 bytes, sends exactly the budget's worth and parks.
+            // A hoarder declares a body that takes the whole budget, sends all of it but one byte, and parks.
             let hoarder = try await HeldConnection.open(port)
-            let hoardHead = Array("POST /h HTTP/1.1\r\nHost: x\r\nContent-Length: 500000\r\n\r\n".utf8)
-            hoarder.client.send(hoardHead + [UInt8](repeating: 0x62, count: budget - hoardHead.count))
-            try await waitUntil("the hoarder holds the budget") { statistics.inflightRequestBytes == budget }
+            let length = budget
+            let hoardHead = Array("POST /h HTTP/1.1\r\nHost: x\r\nContent-Length: \(length)\r\n\r\n".utf8)
+            #expect(hoardHead.count == 52)
+            hoarder.client.send(hoardHead + [UInt8](repeating: 0x62, count: length - 1))
+            try await waitUntil("the hoarder holds the budget") { statistics.inflightRequestBytes == 52 + budget }
 
-            // A delivery arriving now waits: the hoarder is younger than the 1 s grace.
+            // A delivery of 20,000 bytes arriving now has its head read, then waits for room for its body:
+            // the hoarder is younger than the 1 s grace.
             let delivery = try await HeldConnection.open(port)
-            delivery.client.send(Self.requestBytes)
+            let body = [UInt8](repeating: 0x64, count: 20_000)
+            delivery.client.send(Array("POST /d HTTP/1.1\r\nHost: x\r\nContent-Length: 20000\r\n\r\n".utf8) + body)
             try await waitUntil("the delivery waits") { statistics.connectionsWaitingForBudget == 1 }
             #expect(pendingAnswerBytes(delivery.client) == 0)
             #expect(pendingAnswerBytes(hoarder.client) == 0)
@@ -89,13 +93,45 @@ import Glibc
             clock.advance(by: .milliseconds(1500))  // the hoarder is now past the grace, the delivery not past its wait
             let answer = try await delivery.readResponse()
             #expect(answer.status == 200)
-            #expect(answer.text == "POST /b 5000\n")
+            #expect(answer.text == "POST /d 20000\n")
             let cut = try await hoarder.readResponse()
             #expect(cut.status == 503)
             #expect(cut.header("Retry-After") == "1")
             #expect(statistics.requestsCutForBudget == 1)
             #expect(statistics.connectionsRefusedForBudget == 0)
             try await waitUntil("every byte is released") { statistics.inflightRequestBytes == 0 }
+        }
+    }
+
+    @Test func largeBodiesLeaveAQuarterOfTheBudgetToDeliverySizedOnes() async throws {
+        let statistics = HTTPServerStatistics()
+        let clock = ManualClock()
+        let budget = 2 * 1024 * 1024
+        let largeShare = budget - budget / 4
+        try await withServer(configuration(budget: budget, clock: clock, statistics: statistics)) { server in
+            let port = server.port
+            // Large bodies (over 256 KiB) parked up to exactly three quarters of the budget are admitted ...
+            var hoarders: [HeldConnection] = []
+            for length in [largeShare / 2, largeShare / 2] {
+                let hoarder = try await HeldConnection.open(port)
+                hoarder.client.send("POST /h HTTP/1.1\r\nHost: x\r\nContent-Length: \(length)\r\n\r\nparked")
+                hoarders.append(hoarder)
+            }
+            try await waitUntil("both large bodies are admitted") {
+                statistics.inflightRequestBytes >= largeShare && statistics.connectionsWaitingForBudget == 0
+            }
+            // ... one byte more of large body waits, although the budget has a quarter free ...
+            let oneMore = try await HeldConnection.open(port)
+            oneMore.client.send("POST /h HTTP/1.1\r\nHost: x\r\nContent-Length: \(256 * 1024 + 1)\r\n\r\n")
+            try await waitUntil("the third large body waits") { statistics.connectionsWaitingForBudget == 1 }
+            // ... and a delivery-sized body is served at once, with nothing cut and the clock not moved.
+            let text = try await client(port) { connection in
+                connection.send(Self.requestBytes)
+                return try connection.readResponse().text
+            }
+            #expect(text == "POST /b 5000\n")
+            #expect(statistics.requestsCutForBudget == 0)
+            withExtendedLifetime((hoarders, oneMore)) {}
         }
     }
 
@@ -106,7 +142,10 @@ import Glibc
             ("POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
                 + "1388\r\n" + String(repeating: "c", count: 5000) + "\r\n0\r\n\r\n").utf8
         )
-        for (budget, expected) in [(request.count, 200), (request.count - 1, 503)] {
+        // Bytes of unknown length are held to the budget and an eighth more.
+        let fitting = (1...request.count).first { $0 + $0 / 8 >= request.count }!
+        #expect(fitting + fitting / 8 == request.count)
+        for (budget, expected) in [(fitting, 200), (fitting - 1, 503)] {
             try await withServer(configuration(budget: budget, clock: clock, statistics: statistics)) { server in
                 let connection = try await HeldConnection.open(server.port)
                 connection.client.send(request)
