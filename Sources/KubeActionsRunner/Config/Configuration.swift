@@ -66,6 +66,8 @@ public struct Configuration: Sendable {
         public static let maxConnections = 4096
         /// Sized for the shipped Deployment's 128 MiB limit (README, "Memory").
         public static let maxInflightBodyBytes = 32 * 1024 * 1024
+        /// The largest answer read from GitHub or Kubernetes; a longer one is aborted with an error.
+        public static let maxUpstreamAnswerBytes = 16 * 1024 * 1024
         /// Room for one request's head (request line and header section) besides its body.
         public static let largestHeadBytes = 128 * 1024
         public static let serviceAccountNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"

@@ -60,6 +60,11 @@ final class EventLoop: @unchecked Sendable {
     private var listening = true
     private var acceptPausedUntil: UInt64?
     private var nextSweep: UInt64 = 0
+    /// A descriptor held in reserve: when accept fails for lack of descriptors, it is closed so one connection can
+    /// be accepted, answered 503 and closed, then reopened. Refusing this way empties the backlog instead of
+    /// leaving clients hanging in it.
+    private var spareFD: Int32 = open("/dev/null", O_RDONLY | O_CLOEXEC)
+    private var lastDescriptorWarning: UInt64 = 0
     private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
     private var dateCache = DateHeaderCache()
     /// The in-flight request bytes: what every connection has been charged.
@@ -100,6 +105,7 @@ final class EventLoop: @unchecked Sendable {
 
     deinit {
         scratch.deallocate()
+        if spareFD >= 0 { close(spareFD) }
         close(epollFD)
         close(wakeFD)
     }
@@ -224,6 +230,10 @@ final class EventLoop: @unchecked Sendable {
             if fd < 0 {
                 let error = errno
                 if error == EAGAIN || error == EWOULDBLOCK || error == EINTR { return }
+                if error == EMFILE || error == ENFILE, spareFD >= 0 {
+                    if refuseWithSpareDescriptor(now: now) { continue }
+                    return  // nothing was pending
+                }
                 if error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM {
                     // Out of descriptors: stop accepting briefly instead of spinning on a ready listener.
                     logger.error("accept failed; pausing accepts", metadata: ["errno": "\(error)"])
@@ -251,6 +261,35 @@ final class EventLoop: @unchecked Sendable {
             connections[fd] = connection
             kar_epoll_add(epollFD, fd, KAR_EPOLLIN)
         }
+    }
+
+    /// Out of descriptors: frees the spare to accept one pending connection, answers it 503 and closes it.
+    /// Returns whether a connection was refused (more may be pending).
+    private func refuseWithSpareDescriptor(now: UInt64) -> Bool {
+        close(spareFD)
+        spareFD = -1
+        let fd = kar_accept(listenFD)
+        if fd >= 0 {
+            let response = HTTPResponse.text(503, "server out of descriptors", headers: [("Retry-After", "1")])
+            let bytes = response.serialized(
+                keepAlive: false,
+                headOnly: false,
+                version: .http1_1,
+                date: dateCache.current()
+            )
+            _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            close(fd)
+            statistics.descriptorRefusals.add(1, ordering: .relaxed)
+        }
+        spareFD = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        if now - lastDescriptorWarning >= 1_000_000_000 {
+            lastDescriptorWarning = now
+            logger.warning(
+                "out of descriptors: refusing connections",
+                metadata: ["refused_total": "\(statistics.connectionsRefusedForDescriptors)"]
+            )
+        }
+        return fd >= 0
     }
 
     /// Closes the longest-idle keep-alive connection (or else a silent new one) to make room.
