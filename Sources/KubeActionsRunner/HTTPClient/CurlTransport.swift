@@ -35,6 +35,10 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
         public var maxCachedConnections = 256
         /// Connections to one host once it has answered over HTTP/2 (each carries up to the server's stream limit).
         public var multiplexedConnectionsPerHost = 8
+        /// The largest answer body read (after decompression); a longer answer is aborted with an error.
+        public var maxAnswerBytes = Configuration.defaultMaxAnswerBytes
+        /// 16 MiB: a page of 500 objects' metadata is well under 1 MiB, a GitHub answer under 1 MiB.
+        public static let defaultMaxAnswerBytes = 16 * 1024 * 1024
 
         public init(tls: TLSConfiguration = TLSConfiguration(), connectTimeout: Duration = .seconds(3)) {
             self.tls = tls
@@ -189,6 +193,10 @@ final class CurlRequest: @unchecked Sendable {
     var continuation: CheckedContinuation<Result<HTTPClientResponse, HTTPTransportError>, Never>?
     var body: [UInt8] = []
     var headers: [(name: String, value: String)] = []
+    /// The answer cap, and whether the answer went over it (the transfer was then aborted).
+    let maxAnswerBytes: Int
+    var answerTooLarge = false
+    private let redactedURL: String
 
     init(id: UInt64, request: HTTPClientRequest, configuration: CurlTransport.Configuration) throws(HTTPTransportError)
     {
@@ -197,6 +205,8 @@ final class CurlRequest: @unchecked Sendable {
         }
         self.id = id
         self.easy = easy
+        self.maxAnswerBytes = configuration.maxAnswerBytes
+        self.redactedURL = Self.redacted(request.url)
         var ok = true
         func set(_ result: CURLcode) { ok = ok && result == CURLE_OK }
 
@@ -252,6 +262,10 @@ final class CurlRequest: @unchecked Sendable {
             kar_curl_easy_setopt_callback(easy, CURLOPT_WRITEFUNCTION) { data, size, count, context in
                 let transfer = Unmanaged<CurlRequest>.fromOpaque(context!).takeUnretainedValue()
                 let length = size * count
+                guard length <= transfer.maxAnswerBytes - transfer.body.count else {
+                    transfer.answerTooLarge = true
+                    return 0  // libcurl aborts the transfer
+                }
                 data!.withMemoryRebound(to: UInt8.self, capacity: length) {
                     transfer.body.append(contentsOf: UnsafeBufferPointer(start: $0, count: length))
                 }
@@ -304,6 +318,18 @@ final class CurlRequest: @unchecked Sendable {
 
     /// Called on the transport's thread when libcurl is done with the transfer.
     func complete(_ code: CURLcode) {
+        if answerTooLarge {
+            body = []
+            finish(
+                .failure(
+                    HTTPTransportError(
+                        kind: .other,
+                        message: "answer from \(redactedURL) is larger than \(maxAnswerBytes) bytes; aborted"
+                    )
+                )
+            )
+            return
+        }
         guard code == CURLE_OK else {
             finish(
                 .failure(

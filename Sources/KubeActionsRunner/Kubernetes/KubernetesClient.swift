@@ -150,32 +150,49 @@ public final class KubernetesClient: KubernetesAPI {
         return jobs
     }
 
+    /// Names of the Secrets matching `labelSelector`, read as metadata only (`PartialObjectMetadataList`), so no
+    /// Secret's data is ever read back, and in chunks of `listPageSize`.
     public func listSecretNames(namespace: String, labelSelector: String) async throws(KubernetesAPIError) -> [String] {
-        let response = try await call(
-            "GET",
-            "/api/v1/namespaces/\(namespace)/secrets?labelSelector=\(percentEncodeQuery(labelSelector))",
-            body: nil,
-            verb: "list",
-            resource: "secrets",
-            namespace: namespace
-        )
         struct List: Decodable {
+            struct ListMetadata: Decodable { var `continue`: String? }
             struct Item: Decodable {
                 struct Metadata: Decodable { var name: String }
                 var metadata: Metadata
             }
+            var metadata: ListMetadata?
             var items: [Item]
         }
-        let list = try decode(
-            List.self,
-            response,
-            verb: "list",
-            resource: "secrets",
-            namespace: namespace,
-            what: "the answer is not a SecretList"
-        )
-        return list.items.map(\.metadata.name)
+        var names: [String] = []
+        var token: String?
+        repeat {
+            var path = "/api/v1/namespaces/\(namespace)/secrets?labelSelector=\(percentEncodeQuery(labelSelector))"
+            path += "&limit=\(Self.listPageSize)"
+            if let token { path += "&continue=\(percentEncodeQuery(token))" }
+            let response = try await call(
+                "GET",
+                path,
+                body: nil,
+                verb: "list",
+                resource: "secrets",
+                namespace: namespace,
+                accept: Self.metadataOnly
+            )
+            let list = try decode(
+                List.self,
+                response,
+                verb: "list",
+                resource: "secrets",
+                namespace: namespace,
+                what: "the answer is not a PartialObjectMetadataList of Secrets"
+            )
+            names += list.items.map(\.metadata.name)
+            token = list.metadata?.continue.flatMap { $0.isEmpty ? nil : $0 }
+        } while token != nil
+        return names
     }
+
+    /// Asks for a list of metadata only (API servers answer it since Kubernetes 1.15).
+    static let metadataOnly = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 
     public func listPods(namespace: String, labelSelector: String) async throws(KubernetesAPIError) -> [PodSummary] {
         let response = try await call(
@@ -467,10 +484,11 @@ public final class KubernetesClient: KubernetesAPI {
         body: JSONValue?,
         verb: String,
         resource: String,
-        namespace: String
+        namespace: String,
+        accept: String = "application/json"
     ) async throws(KubernetesAPIError) -> HTTPClientResponse {
         var headers: [(name: String, value: String)] = [
-            ("Accept", "application/json"),
+            ("Accept", accept),
             ("User-Agent", "kube-actions-runner/\(KubeActionsRunnerVersion.current)"),
         ]
         if body != nil { headers.append(("Content-Type", "application/json")) }

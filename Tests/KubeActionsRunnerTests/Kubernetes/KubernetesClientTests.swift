@@ -155,6 +155,30 @@ import Testing
         }
     }
 
+    @Test func listsSecretNamesAsMetadataOnlyInChunks() async throws {
+        transport.enqueue(
+            200,
+            #"{"kind":"PartialObjectMetadataList","apiVersion":"meta.k8s.io/v1","metadata":{"continue":"c2Vjb25k"},"items":[{"kind":"PartialObjectMetadata","metadata":{"name":"runner-1"}}]}"#
+        )
+        transport.enqueue(
+            200,
+            #"{"kind":"PartialObjectMetadataList","apiVersion":"meta.k8s.io/v1","metadata":{},"items":[{"kind":"PartialObjectMetadata","metadata":{"name":"runner-2"}}]}"#
+        )
+        let names = try await client().listSecretNames(namespace: "runners", labelSelector: "a=b")
+        #expect(names == ["runner-1", "runner-2"])
+        #expect(
+            transport.requests.map(\.url) == [
+                "https://10.0.0.1:6443/api/v1/namespaces/runners/secrets?labelSelector=a%3Db&limit=500",
+                "https://10.0.0.1:6443/api/v1/namespaces/runners/secrets?labelSelector=a%3Db&limit=500&continue=c2Vjb25k",
+            ]
+        )
+        #expect(
+            transport.requests.allSatisfy {
+                $0.header("Accept") == "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+            }
+        )
+    }
+
     @Test func deletesInTheBackgroundSoOwnedObjectsGoToo() async throws {
         transport.enqueue(200, #"{"kind":"Status","status":"Success"}"#)
         try await client().deleteJob(name: "runner-1", namespace: "runners")
