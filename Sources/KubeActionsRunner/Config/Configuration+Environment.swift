@@ -34,6 +34,10 @@ extension Configuration {
         let labelMatcher = reader.labelMatcher()
         let listenAddress = reader.string("LISTEN_ADDRESS", default: Defaults.listenAddress)
         let port = reader.int("PORT", default: Defaults.port, range: 1...65535)
+        let metricsPort = reader.optionalInt("METRICS_PORT", range: 1...65535)
+        if let metricsPort, metricsPort == port {
+            reader.fail("METRICS_PORT", "must differ from PORT (\(port))")
+        }
         let jobTTLSeconds = reader.int("JOB_TTL_SECONDS", default: Defaults.jobTTLSeconds, range: 0...Int(Int32.max))
         let runnerGroupID = reader.int("RUNNER_GROUP_ID", default: Defaults.runnerGroupID, range: 1...Int(Int32.max))
         let maxBodyBytes = reader.int(
@@ -75,6 +79,7 @@ extension Configuration {
             labelMatcher: labelMatcher,
             listenAddress: listenAddress,
             port: port,
+            metricsPort: metricsPort,
             jobTTLSeconds: jobTTLSeconds,
             runnerGroupID: runnerGroupID,
             maxBodyBytes: maxBodyBytes,

@@ -22,6 +22,8 @@ public struct Configuration: Sendable {
     public var labelMatcher: LabelMatcher
     public var listenAddress: String
     public var port: Int
+    /// When set, `/metrics`, `/health` and `/ready` are served on this port only, and `PORT` serves `/webhook` only.
+    public var metricsPort: Int?
     public var jobTTLSeconds: Int
     public var runnerGroupID: Int
     public var maxBodyBytes: Int
@@ -145,6 +147,13 @@ public struct Configuration: Sendable {
             summary: "Which jobs to take: `a,b` any of, `a+b` all of, `;` between matchers."
         ),
         Key(name: "PORT", defaultValue: "\(Defaults.port)", isSecret: false, summary: "HTTP port."),
+        Key(
+            name: "METRICS_PORT",
+            defaultValue: "(unset: all on `PORT`)",
+            isSecret: false,
+            summary:
+                "A second port for `/metrics`, `/health` and `/ready`; `PORT` then serves `/webhook` only, so the internet-facing Service exposes nothing else."
+        ),
         Key(
             name: "LISTEN_ADDRESS",
             defaultValue: Defaults.listenAddress,

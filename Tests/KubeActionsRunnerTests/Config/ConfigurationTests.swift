@@ -54,6 +54,25 @@ import Testing
         #expect(configuration.maxInflightBodyBytes == 40_000_000)
     }
 
+    @Test func readsAMetricsPortThatDiffersFromThePort() throws {
+        let environment = ["WEBHOOK_SECRET": "w", "DRY_RUN": "true", "PORT": "8080"]
+        #expect(try Configuration(environment: environment, files: InMemoryFiles()).metricsPort == nil)
+        let separate = try Configuration(
+            environment: environment.merging(["METRICS_PORT": "9090"]) { $1 },
+            files: InMemoryFiles()
+        )
+        #expect(separate.metricsPort == 9090)
+        do {
+            _ = try Configuration(
+                environment: environment.merging(["METRICS_PORT": "8080"]) { $1 },
+                files: InMemoryFiles()
+            )
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.errors.map(\.key) == ["METRICS_PORT"])
+        }
+    }
+
     @Test func theInflightBudgetMustHoldOneLargestRequest() throws {
         let environment = ["WEBHOOK_SECRET": "w", "DRY_RUN": "true", "MAX_BODY_BYTES": "2000000"]
         let fits = try Configuration(
