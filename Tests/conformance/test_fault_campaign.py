@@ -31,6 +31,7 @@ def replica(name, github, kube, config):
         "DRY_RUN": "false", "GITHUB_TOKEN": github.token, "GITHUB_API_URL": github.url, "KUBECONFIG": str(config),
         "NAMESPACE": NAMESPACE, "RUNNER_MODE": "standard", "LOG_LEVEL": "notice", "POD_NAME": name,
         "RECONCILE_INTERVAL": "1", "RECONCILE_GRACE": "2", "RUNNER_IDLE_TIMEOUT": "2",
+        "ALLOW_CLEARTEXT_CREDENTIALS": "true",  # the fakes speak plain HTTP on loopback
     })
 
 

@@ -21,6 +21,7 @@ extension Configuration {
         var reader = EnvironmentReader(environment: environment, files: files)
 
         let dryRun = reader.bool("DRY_RUN", default: false)
+        let allowCleartextCredentials = reader.bool("ALLOW_CLEARTEXT_CREDENTIALS", default: false)
         let webhookSecret = reader.secret("WEBHOOK_SECRET", required: true)
         let previousWebhookSecret = reader.secret("WEBHOOK_SECRET_PREVIOUS", required: false)
         let githubToken = reader.secret("GITHUB_TOKEN", required: !dryRun)
@@ -88,6 +89,7 @@ extension Configuration {
             logLevel: logLevel,
             logFormat: logFormat,
             dryRun: dryRun,
+            allowCleartextCredentials: allowCleartextCredentials,
             reconcileInterval: .seconds(reconcileInterval),
             reconcileGrace: .seconds(reconcileGrace),
             runnerIdleTimeout: .seconds(runnerIdleTimeout),

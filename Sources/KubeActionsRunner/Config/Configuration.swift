@@ -33,6 +33,8 @@ public struct Configuration: Sendable {
     public var logLevel: Logger.Level
     public var logFormat: LogFormat
     public var dryRun: Bool
+    /// Whether a kubeconfig `http://` server may be sent a token or client certificate (test setups only).
+    public var allowCleartextCredentials: Bool
     /// How often the leader looks for queued jobs without a runner (doubling while idle, up to 5 minutes).
     public var reconcileInterval: Duration
     /// How old a queued job must be before the reconciler provisions it (so it never races the webhook path).
@@ -208,6 +210,13 @@ public struct Configuration: Sendable {
             defaultValue: "false",
             isSecret: false,
             summary: "Render runner Jobs instead of calling GitHub and Kubernetes; no token needed."
+        ),
+        Key(
+            name: "ALLOW_CLEARTEXT_CREDENTIALS",
+            defaultValue: "false",
+            isSecret: false,
+            summary:
+                "Let a kubeconfig `http://` server be sent its token or client certificate in cleartext (loopback test setups); otherwise the service refuses to start."
         ),
     ]
 }

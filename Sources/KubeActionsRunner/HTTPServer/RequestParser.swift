@@ -187,8 +187,11 @@ struct RequestParser {
                     start += 2
                     return finish()
                 }
-                guard let end = findDoubleCRLF(from: start) else {
+                // Resume the search where the last one stopped, so a trailer section that arrives line by line is
+                // scanned once in all (linear), not once per arrival.
+                guard let end = findDoubleCRLF(from: max(start, scanned - 3)) else {
                     if bufferedByteCount > limits.maxHeaderBytes { return fail(.headerSectionTooLarge) }
+                    scanned = max(start, buffer.count - 3)
                     return .needMoreData
                 }
                 guard end - start <= limits.maxHeaderBytes else { return fail(.headerSectionTooLarge) }
@@ -452,8 +455,12 @@ struct RequestParser {
         return false
     }
 
-    private func findDoubleCRLF(from index: Int) -> Int? {
+    /// Bytes examined by searches for the end of a header or trailer section (tests check it grows linearly).
+    private(set) var bytesExamined = 0
+
+    private mutating func findDoubleCRLF(from index: Int) -> Int? {
         var i = index
+        defer { bytesExamined += max(0, i - index) }
         while i + 3 < buffer.count {
             if buffer[i + 3] != lf {
                 i += buffer[i + 3] == cr ? 1 : 4

@@ -76,3 +76,39 @@ import Testing
         #expect(!logs.text.contains(short))
     }
 }
+
+@Suite struct CleartextCredentialsTests {
+    private let kubeconfig = """
+        apiVersion: v1
+        kind: Config
+        current-context: c
+        clusters: [{name: k, cluster: {server: "http://127.0.0.1:8001"}}]
+        contexts: [{name: c, context: {cluster: k, user: u}}]
+        users: [{name: u, user: {token: kube-token-do-not-print}}]
+        """
+
+    private func make(allow: Bool) throws(Provisioners.Unavailable) -> Provisioners.Provisioning {
+        var environment = ["WEBHOOK_SECRET": "a-webhook-secret-of-length", "GITHUB_TOKEN": "t", "KUBECONFIG": "/k"]
+        if allow { environment["ALLOW_CLEARTEXT_CREDENTIALS"] = "true" }
+        let configuration = try! Configuration(environment: environment, files: InMemoryFiles())
+        return try Provisioners.make(
+            configuration: configuration,
+            environment: environment,
+            files: InMemoryFiles(["/k": kubeconfig]),
+            metrics: Metrics(),
+            logger: LogCapture().logger()
+        )
+    }
+
+    @Test func refusesAnHTTPServerWithATokenUnlessAllowed() throws {
+        do {
+            _ = try make(allow: false)
+            Issue.record("expected a refusal")
+        } catch {
+            #expect(error.description.contains("ALLOW_CLEARTEXT_CREDENTIALS=true"))
+            #expect(error.description.contains("http://127.0.0.1:8001"))
+            #expect(!error.description.contains("kube-token-do-not-print"))
+        }
+        #expect(throws: Never.self) { _ = try make(allow: true) }
+    }
+}
