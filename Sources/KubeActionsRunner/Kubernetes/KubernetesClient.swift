@@ -76,10 +76,15 @@ public final class KubernetesClient: KubernetesAPI {
         )
     }
 
-    /// Jobs per list request: the API server sends a large list in chunks (`limit` and `continue`), so neither
-    /// side holds thousands of Jobs in one body (about 4 KB of JSON each).
+    /// Objects per list request: the API server sends a large list in chunks (`limit` and `continue`), so neither
+    /// side holds thousands of objects in one body.
     static let listPageSize = 500
 
+    /// The runner Jobs, read as metadata only (`PartialObjectMetadataList`: no pod template, no status), in chunks.
+    ///
+    /// Which have finished comes from a second metadata-only list with the field selector `status.successful=1`
+    /// (the one status field the API server can select Jobs by), so memory grows with the number of Jobs, not
+    /// their size. A Job that failed is not told apart from a running one; it counts as unfinished until its TTL.
     public func listJobs(
         namespace: String,
         labelSelector: String,
@@ -87,108 +92,85 @@ public final class KubernetesClient: KubernetesAPI {
     ) async throws(KubernetesAPIError)
         -> [JobSummary]
     {
-        struct List: Decodable {
-            struct ListMetadata: Decodable {
-                var `continue`: String?
-            }
-            struct Item: Decodable {
-                struct Metadata: Decodable {
-                    var name: String
-                    var labels: [String: String]?
-                    var creationTimestamp: String?
-                }
-                struct JobStatus: Decodable {
-                    struct Condition: Decodable {
-                        var type: String
-                        var status: String
-                    }
-                    var conditions: [Condition]?
-                }
-                var metadata: Metadata
-                var status: JobStatus?
-            }
-            var metadata: ListMetadata?
-            var items: [Item]
-        }
         if let limit, limit <= 0 { return [] }  // limit=0 would mean "no limit" to the API server
-        var jobs: [JobSummary] = []
-        var token: String?
-        repeat {
-            let pageSize = min(Self.listPageSize, limit.map { $0 - jobs.count } ?? Self.listPageSize)
-            var path = "/apis/batch/v1/namespaces/\(namespace)/jobs?labelSelector=\(percentEncodeQuery(labelSelector))"
-            path += "&limit=\(pageSize)"
-            if let token { path += "&continue=\(percentEncodeQuery(token))" }
-            let response = try await call(
-                "GET",
-                path,
-                body: nil,
-                verb: "list",
-                resource: "jobs.batch",
-                namespace: namespace
-            )
-            let list = try decode(
-                List.self,
-                response,
+        let path = "/apis/batch/v1/namespaces/\(namespace)/jobs?labelSelector=\(percentEncodeQuery(labelSelector))"
+        let all = try await listMetadata(path, verb: "list", resource: "jobs.batch", namespace: namespace, limit: limit)
+        let finished = Set(
+            try await listMetadata(
+                path + "&fieldSelector=\(percentEncodeQuery("status.successful=1"))",
                 verb: "list",
                 resource: "jobs.batch",
                 namespace: namespace,
-                what: "the answer is not a JobList"
+                limit: nil
+            ).map(\.name)
+        )
+        return all.map { item in
+            JobSummary(
+                name: item.name,
+                labels: item.labels ?? [:],
+                isFinished: finished.contains(item.name),
+                createdAt: item.creationTimestamp.flatMap(Timestamps.parse)
             )
-            jobs += list.items.map { item in
-                let finished = (item.status?.conditions ?? []).contains {
-                    ($0.type == "Complete" || $0.type == "Failed") && $0.status == "True"
-                }
-                return JobSummary(
-                    name: item.metadata.name,
-                    labels: item.metadata.labels ?? [:],
-                    isFinished: finished,
-                    createdAt: item.metadata.creationTimestamp.flatMap(Timestamps.parse)
-                )
-            }
-            token = list.metadata?.continue.flatMap { $0.isEmpty ? nil : $0 }
-        } while token != nil && jobs.count < (limit ?? .max)
-        return jobs
+        }
     }
 
-    /// Names of the Secrets matching `labelSelector`, read as metadata only (`PartialObjectMetadataList`), so no
-    /// Secret's data is ever read back, and in chunks of `listPageSize`.
-    public func listSecretNames(namespace: String, labelSelector: String) async throws(KubernetesAPIError) -> [String] {
+    /// An object's metadata as a metadata-only list carries it.
+    struct ObjectMetadata: Decodable {
+        var name: String
+        var labels: [String: String]?
+        var creationTimestamp: String?
+    }
+
+    /// Lists `path` (which has its query started) as metadata only, following `continue` tokens up to `limit` items.
+    private func listMetadata(
+        _ path: String,
+        verb: String,
+        resource: String,
+        namespace: String,
+        limit: Int?
+    ) async throws(KubernetesAPIError) -> [ObjectMetadata] {
         struct List: Decodable {
             struct ListMetadata: Decodable { var `continue`: String? }
-            struct Item: Decodable {
-                struct Metadata: Decodable { var name: String }
-                var metadata: Metadata
-            }
+            struct Item: Decodable { var metadata: ObjectMetadata }
             var metadata: ListMetadata?
             var items: [Item]
         }
-        var names: [String] = []
+        var items: [ObjectMetadata] = []
         var token: String?
         repeat {
-            var path = "/api/v1/namespaces/\(namespace)/secrets?labelSelector=\(percentEncodeQuery(labelSelector))"
-            path += "&limit=\(Self.listPageSize)"
-            if let token { path += "&continue=\(percentEncodeQuery(token))" }
+            let pageSize = min(Self.listPageSize, limit.map { $0 - items.count } ?? Self.listPageSize)
+            var page = path + "&limit=\(pageSize)"
+            if let token { page += "&continue=\(percentEncodeQuery(token))" }
             let response = try await call(
                 "GET",
-                path,
+                page,
                 body: nil,
-                verb: "list",
-                resource: "secrets",
+                verb: verb,
+                resource: resource,
                 namespace: namespace,
                 accept: Self.metadataOnly
             )
             let list = try decode(
                 List.self,
                 response,
-                verb: "list",
-                resource: "secrets",
+                verb: verb,
+                resource: resource,
                 namespace: namespace,
-                what: "the answer is not a PartialObjectMetadataList of Secrets"
+                what: "the answer is not a PartialObjectMetadataList"
             )
-            names += list.items.map(\.metadata.name)
+            items += list.items.map(\.metadata)
             token = list.metadata?.continue.flatMap { $0.isEmpty ? nil : $0 }
-        } while token != nil
-        return names
+        } while token != nil && items.count < (limit ?? .max)
+        return items
+    }
+
+    /// Names of the Secrets matching `labelSelector`, read as metadata only (`PartialObjectMetadataList`), so no
+    /// Secret's data is ever read back, and in chunks of `listPageSize`.
+    public func listSecretNames(namespace: String, labelSelector: String) async throws(KubernetesAPIError) -> [String] {
+        let path = "/api/v1/namespaces/\(namespace)/secrets?labelSelector=\(percentEncodeQuery(labelSelector))"
+        return try await listMetadata(path, verb: "list", resource: "secrets", namespace: namespace, limit: nil).map(
+            \.name
+        )
     }
 
     /// Asks for a list of metadata only (API servers answer it since Kubernetes 1.15).
