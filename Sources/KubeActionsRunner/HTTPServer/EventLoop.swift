@@ -410,8 +410,9 @@ final class EventLoop: @unchecked Sendable {
     // `maxInflightBytes`. Heads, chunked bodies and pipelined bytes are charged as they arrive, from an eighth more,
     // and read only while it is free (a head is read 2 KiB at a time, so it takes little before its length is
     // known). Bodies over 256 KiB may take only three quarters of the budget together: the last quarter is for
-    // bodies the size of deliveries. Waiting connections are admitted smallest declared body first, then oldest; to admit one, the request
-    // that has held budget longest is cut with 503 once it has held it longer than the grace.
+    // bodies the size of deliveries. Waiting connections are admitted smallest declared body first, then oldest;
+    // to admit one, the request that has held budget longest is cut with 503 once it has held it longer than the
+    // grace.
 
     /// Bodies are admitted up to the budget; heads (and bytes of unknown length) have an eighth more of their
     /// own, so a new connection's head is read, and its declared length known, even while bodies hold the rest.
