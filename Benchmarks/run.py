@@ -251,6 +251,8 @@ class Service:
         env = {"PATH": os.environ["PATH"], "WEBHOOK_SECRET": SECRET, "GITHUB_TOKEN": fakes.info["github_token"],
                "GITHUB_API_URL": fakes.info["github"], "KUBECONFIG": str(config), "PORT": str(self.port),
                "LISTEN_ADDRESS": "127.0.0.1", "LOG_LEVEL": "error", "MAX_CONNECTIONS": "8192",
+               # The fakes speak plain HTTP on loopback, so the kubeconfig's token goes in cleartext: allowed here only.
+               "ALLOW_CLEARTEXT_CREDENTIALS": "true",
                # The reconciler's first cycle would come 60 s after start, in the middle of whichever scenario runs
                # then, and its size depends on the fakes' thousand queued jobs, not on the service: kept out.
                "RECONCILE_INTERVAL": "3600"}

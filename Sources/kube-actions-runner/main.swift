@@ -29,16 +29,23 @@ case let other?:
     exit(2)
 }
 
-let configuration: Configuration
+var configuration: Configuration
 do {
     configuration = try Configuration(environment: environment)
 } catch {
     ProcessEnvironment.printError("invalid configuration:\n\(error)")
     exit(2)
 }
+let (logLevel, logFormat) = (configuration.logLevel, configuration.logFormat)
 let logger = Logger(label: "kube-actions-runner") { label in
-    JSONLogHandler(label: label, level: configuration.logLevel, format: configuration.logFormat)
+    JSONLogHandler(label: label, level: logLevel, format: logFormat)
 }
+StartupChecks.apply(
+    to: &configuration,
+    descriptorLimit: StartupChecks.raiseDescriptorLimit(),
+    files: LocalFiles(),
+    logger: logger
+)
 do {
     let metrics = Metrics()
     let provisioning = try Provisioners.make(

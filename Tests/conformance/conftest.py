@@ -29,7 +29,7 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, extra_env=None):
+    def __init__(self, extra_env=None, preexec_fn=None):
         self.port = free_port()
         env = {
             "PATH": os.environ.get("PATH", ""),
@@ -42,7 +42,9 @@ class Server:
         env.update(extra_env or {})
         # Logs go to a file: a pipe nobody reads fills up and blocks the server's log writes.
         self.log = tempfile.NamedTemporaryFile(prefix="kube-actions-runner-", suffix=".log", delete=False)
-        self.process = subprocess.Popen([binary()], env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            [binary()], env=env, stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=preexec_fn
+        )
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -41,6 +41,7 @@ def replica(name, github, kube, config):
         "DRY_RUN": "false", "GITHUB_TOKEN": github.token, "GITHUB_API_URL": github.url, "KUBECONFIG": str(config),
         "NAMESPACE": NAMESPACE, "RUNNER_MODE": "standard", "LOG_LEVEL": "notice", "POD_NAME": name,
         "RECONCILE_INTERVAL": "1", "RECONCILE_GRACE": "2", "RUNNER_IDLE_TIMEOUT": "2",
+        "ALLOW_CLEARTEXT_CREDENTIALS": "true",  # the fakes speak plain HTTP on loopback
     })
 
 
@@ -321,6 +322,7 @@ def test_github_retry_after_is_honoured_by_every_path(tmp_path):
         "DRY_RUN": "false", "GITHUB_TOKEN": github.token, "GITHUB_API_URL": github.url, "KUBECONFIG": str(config),
         "NAMESPACE": NAMESPACE, "RUNNER_MODE": "standard", "LOG_LEVEL": "notice", "POD_NAME": "only",
         "RECONCILE_INTERVAL": "1", "RECONCILE_GRACE": "0", "REPOSITORIES": "octo/api",
+        "ALLOW_CLEARTEXT_CREDENTIALS": "true",  # the fakes are plain HTTP on loopback
     })
     window = 3
     try:

@@ -160,15 +160,22 @@ def test_the_deployment_is_wired_as_documented(rendered):
     mount = container["volumeMounts"][0]["mountPath"]
     assert env["WEBHOOK_SECRET_FILE"] == f"{mount}/webhook-secret" and env["GITHUB_TOKEN_FILE"] == f"{mount}/github-token"
     assert pod["volumes"][0]["secret"]["secretName"] == "kube-actions-runner-secrets"
-    assert container["livenessProbe"]["httpGet"]["path"] == "/health"
-    assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
+    assert container["livenessProbe"]["httpGet"] == {"path": "/health", "port": "metrics"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "metrics"}
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"http": 8080, "metrics": int(env["METRICS_PORT"])}
     # Shutdown: preStop pause plus the server's 20 s drain must fit in the grace period.
     assert pod["terminationGracePeriodSeconds"] > container["lifecycle"]["preStop"]["sleep"]["seconds"] + 20
     assert pod.get("automountServiceAccountToken", True) is True  # the service talks to the API with it
-    service = find(rendered, "Service")
+    # The internet-facing Service carries the webhook port only; metrics have a Service of their own.
+    service = find(rendered, "Service", "kube-actions-runner")
     assert service["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
+    metrics = find(rendered, "Service", "kube-actions-runner-metrics")
+    assert metrics["spec"]["ports"] == [{"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP"}]
     policy = find(rendered, "NetworkPolicy")
-    assert policy["spec"]["ingress"] == [{"ports": [{"port": 8080, "protocol": "TCP"}]}]
+    assert policy["spec"]["ingress"][0] == {"ports": [{"port": 8080, "protocol": "TCP"}]}
+    assert policy["spec"]["ingress"][1]["ports"] == [{"port": ports["metrics"], "protocol": "TCP"}]
+    assert policy["spec"]["ingress"][1]["from"]  # not open to everyone
 
 
 def test_servicemonitor_uses_only_documented_fields(rendered):
@@ -176,9 +183,11 @@ def test_servicemonitor_uses_only_documented_fields(rendered):
     assert set(monitor["spec"]) <= {"selector", "endpoints", "namespaceSelector", "jobLabel"}
     for endpoint in monitor["spec"]["endpoints"]:
         assert set(endpoint) <= {"port", "path", "interval", "scrapeTimeout", "scheme"}
-        assert endpoint["port"] == "http" and endpoint["interval"] == "30s" and endpoint["path"] == "/metrics"
-    service = find(rendered, "Service")
-    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+        assert endpoint["port"] == "metrics" and endpoint["interval"] == "30s" and endpoint["path"] == "/metrics"
+    # It selects the metrics Service and only that one.
+    services = [o for o in rendered if o["kind"] == "Service"]
+    selected = [s for s in services if monitor["spec"]["selector"]["matchLabels"].items() <= s["metadata"]["labels"].items()]
+    assert [s["metadata"]["name"] for s in selected] == ["kube-actions-runner-metrics"]
 
 
 def test_alert_rules_pass_promtool(rendered, tmp_path):

@@ -449,6 +449,8 @@ def _selected(selector, labels):
 
 
 def _field(obj, dotted):
+    if dotted == "status.successful":  # the API server's one Job status field selector reads status.succeeded
+        return (obj.get("status") or {}).get("succeeded", 0)
     for part in dotted.split("."):
         obj = obj.get(part) if isinstance(obj, dict) else None
     return obj
@@ -470,6 +472,7 @@ class FakeKubernetes(FakeAPI):
         self.user = user
         self.objects = {}  # (resource, namespace, name) -> object; never changed in place, a write replaces it
         self.encoded = {}  # the same key -> the object as JSON, encoded once, so a list costs a join
+        self.encoded_metadata = {}  # the same key -> its PartialObjectMetadata as JSON
         self.denied = set()  # (verb, resource)
         self.pod_quota = None  # pods allowed per namespace; None: no ResourceQuota
         self.on_pod_started = None
@@ -585,7 +588,7 @@ class FakeKubernetes(FakeAPI):
         if verb == "update":
             return self._update(resource, group, namespace, name, body)
         if verb == "list":
-            return self._list(resource, kind, namespace, query)
+            return self._list(resource, kind, namespace, query, headers)
         with self.lock:
             obj = self.objects.get((resource, namespace, name))
         if obj is None:
@@ -628,7 +631,7 @@ class FakeKubernetes(FakeAPI):
             if "stringData" in obj:
                 obj.setdefault("data", {}).update({k: base64.b64encode(v.encode()).decode() for k, v in obj.pop("stringData").items()})
             if resource == "jobs":
-                obj["status"] = {}
+                _as_the_api_server_stores_it(obj)
             self._store(key, obj)
         return 201, {}, self.encoded[key]
 
@@ -652,6 +655,8 @@ class FakeKubernetes(FakeAPI):
     def _store(self, key, obj):
         self.objects[key] = obj
         self.encoded[key] = json.dumps(obj).encode()
+        self.encoded_metadata[key] = json.dumps({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                                                 "metadata": obj.get("metadata", {})}).encode()
 
     def _delete(self, resource, group, namespace, name, body=b""):
         try:
@@ -668,6 +673,7 @@ class FakeKubernetes(FakeAPI):
                                         {"name": name, "group": group, "kind": resource})
             obj = self.objects.pop((resource, namespace, name), None)
             self.encoded.pop((resource, namespace, name), None)
+            self.encoded_metadata.pop((resource, namespace, name), None)
             if obj is None:
                 return 404, {}, _status(404, "NotFound", f'{qualified} "{name}" not found', {"name": name, "group": group, "kind": resource})
             uid = obj["metadata"]["uid"]
@@ -675,16 +681,20 @@ class FakeKubernetes(FakeAPI):
                 if any(ref.get("uid") == uid for ref in dependent.get("metadata", {}).get("ownerReferences", [])):
                     del self.objects[key]
                     del self.encoded[key]
+                    self.encoded_metadata.pop(key, None)
         return 200, {}, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                          "details": {"name": name, "group": group, "kind": resource, "uid": uid}}
 
-    def _list(self, resource, kind, namespace, query):
+    def _list(self, resource, kind, namespace, query, headers):
         params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
         unquote = __import__("urllib.parse").parse.unquote
         selector = unquote(params.get("labelSelector", ""))
         fields = [term.replace("==", "=").partition("=") for term in filter(None, unquote(params.get("fieldSelector", "")).split(","))]
+        # Metadata only, as the API server answers `Accept: ...;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1`.
+        metadata_only = "as=PartialObjectMetadataList" in (headers.get("Accept") or "")
+        encoded = self.encoded_metadata if metadata_only else self.encoded
         with self.lock:
-            items = [self.encoded[key] for key, o in sorted(self.objects.items()) if key[0] == resource
+            items = [encoded[key] for key, o in sorted(self.objects.items()) if key[0] == resource
                      and key[1] == namespace and _selected(selector, o["metadata"].get("labels", {}))
                      and all(str(_field(o, k)) == v for k, _, v in fields)]
         # Chunking as the API server does it: `limit` items, and an opaque `continue` token while more remain
@@ -704,9 +714,62 @@ class FakeKubernetes(FakeAPI):
             items = items[offset:end]
         else:
             items = items[offset:]
-        head = json.dumps({"kind": kind + "List", "apiVersion": "batch/v1" if resource == "jobs" else "v1",
-                           "metadata": metadata})
+        if metadata_only:
+            head = json.dumps({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": metadata})
+        else:
+            head = json.dumps({"kind": kind + "List", "apiVersion": "batch/v1" if resource == "jobs" else "v1",
+                               "metadata": metadata})
         return 200, {}, head[:-1].encode() + b', "items": [' + b", ".join(items) + b"]}"
+
+
+def _fields_v1(value):
+    """The FieldsV1 set of a JSON value, as server-side apply records it in managedFields."""
+    if isinstance(value, dict):
+        return {f"f:{k}": _fields_v1(v) for k, v in value.items()}
+    if isinstance(value, list) and value and all(isinstance(v, dict) and "name" in v for v in value):
+        return {f'k:{{"name":"{v["name"]}"}}': {".": {}, **_fields_v1(v)} for v in value}
+    return {}
+
+
+def _as_the_api_server_stores_it(job):
+    """Gives a created Job what a real API server adds, so lists are as large as real ones: spec defaults, the
+    managedFields of its creator and of the Job controller, and the status the controller writes."""
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    spec = job.setdefault("spec", {})
+    uid = job["metadata"]["uid"]
+    selector_labels = {"batch.kubernetes.io/controller-uid": uid}
+    spec.setdefault("parallelism", 1)
+    spec.setdefault("completions", 1)
+    spec.setdefault("completionMode", "NonIndexed")
+    spec.setdefault("suspend", False)
+    spec.setdefault("manualSelector", False)
+    spec.setdefault("podReplacementPolicy", "TerminatingOrFailed")
+    spec["selector"] = {"matchLabels": dict(selector_labels)}
+    template = spec.setdefault("template", {})
+    template.setdefault("metadata", {}).setdefault("labels", {}).update(
+        {**selector_labels, "batch.kubernetes.io/job-name": job["metadata"]["name"],
+         "controller-uid": uid, "job-name": job["metadata"]["name"]})
+    pod = template.setdefault("spec", {})
+    pod.setdefault("dnsPolicy", "ClusterFirst")
+    pod.setdefault("schedulerName", "default-scheduler")
+    pod.setdefault("terminationGracePeriodSeconds", 30)
+    for container in pod.get("containers", []) + pod.get("initContainers", []):
+        container.setdefault("imagePullPolicy", "Always")
+        container.setdefault("terminationMessagePath", "/dev/termination-log")
+        container.setdefault("terminationMessagePolicy", "File")
+        container.setdefault("resources", {})
+    job["metadata"].setdefault("labels", {})
+    job["metadata"]["generation"] = 1
+    status = {"active": 1, "ready": 0, "startTime": now, "terminating": 0, "uncountedTerminatedPods": {}}
+    job["metadata"]["managedFields"] = [
+        {"manager": "kube-actions-runner", "operation": "Update", "apiVersion": "batch/v1", "time": now,
+         "fieldsType": "FieldsV1", "fieldsV1": _fields_v1({"metadata": {"labels": job["metadata"]["labels"],
+                                                                        "annotations": job["metadata"].get("annotations", {})},
+                                                           "spec": spec})},
+        {"manager": "kube-controller-manager", "operation": "Update", "apiVersion": "batch/v1", "time": now,
+         "fieldsType": "FieldsV1", "fieldsV1": _fields_v1({"status": status}), "subresource": "status"},
+    ]
+    job["status"] = status
 
 
 def make_tls(directory):

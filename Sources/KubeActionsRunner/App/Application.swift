@@ -5,6 +5,8 @@ import Synchronization
 /// The one place that wires everything: configuration in, a runnable service out.
 public struct Application: Sendable {
     public let server: HTTPServer
+    /// The listener for `/metrics`, `/health` and `/ready` when `METRICS_PORT` is set.
+    public let metricsServer: HTTPServer?
     public let metrics: Metrics
     public let provisioner: any RunnerProvisioner
     /// Services that run beside the server (the cluster monitor, the memory trimmer).
@@ -14,6 +16,7 @@ public struct Application: Sendable {
     /// Builds the service and binds its port (so a taken port fails here, before anything runs).
     ///
     /// - Parameter serverConfiguration: overrides for tests (timeouts, port 0); derived from `configuration` otherwise.
+    /// - Parameter metricsServerConfiguration: the same for the `METRICS_PORT` listener.
     public static func build(
         configuration: Configuration,
         logger: Logger,
@@ -21,7 +24,8 @@ public struct Application: Sendable {
         metrics: Metrics = Metrics(),
         services: [any Service] = [],
         repositories: RepositoryRegistry? = nil,
-        serverConfiguration: HTTPServer.Configuration? = nil
+        serverConfiguration: HTTPServer.Configuration? = nil,
+        metricsServerConfiguration: HTTPServer.Configuration? = nil
     ) throws(HTTPServerError) -> Application {
         var noteRepository: (@Sendable (String, String) -> Void)?
         if let repositories {
@@ -42,15 +46,18 @@ public struct Application: Sendable {
 
         var router = Router()
         router.add("POST", "/webhook") { await webhook.handle($0) }
-        router.add("GET", "/metrics") { _ in
+        // With METRICS_PORT, the operational routes get a listener of their own: the webhook port then answers
+        // nothing but /webhook, and probes and scrapes never queue behind internet traffic.
+        var operations = Router()
+        operations.add("GET", "/metrics") { _ in
             HTTPResponse(
                 status: 200,
                 headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
                 body: metrics.exposition()
             )
         }
-        router.add("GET", "/health") { _ in .text(200, "ok") }
-        router.add("GET", "/ready") { _ in
+        operations.add("GET", "/health") { _ in .text(200, "ok") }
+        operations.add("GET", "/ready") { _ in
             if serverReference.isShuttingDown { return .text(503, "not ready: shutting down") }
             switch await provisioner.readiness() {
             case .ready: return .text(200, "ready")
@@ -65,11 +72,29 @@ public struct Application: Sendable {
         }
         server.maxBodyBytes = configuration.maxBodyBytes
         server.maxConnections = configuration.maxConnections
+        server.maxInflightBytes = configuration.maxInflightBodyBytes
+        var metricsServer: HTTPServer?
+        if let metricsPort = configuration.metricsPort {
+            var metrics = metricsServerConfiguration ?? HTTPServer.Configuration()
+            if metricsServerConfiguration == nil {
+                metrics.host = configuration.listenAddress
+                metrics.port = metricsPort
+            }
+            // Scrapes and probes only: few connections, no bodies to speak of.
+            metrics.maxConnections = 64
+            metrics.maxBodyBytes = 1024
+            metrics.maxInflightBytes = 64 * 1024
+            let routes = operations
+            metricsServer = try HTTPServer(configuration: metrics, logger: logger) { await routes.handle($0) }
+        } else {
+            router.merge(operations)
+        }
         let routes = router
         let httpServer = try HTTPServer(configuration: server, logger: logger) { await routes.handle($0) }
         serverReference.set(httpServer)
         return Application(
             server: httpServer,
+            metricsServer: metricsServer,
             metrics: metrics,
             provisioner: provisioner,
             services: services,
@@ -81,7 +106,8 @@ public struct Application: Sendable {
     public func run() async throws {
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: server)] + services.map { .init(service: $0) },
+                services: [.init(service: server)] + (metricsServer.map { [.init(service: $0)] } ?? [])
+                    + services.map { .init(service: $0) },
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )

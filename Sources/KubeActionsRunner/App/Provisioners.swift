@@ -51,6 +51,16 @@ public enum Provisioners {
         } catch {
             throw Unavailable(description: error.description)
         }
+        let hasCredentials =
+            connection.credentials != .none || connection.tls.clientCertificate != nil
+            || connection.tls.clientCertificateFile != nil
+        if connection.server.lowercased().hasPrefix("http://"), hasCredentials, !configuration.allowCleartextCredentials
+        {
+            throw Unavailable(
+                description:
+                    "Kubernetes server \(connection.server) is plain http://, so its credentials would cross the network in cleartext; use an https:// server, or set ALLOW_CLEARTEXT_CREDENTIALS=true for a loopback test setup"
+            )
+        }
         if !configuration.namespaceIsExplicit, connection.source != "in-cluster service account",
             let namespace = connection.namespace
         {

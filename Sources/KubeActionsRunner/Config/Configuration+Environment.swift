@@ -21,6 +21,7 @@ extension Configuration {
         var reader = EnvironmentReader(environment: environment, files: files)
 
         let dryRun = reader.bool("DRY_RUN", default: false)
+        let allowCleartextCredentials = reader.bool("ALLOW_CLEARTEXT_CREDENTIALS", default: false)
         let webhookSecret = reader.secret("WEBHOOK_SECRET", required: true)
         let previousWebhookSecret = reader.secret("WEBHOOK_SECRET_PREVIOUS", required: false)
         let githubToken = reader.secret("GITHUB_TOKEN", required: !dryRun)
@@ -34,6 +35,10 @@ extension Configuration {
         let labelMatcher = reader.labelMatcher()
         let listenAddress = reader.string("LISTEN_ADDRESS", default: Defaults.listenAddress)
         let port = reader.int("PORT", default: Defaults.port, range: 1...65535)
+        let metricsPort = reader.optionalInt("METRICS_PORT", range: 1...65535)
+        if let metricsPort, metricsPort == port {
+            reader.fail("METRICS_PORT", "must differ from PORT (\(port))")
+        }
         let jobTTLSeconds = reader.int("JOB_TTL_SECONDS", default: Defaults.jobTTLSeconds, range: 0...Int(Int32.max))
         let runnerGroupID = reader.int("RUNNER_GROUP_ID", default: Defaults.runnerGroupID, range: 1...Int(Int32.max))
         let maxBodyBytes = reader.int(
@@ -42,6 +47,12 @@ extension Configuration {
             range: 1024...Defaults.maxBodyBytesLimit
         )
         let maxConnections = reader.int("MAX_CONNECTIONS", default: Defaults.maxConnections, range: 16...1_000_000)
+        // One request of the largest accepted size must always fit.
+        let maxInflightBodyBytes = reader.int(
+            "MAX_INFLIGHT_BODY_BYTES",
+            default: max(Defaults.maxInflightBodyBytes, maxBodyBytes + Defaults.largestHeadBytes),
+            range: (maxBodyBytes + Defaults.largestHeadBytes)...(1 << 40)
+        )
         let logLevel = reader.logLevel()
         let logFormat = reader.choice("LOG_FORMAT", default: LogFormat.json)
         let reconcileInterval = reader.int("RECONCILE_INTERVAL", default: 60, range: 1...3600)
@@ -70,13 +81,16 @@ extension Configuration {
             labelMatcher: labelMatcher,
             listenAddress: listenAddress,
             port: port,
+            metricsPort: metricsPort,
             jobTTLSeconds: jobTTLSeconds,
             runnerGroupID: runnerGroupID,
             maxBodyBytes: maxBodyBytes,
             maxConnections: maxConnections,
+            maxInflightBodyBytes: maxInflightBodyBytes,
             logLevel: logLevel,
             logFormat: logFormat,
             dryRun: dryRun,
+            allowCleartextCredentials: allowCleartextCredentials,
             reconcileInterval: .seconds(reconcileInterval),
             reconcileGrace: .seconds(reconcileGrace),
             runnerIdleTimeout: .seconds(runnerIdleTimeout),

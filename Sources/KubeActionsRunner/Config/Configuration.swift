@@ -22,13 +22,19 @@ public struct Configuration: Sendable {
     public var labelMatcher: LabelMatcher
     public var listenAddress: String
     public var port: Int
+    /// When set, `/metrics`, `/health` and `/ready` are served on this port only, and `PORT` serves `/webhook` only.
+    public var metricsPort: Int?
     public var jobTTLSeconds: Int
     public var runnerGroupID: Int
     public var maxBodyBytes: Int
     public var maxConnections: Int
+    /// Request bodies received and not yet answered, over all connections together (heads get an eighth more).
+    public var maxInflightBodyBytes: Int
     public var logLevel: Logger.Level
     public var logFormat: LogFormat
     public var dryRun: Bool
+    /// Whether a kubeconfig `http://` server may be sent a token or client certificate (test setups only).
+    public var allowCleartextCredentials: Bool
     /// How often the leader looks for queued jobs without a runner (doubling while idle, up to 5 minutes).
     public var reconcileInterval: Duration
     /// How old a queued job must be before the reconciler provisions it (so it never races the webhook path).
@@ -77,6 +83,12 @@ public struct Configuration: Sendable {
         /// GitHub caps payloads at 25 MB.
         public static let maxBodyBytesLimit = 25 * 1024 * 1024
         public static let maxConnections = 4096
+        /// Sized for the shipped Deployment's 128 MiB limit (README, "Memory").
+        public static let maxInflightBodyBytes = 32 * 1024 * 1024
+        /// The largest answer read from GitHub or Kubernetes; a longer one is aborted with an error.
+        public static let maxUpstreamAnswerBytes = 16 * 1024 * 1024
+        /// Room for one request's head (request line and header section) besides its body.
+        public static let largestHeadBytes = 128 * 1024
         public static let serviceAccountNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
     }
 
@@ -153,6 +165,13 @@ public struct Configuration: Sendable {
         ),
         Key(name: "PORT", defaultValue: "\(Defaults.port)", isSecret: false, summary: "HTTP port."),
         Key(
+            name: "METRICS_PORT",
+            defaultValue: "(unset: all on `PORT`)",
+            isSecret: false,
+            summary:
+                "A second port for `/metrics`, `/health` and `/ready`; `PORT` then serves `/webhook` only, so the internet-facing Service exposes nothing else."
+        ),
+        Key(
             name: "LISTEN_ADDRESS",
             defaultValue: Defaults.listenAddress,
             isSecret: false,
@@ -183,6 +202,13 @@ public struct Configuration: Sendable {
             summary: "Open connection cap; idle keep-alive connections are closed first, then 503."
         ),
         Key(
+            name: "MAX_INFLIGHT_BODY_BYTES",
+            defaultValue: "\(Defaults.maxInflightBodyBytes)",
+            isSecret: false,
+            summary:
+                "Request bodies held at once over all connections (heads get an eighth more); past it, requests wait or get 503 with `Retry-After`. At least `MAX_BODY_BYTES` + 131072."
+        ),
+        Key(
             name: "LOG_LEVEL",
             defaultValue: "info",
             isSecret: false,
@@ -206,6 +232,13 @@ public struct Configuration: Sendable {
             isSecret: false,
             summary:
                 "This deployment's marker: a label of every runner it registers and the `app.kubernetes.io/instance` label of its Jobs and Secrets. Reapers touch nothing without it; give each deployment that shares a repository its own."
+        ),
+        Key(
+            name: "ALLOW_CLEARTEXT_CREDENTIALS",
+            defaultValue: "false",
+            isSecret: false,
+            summary:
+                "Let a kubeconfig `http://` server be sent its token or client certificate in cleartext (loopback test setups); otherwise the service refuses to start."
         ),
     ]
 }

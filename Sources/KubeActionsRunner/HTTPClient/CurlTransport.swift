@@ -35,10 +35,12 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
         public var maxCachedConnections = 256
         /// Connections to one host once it has answered over HTTP/2 (each carries up to the server's stream limit).
         public var multiplexedConnectionsPerHost = 8
-        /// The largest answer body accepted; a larger one is aborted as it arrives (or at once, when its
-        /// Content-Length says so) and the call fails with `tooLarge`. The service's largest legitimate answers are
-        /// list pages (500 runner Jobs, about 5 MiB); an upstream must never decide how much memory we use.
-        public var maxResponseBytes = 16 << 20
+        /// The largest answer body read (after decompression); a larger one is aborted as it arrives (or at once,
+        /// when its Content-Length says so) and the call fails with `tooLarge`. An upstream must never decide how
+        /// much memory we use.
+        public var maxAnswerBytes = Configuration.defaultMaxAnswerBytes
+        /// 16 MiB: a page of 500 objects' metadata is well under 1 MiB, a GitHub answer under 1 MiB.
+        public static let defaultMaxAnswerBytes = 16 * 1024 * 1024
 
         public init(tls: TLSConfiguration = TLSConfiguration(), connectTimeout: Duration = .seconds(3)) {
             self.tls = tls
@@ -202,9 +204,10 @@ final class CurlRequest: @unchecked Sendable {
     var continuation: CheckedContinuation<Result<HTTPClientResponse, HTTPTransportError>, Never>?
     var body: [UInt8] = []
     var headers: [(name: String, value: String)] = []
-    /// The body limit of this transfer (`Configuration.maxResponseBytes`), and whether the answer passed it.
-    let maxResponseBytes: Int
-    private(set) var tooLarge = false
+    /// The answer cap, and whether the answer went over it (the transfer was then aborted).
+    let maxAnswerBytes: Int
+    private(set) var answerTooLarge = false
+    private let redactedURL: String
 
     init(id: UInt64, request: HTTPClientRequest, configuration: CurlTransport.Configuration) throws(HTTPTransportError)
     {
@@ -213,7 +216,8 @@ final class CurlRequest: @unchecked Sendable {
         }
         self.id = id
         self.easy = easy
-        self.maxResponseBytes = configuration.maxResponseBytes
+        self.maxAnswerBytes = configuration.maxAnswerBytes
+        self.redactedURL = Self.redacted(request.url)
         var ok = true
         func set(_ result: CURLcode) { ok = ok && result == CURLE_OK }
 
@@ -225,7 +229,7 @@ final class CurlRequest: @unchecked Sendable {
         set(kar_curl_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, Int(configuration.connectTimeout.milliseconds)))
         set(kar_curl_easy_setopt_pointer(easy, CURLOPT_ACCEPT_ENCODING, ""))
         // An announced Content-Length over the limit fails before any of the body is read.
-        set(kar_curl_easy_setopt_long(easy, CURLOPT_MAXFILESIZE, configuration.maxResponseBytes))
+        set(kar_curl_easy_setopt_long(easy, CURLOPT_MAXFILESIZE, configuration.maxAnswerBytes))
         // HTTP/2 where TLS negotiates it, and wait for a connection being set up rather than open another (see above).
         set(kar_curl_easy_setopt_long(easy, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS)))
         set(kar_curl_easy_setopt_long(easy, CURLOPT_PIPEWAIT, 1))
@@ -271,10 +275,10 @@ final class CurlRequest: @unchecked Sendable {
             kar_curl_easy_setopt_callback(easy, CURLOPT_WRITEFUNCTION) { data, size, count, context in
                 let transfer = Unmanaged<CurlRequest>.fromOpaque(context!).takeUnretainedValue()
                 let length = size * count
-                // Chunked or compressed answers announce no size: count what arrives, and stop at the limit
+                // Chunked or compressed answers announce no size: count what arrives, and stop at the cap
                 // (returning less than `length` makes libcurl abort the transfer).
-                guard transfer.body.count + length <= transfer.maxResponseBytes else {
-                    transfer.tooLarge = true
+                guard length <= transfer.maxAnswerBytes - transfer.body.count else {
+                    transfer.answerTooLarge = true
                     return 0
                 }
                 data!.withMemoryRebound(to: UInt8.self, capacity: length) {
@@ -329,12 +333,13 @@ final class CurlRequest: @unchecked Sendable {
 
     /// Called on the transport's thread when libcurl is done with the transfer.
     func complete(_ code: CURLcode) {
-        if tooLarge || code == CURLE_FILESIZE_EXCEEDED {
+        if answerTooLarge || code == CURLE_FILESIZE_EXCEEDED {
+            body = []
             finish(
                 .failure(
                     HTTPTransportError(
                         kind: .tooLarge,
-                        message: "the answer is larger than \(maxResponseBytes) bytes; aborted"
+                        message: "answer from \(redactedURL) is larger than \(maxAnswerBytes) bytes; aborted"
                     )
                 )
             )

@@ -31,6 +31,20 @@ final class Connection {
     var outboundOffset = 0
     /// The epoll events currently registered.
     var interest: UInt32
+    /// Request bytes this connection holds of the loop's in-flight budget.
+    var charged = 0
+    /// Bytes received since the last answer (the current request and any read past it).
+    var received = 0
+    /// Whether the current request's declared length has been charged in full.
+    var reserved = false
+    /// The declared body length charged to the bodies' share.
+    var bodyReserved = 0
+    /// What a waiting connection needs of the budget before it is read again.
+    var budgetNeed = 0
+    /// When it began holding them (the age by which the oldest request is cut first).
+    var chargedSince: UInt64 = 0
+    /// Set while the connection is not read because the budget is spent.
+    var waitingSince: UInt64?
 
     init(fd: Int32, serial: UInt64, limits: RequestParser.Limits, now: UInt64, deadline: UInt64, interest: UInt32) {
         self.fd = fd

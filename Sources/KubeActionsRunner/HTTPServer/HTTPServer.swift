@@ -30,6 +30,18 @@ public final class HTTPServer: Service, Sendable {
         public var writeTimeout: Duration = .seconds(30)
         /// The bound on finishing in-flight requests at shutdown.
         public var shutdownTimeout: Duration = .seconds(20)
+        /// Request bodies received and not yet answered, over all connections together; heads and bodies of
+        /// unknown length (chunked) are held to an eighth more.
+        public var maxInflightBytes = 32 * 1024 * 1024
+        /// When the in-flight bytes are at their limit, a request that has held bytes this long is cut (503)
+        /// to make room for another; a delivery sent whole never holds them that long.
+        public var budgetGrace: Duration = .seconds(1)
+        /// A connection that waits this long for room, with no request old enough to cut, is answered 503.
+        public var budgetWait: Duration = .seconds(2)
+        /// Monotonic nanoseconds for every deadline; tests pass a clock they advance.
+        public var clock: @Sendable () -> UInt64 = monotonicNanoseconds
+        /// Where the server counts the load it sheds.
+        public var statistics = HTTPServerStatistics()
 
         public init() {}
     }
@@ -62,9 +74,14 @@ public final class HTTPServer: Service, Sendable {
                     bodyTimeout: configuration.bodyTimeout,
                     idleTimeout: configuration.idleTimeout,
                     writeTimeout: configuration.writeTimeout,
-                    shutdownTimeout: configuration.shutdownTimeout
+                    shutdownTimeout: configuration.shutdownTimeout,
+                    maxInflightBytes: configuration.maxInflightBytes,
+                    budgetGrace: configuration.budgetGrace,
+                    budgetWait: configuration.budgetWait,
+                    clock: configuration.clock
                 ),
-                logger: logger
+                logger: logger,
+                statistics: configuration.statistics
             )
         } catch {
             close(fd)

@@ -51,6 +51,8 @@ struct RequestParser {
     private var pending: HTTPRequest?
     private var continueOwed = false
     private var bodyBytes = 0
+    /// The Content-Length of the request being read.
+    private var declaredLength = 0
 
     init(limits: Limits) {
         self.limits = limits
@@ -64,17 +66,56 @@ struct RequestParser {
         }
     }
 
+    /// The declared length of the body being received and the bytes of it still to come; nil unless a head with a
+    /// nonzero Content-Length was parsed and its body is incomplete.
+    var declaredBody: (length: Int, remaining: Int)? {
+        if case .fixedBody(let remaining) = state, remaining > 0 { return (declaredLength, remaining) }
+        return nil
+    }
+
     /// Bytes received and not yet consumed.
     var bufferedByteCount: Int { buffer.count - start }
 
+    /// Takes received bytes. Body bytes that arrive with nothing buffered before them go straight into the
+    /// body, so a body is held once (not also in the receive buffer), and the receive buffer stays as small as
+    /// one read.
     mutating func append(_ bytes: UnsafeRawBufferPointer) {
+        var bytes = bytes[...]
         if start == buffer.count {
-            buffer.removeAll(keepingCapacity: true)
+            if buffer.capacity > 16 * 1024 {
+                buffer = []
+            } else {
+                buffer.removeAll(keepingCapacity: true)
+            }
             start = 0
             scanned = 0
             lineScanned = 0
+            switch state {
+            case .fixedBody(let remaining) where remaining > 0:
+                let n = min(remaining, bytes.count)
+                pending!.body.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes.prefix(n)))
+                bytes = bytes.dropFirst(n)
+                state = .fixedBody(remaining: remaining - n)
+            case .chunkData(let remaining):
+                let n = min(remaining, bytes.count)
+                pending!.body.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes.prefix(n)))
+                bytes = bytes.dropFirst(n)
+                state = remaining == n ? .chunkDataEnd : .chunkData(remaining: remaining - n)
+            default:
+                break
+            }
         }
-        buffer.append(contentsOf: bytes)
+        buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes))
+    }
+
+    /// Drops everything buffered and the request in progress: after an error answer nothing more is parsed, and
+    /// the connection must not keep a body's memory while its answer is written and input drained.
+    mutating func discard() {
+        buffer = []
+        start = 0
+        scanned = 0
+        lineScanned = 0
+        pending = nil
     }
 
     mutating func append(_ bytes: [UInt8]) {
@@ -146,8 +187,11 @@ struct RequestParser {
                     start += 2
                     return finish()
                 }
-                guard let end = findDoubleCRLF(from: start) else {
+                // Resume the search where the last one stopped, so a trailer section that arrives line by line is
+                // scanned once in all (linear), not once per arrival.
+                guard let end = findDoubleCRLF(from: max(start, scanned - 3)) else {
                     if bufferedByteCount > limits.maxHeaderBytes { return fail(.headerSectionTooLarge) }
+                    scanned = max(start, buffer.count - 3)
                     return .needMoreData
                 }
                 guard end - start <= limits.maxHeaderBytes else { return fail(.headerSectionTooLarge) }
@@ -251,6 +295,7 @@ struct RequestParser {
             guard length <= limits.maxBodyBytes else { return .failure(.bodyTooLarge) }
             pending!.body.reserveCapacity(min(length, 16 * 1024))  // a claimed length is not yet a body
             state = .fixedBody(remaining: length)
+            declaredLength = length
             continueOwed = expectsContinue && length > 0
             return .parsed
         }
@@ -410,8 +455,12 @@ struct RequestParser {
         return false
     }
 
-    private func findDoubleCRLF(from index: Int) -> Int? {
+    /// Bytes examined by searches for the end of a header or trailer section (tests check it grows linearly).
+    private(set) var bytesExamined = 0
+
+    private mutating func findDoubleCRLF(from index: Int) -> Int? {
         var i = index
+        defer { bytesExamined += max(0, i - index) }
         while i + 3 < buffer.count {
             if buffer[i + 3] != lf {
                 i += buffer[i + 3] == cr ? 1 : 4

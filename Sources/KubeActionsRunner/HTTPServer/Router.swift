@@ -12,6 +12,13 @@ public struct Router: Sendable {
         }
     }
 
+    /// Adds every route of `other`.
+    public mutating func merge(_ other: Router) {
+        for (path, methods) in other.routes {
+            routes[path, default: [:]].merge(methods) { _, new in new }
+        }
+    }
+
     public func handle(_ request: HTTPRequest) async -> HTTPResponse {
         guard let methods = routes[request.path] else {
             return .text(404, "not found")

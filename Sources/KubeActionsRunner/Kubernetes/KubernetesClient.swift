@@ -82,10 +82,16 @@ public final class KubernetesClient: KubernetesAPI {
         )
     }
 
-    /// Jobs per list request: the API server sends a large list in chunks (`limit` and `continue`), so neither
-    /// side holds thousands of Jobs in one body (about 4 KB of JSON each).
+    /// Objects per list request: the API server sends a large list in chunks (`limit` and `continue`), so neither
+    /// side holds thousands of objects in one body.
     static let listPageSize = 500
 
+    /// The runner Jobs, read as metadata only (`PartialObjectMetadataList`: no pod template, no status), in chunks.
+    ///
+    /// Which have succeeded comes from a second metadata-only list with the field selector `status.successful=1`
+    /// (the one status field the API server can select Jobs by), so memory grows with the number of Jobs, not
+    /// their size. A Job that failed is not told apart from a running one here: the reconciler tells it from its
+    /// pods (a runner Job has one try, so a Job whose runner container ended is over).
     public func listJobs(
         namespace: String,
         labelSelector: String,
@@ -93,111 +99,96 @@ public final class KubernetesClient: KubernetesAPI {
     ) async throws(KubernetesAPIError)
         -> [JobSummary]
     {
+        if let limit, limit <= 0 { return [] }  // limit=0 would mean "no limit" to the API server
+        let path = "/apis/batch/v1/namespaces/\(namespace)/jobs?labelSelector=\(percentEncodeQuery(labelSelector))"
+        let all = try await listMetadata(path, verb: "list", resource: "jobs.batch", namespace: namespace, limit: limit)
+        let finished = Set(
+            try await listMetadata(
+                path + "&fieldSelector=\(percentEncodeQuery("status.successful=1"))",
+                verb: "list",
+                resource: "jobs.batch",
+                namespace: namespace,
+                limit: nil
+            ).map(\.name)
+        )
+        return all.map { item in
+            JobSummary(
+                name: item.name,
+                labels: item.labels ?? [:],
+                isFinished: finished.contains(item.name),
+                createdAt: item.creationTimestamp.flatMap(Timestamps.parse),
+                uid: item.uid
+            )
+        }
+    }
+
+    /// An object's metadata as a metadata-only list carries it.
+    struct ObjectMetadata: Decodable {
+        struct Owner: Decodable { var uid: String? }
+        var name: String
+        var labels: [String: String]?
+        var creationTimestamp: String?
+        var uid: String?
+        var ownerReferences: [Owner]?
+    }
+
+    /// Lists `path` (which has its query started) as metadata only, following `continue` tokens up to `limit` items.
+    private func listMetadata(
+        _ path: String,
+        verb: String,
+        resource: String,
+        namespace: String,
+        limit: Int?
+    ) async throws(KubernetesAPIError) -> [ObjectMetadata] {
         struct List: Decodable {
-            struct ListMetadata: Decodable {
-                var `continue`: String?
-            }
-            struct Item: Decodable {
-                struct Metadata: Decodable {
-                    var name: String
-                    var labels: [String: String]?
-                    var creationTimestamp: String?
-                    var uid: String?
-                }
-                struct JobStatus: Decodable {
-                    struct Condition: Decodable {
-                        var type: String
-                        var status: String
-                    }
-                    var conditions: [Condition]?
-                }
-                var metadata: Metadata
-                var status: JobStatus?
-            }
+            struct ListMetadata: Decodable { var `continue`: String? }
+            struct Item: Decodable { var metadata: ObjectMetadata }
             var metadata: ListMetadata?
             var items: [Item]
         }
-        if let limit, limit <= 0 { return [] }  // limit=0 would mean "no limit" to the API server
-        var jobs: [JobSummary] = []
+        var items: [ObjectMetadata] = []
         var token: String?
         repeat {
-            let pageSize = min(Self.listPageSize, limit.map { $0 - jobs.count } ?? Self.listPageSize)
-            var path = "/apis/batch/v1/namespaces/\(namespace)/jobs?labelSelector=\(percentEncodeQuery(labelSelector))"
-            path += "&limit=\(pageSize)"
-            if let token { path += "&continue=\(percentEncodeQuery(token))" }
+            let pageSize = min(Self.listPageSize, limit.map { $0 - items.count } ?? Self.listPageSize)
+            var page = path + "&limit=\(pageSize)"
+            if let token { page += "&continue=\(percentEncodeQuery(token))" }
             let response = try await call(
                 "GET",
-                path,
+                page,
                 body: nil,
-                verb: "list",
-                resource: "jobs.batch",
-                namespace: namespace
+                verb: verb,
+                resource: resource,
+                namespace: namespace,
+                accept: Self.metadataOnly
             )
             let list = try decode(
                 List.self,
                 response,
-                verb: "list",
-                resource: "jobs.batch",
+                verb: verb,
+                resource: resource,
                 namespace: namespace,
-                what: "the answer is not a JobList"
+                what: "the answer is not a PartialObjectMetadataList"
             )
-            jobs += list.items.map { item in
-                let finished = (item.status?.conditions ?? []).contains {
-                    ($0.type == "Complete" || $0.type == "Failed") && $0.status == "True"
-                }
-                return JobSummary(
-                    name: item.metadata.name,
-                    labels: item.metadata.labels ?? [:],
-                    isFinished: finished,
-                    createdAt: item.metadata.creationTimestamp.flatMap(Timestamps.parse),
-                    uid: item.metadata.uid
-                )
-            }
+            items += list.items.map(\.metadata)
             token = list.metadata?.continue.flatMap { $0.isEmpty ? nil : $0 }
-        } while token != nil && jobs.count < (limit ?? .max)
-        return jobs
+        } while token != nil && items.count < (limit ?? .max)
+        return items
     }
 
+    /// The Secrets matching `labelSelector`, read as metadata only (`PartialObjectMetadataList`), so no Secret's
+    /// data is ever read back, and in chunks of `listPageSize`: names, labels and the owner's uid.
     public func listSecrets(
         namespace: String,
         labelSelector: String
     ) async throws(KubernetesAPIError) -> [SecretSummary] {
-        let response = try await call(
-            "GET",
-            "/api/v1/namespaces/\(namespace)/secrets?labelSelector=\(percentEncodeQuery(labelSelector))",
-            body: nil,
-            verb: "list",
-            resource: "secrets",
-            namespace: namespace
-        )
-        struct List: Decodable {
-            struct Item: Decodable {
-                struct Metadata: Decodable {
-                    struct Owner: Decodable { var uid: String? }
-                    var name: String
-                    var labels: [String: String]?
-                    var ownerReferences: [Owner]?
-                }
-                var metadata: Metadata
-            }
-            var items: [Item]
-        }
-        let list = try decode(
-            List.self,
-            response,
-            verb: "list",
-            resource: "secrets",
-            namespace: namespace,
-            what: "the answer is not a SecretList"
-        )
-        return list.items.map {
-            SecretSummary(
-                name: $0.metadata.name,
-                labels: $0.metadata.labels ?? [:],
-                ownerUID: $0.metadata.ownerReferences?.first?.uid
-            )
+        let path = "/api/v1/namespaces/\(namespace)/secrets?labelSelector=\(percentEncodeQuery(labelSelector))"
+        return try await listMetadata(path, verb: "list", resource: "secrets", namespace: namespace, limit: nil).map {
+            SecretSummary(name: $0.name, labels: $0.labels ?? [:], ownerUID: $0.ownerReferences?.first?.uid)
         }
     }
+
+    /// Asks for a list of metadata only (API servers answer it since Kubernetes 1.15).
+    static let metadataOnly = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 
     public func listPods(namespace: String, labelSelector: String) async throws(KubernetesAPIError) -> [PodSummary] {
         let response = try await call(
@@ -523,7 +514,8 @@ public final class KubernetesClient: KubernetesAPI {
         body: JSONValue?,
         verb: String,
         resource: String,
-        namespace: String
+        namespace: String,
+        accept: String = "application/json"
     ) async throws(KubernetesAPIError) -> HTTPClientResponse {
         if let until = notBefore.withLock({ $0 }), ContinuousClock.now < until {
             throw KubernetesAPIError(
@@ -536,7 +528,7 @@ public final class KubernetesClient: KubernetesAPI {
             )
         }
         var headers: [(name: String, value: String)] = [
-            ("Accept", "application/json"),
+            ("Accept", accept),
             ("User-Agent", "kube-actions-runner/\(KubeActionsRunnerVersion.current)"),
         ]
         if body != nil { headers.append(("Content-Type", "application/json")) }

@@ -235,6 +235,19 @@ public final class Reconciler: Service {
             world.records[secret.name] = (id, name)
         }
         world.pods = try? await kubernetes.listPods(namespace: namespace, labelSelector: selector)
+        if let pods = world.pods {
+            // A metadata-only Job list tells only which Jobs succeeded. A runner Job has one try (backoffLimit 0), so
+            // one whose every pod's runner container has ended is over, failed or not.
+            let podsByJob = Dictionary(grouping: pods.filter { $0.jobName != nil }) { $0.jobName! }
+            for index in world.jobs.indices where !world.jobs[index].isFinished {
+                guard let own = podsByJob[world.jobs[index].name], !own.isEmpty else { continue }
+                let ended = own.allSatisfy { pod in
+                    let runners = pod.containers.filter { $0.name == "runner" && !$0.isInit }
+                    return !runners.isEmpty && runners.allSatisfy(\.isTerminated)
+                }
+                if ended { world.jobs[index].isFinished = true }
+            }
+        }
         world.events = try? await kubernetes.listFailedCreateEvents(namespace: namespace)
 
         for repository in world.repositories {

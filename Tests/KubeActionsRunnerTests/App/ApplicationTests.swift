@@ -20,6 +20,36 @@ import Testing
         }
     }
 
+    @Test func withAMetricsPortTheWebhookPortServesOnlyTheWebhook() async throws {
+        var configuration = try Configuration.make()
+        configuration.metricsPort = 9090  // bound to an ephemeral port below
+        let app = try Application.build(
+            configuration: configuration,
+            logger: LogCapture().logger(),
+            provisioner: RecordingProvisioner(),
+            serverConfiguration: .make(),
+            metricsServerConfiguration: .make()
+        )
+        let metricsServer = try #require(app.metricsServer)
+        let tasks = [Task { try await app.server.run() }, Task { try await metricsServer.run() }]
+        defer {
+            app.server.shutdown()
+            metricsServer.shutdown()
+        }
+        let webhookPort = try await client(app.server.port) { connection in
+            try ["/metrics", "/health", "/ready"].map { try connection.request("GET", $0).status }
+                + [try connection.request("POST", "/webhook", body: Array("{}".utf8)).status]
+        }
+        #expect(webhookPort == [404, 404, 404, 401])  // unsigned delivery: the webhook route is there
+        let operations = try await client(metricsServer.port) { connection in
+            try ["/metrics", "/health", "/ready", "/webhook"].map { try connection.request("GET", $0).status }
+        }
+        #expect(operations == [200, 200, 200, 404])
+        app.server.shutdown()
+        metricsServer.shutdown()
+        for task in tasks { try await task.value }
+    }
+
     @Test func reportsNotReadyWithAReason() async throws {
         let provisioner = RecordingProvisioner(readiness: .notReady("Kubernetes API has not answered yet"))
         try await withApplication(configuration: try .make(), provisioner: provisioner) { app in

@@ -19,6 +19,7 @@ import Testing
         #expect(configuration.runnerGroupID == 1)
         #expect(configuration.maxBodyBytes == 1024 * 1024)
         #expect(configuration.maxConnections == 4096)
+        #expect(configuration.maxInflightBodyBytes == 32 * 1024 * 1024)
         #expect(configuration.logFormat == .json)
         #expect(configuration.logLevel == .info)
         #expect(configuration.dryRun == false)
@@ -34,7 +35,7 @@ import Testing
                 "DIND_IMAGE": "docker:27-dind", "DIND_MTU": "1400", "NAMESPACE": "runners", "LABEL_MATCHERS": "a+b;c",
                 "PORT": "9090", "LISTEN_ADDRESS": "::", "JOB_TTL_SECONDS": "0", "RUNNER_GROUP_ID": "3",
                 "MAX_BODY_BYTES": "26214400", "MAX_CONNECTIONS": "100", "LOG_LEVEL": "debug", "LOG_FORMAT": "text",
-                "DRY_RUN": "yes",
+                "DRY_RUN": "yes", "MAX_INFLIGHT_BODY_BYTES": "40000000",
             ],
             files: InMemoryFiles()
         )
@@ -50,6 +51,41 @@ import Testing
         #expect(configuration.maxBodyBytes == 26_214_400 && configuration.maxConnections == 100)
         #expect(configuration.logLevel == .debug && configuration.logFormat == .text)
         #expect(configuration.dryRun)
+        #expect(configuration.maxInflightBodyBytes == 40_000_000)
+    }
+
+    @Test func readsAMetricsPortThatDiffersFromThePort() throws {
+        let environment = ["WEBHOOK_SECRET": "w", "DRY_RUN": "true", "PORT": "8080"]
+        #expect(try Configuration(environment: environment, files: InMemoryFiles()).metricsPort == nil)
+        let separate = try Configuration(
+            environment: environment.merging(["METRICS_PORT": "9090"]) { $1 },
+            files: InMemoryFiles()
+        )
+        #expect(separate.metricsPort == 9090)
+        do {
+            _ = try Configuration(
+                environment: environment.merging(["METRICS_PORT": "8080"]) { $1 },
+                files: InMemoryFiles()
+            )
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.errors.map(\.key) == ["METRICS_PORT"])
+        }
+    }
+
+    @Test func theInflightBudgetMustHoldOneLargestRequest() throws {
+        let environment = ["WEBHOOK_SECRET": "w", "DRY_RUN": "true", "MAX_BODY_BYTES": "2000000"]
+        let fits = try Configuration(
+            environment: environment.merging(["MAX_INFLIGHT_BODY_BYTES": "2131072"]) { $1 },
+            files: InMemoryFiles()
+        )
+        #expect(fits.maxInflightBodyBytes == 2_131_072)
+        #expect(throws: ConfigurationErrors.self) {
+            try Configuration(
+                environment: environment.merging(["MAX_INFLIGHT_BODY_BYTES": "2131071"]) { $1 },
+                files: InMemoryFiles()
+            )
+        }
     }
 
     @Test func readsSecretsFromFilesAndTheNamespaceFromTheServiceAccount() throws {

@@ -26,6 +26,40 @@ import Testing
         try JSONSerialization.jsonObject(with: Data(response.body)) as! [String: Any]
     }
 
+    @Test func readsAnAnswerExactlyAtTheCapAndAbortsOneByteOver() async throws {
+        var configuration = CurlTransport.Configuration()
+        configuration.maxAnswerBytes = 10_000
+        let transport = CurlTransport(configuration: configuration)
+        defer { transport.shutdown() }
+        let handler: HTTPServer.Handler = { request in
+            HTTPResponse(
+                status: 200,
+                headers: [],
+                body: [UInt8](repeating: 0x61, count: Int(request.path.dropFirst())!)
+            )
+        }
+        try await withServer(handler: handler) { server in
+            let exact = try await transport.send(
+                HTTPClientRequest(method: "GET", url: "http://127.0.0.1:\(server.port)/10000")
+            )
+            #expect(exact.body.count == 10_000)
+            let error = await #expect(throws: HTTPTransportError.self) {
+                try await transport.send(
+                    HTTPClientRequest(method: "GET", url: "http://127.0.0.1:\(server.port)/10001?token=t")
+                )
+            }
+            #expect(
+                error?.message
+                    == "answer from http://127.0.0.1:\(server.port)/10001 is larger than 10000 bytes; aborted"
+            )
+            // The transport goes on working after an aborted transfer.
+            let after = try await transport.send(
+                HTTPClientRequest(method: "GET", url: "http://127.0.0.1:\(server.port)/5")
+            )
+            #expect(after.body.count == 5)
+        }
+    }
+
     @Test func sendsMethodHeadersAndBodyAndReadsTheResponse() async throws {
         let transport = CurlTransport()
         defer { transport.shutdown() }
@@ -193,7 +227,7 @@ import Testing
     @Test(arguments: [false, true])
     func anAnswerOverTheLimitFailsAsTooLargeAndOneAtTheLimitIsRead(chunked: Bool) async throws {
         var configuration = CurlTransport.Configuration()
-        configuration.maxResponseBytes = 100_000
+        configuration.maxAnswerBytes = 100_000
         let transport = CurlTransport(configuration: configuration)
         defer { transport.shutdown() }
         for (size, fits) in [(100_000, true), (100_001, false), (3_000_000, false)] {

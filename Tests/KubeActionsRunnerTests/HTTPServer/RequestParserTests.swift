@@ -7,6 +7,36 @@ import Testing
         parse(Array(text.utf8), limits: limits)
     }
 
+    @Test func scansATrailerSectionArrivingLineByLineOnceInAll() {
+        // 90 trailer fields of 640 bytes (57,600 bytes, within the 64 KiB and 100-field limits), arriving 20 bytes
+        // at a time: 2,880 arrivals.
+        var parser = RequestParser(limits: .init())
+        parser.append(Array("POST /t HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n".utf8))
+        #expect(isNeedMoreData(parser.next()))
+        let before = parser.bytesExamined
+        let section = Array(
+            (0..<90).map { "X-T\($0 + 10): " + String(repeating: "a", count: 631) + "\r\n" }.joined().utf8
+        )
+        #expect(section.count == 57_600)
+        for offset in stride(from: 0, to: section.count, by: 20) {
+            parser.append(Array(section[offset..<offset + 20]))
+            #expect(isNeedMoreData(parser.next()))
+        }
+        parser.append(Array("\r\n".utf8))
+        guard case .request(let request) = parser.next() else {
+            Issue.record("expected the request")
+            return
+        }
+        #expect(request.body == Array("abc".utf8))
+        // Linear: each byte examined about once (a rescan from the section's start per arrival: ~83 million).
+        #expect(parser.bytesExamined - before < 2 * 57_602)
+    }
+
+    private func isNeedMoreData(_ event: RequestParser.Event) -> Bool {
+        if case .needMoreData = event { return true }
+        return false
+    }
+
     /// Feeds bytes and describes every event until the parser wants more: "GET / body=0", "error 400", "continue".
     private func parse(_ bytes: [UInt8], limits: RequestParser.Limits = .init(), chunkSize: Int? = nil) -> [String] {
         var parser = RequestParser(limits: limits)

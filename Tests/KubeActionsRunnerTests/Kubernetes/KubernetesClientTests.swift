@@ -80,28 +80,36 @@ import Testing
     @Test func rereadsTheTokenFileOnEveryCall() async throws {
         let files = MutableFiles(["/sa/token": "first\n"])
         let kubernetes = client(credentials: .tokenFile("/sa/token"), files: files)
-        transport.enqueue(200, #"{"items":[]}"#)
-        transport.enqueue(200, #"{"items":[]}"#)
+        for _ in 0..<4 { transport.enqueue(200, #"{"items":[]}"#) }  // each listing: all Jobs, then the finished
         _ = try await kubernetes.listJobs(namespace: "n", labelSelector: "a=b", limit: 1)
         files.set("/sa/token", "rotated")
         _ = try await kubernetes.listJobs(namespace: "n", labelSelector: "a=b", limit: 1)
-        #expect(transport.requests.map { $0.header("Authorization") } == ["Bearer first", "Bearer rotated"])
+        #expect(
+            transport.requests.map { $0.header("Authorization") } == [
+                "Bearer first", "Bearer first", "Bearer rotated", "Bearer rotated",
+            ]
+        )
         files.set("/sa/token", nil)
         await #expect(throws: KubernetesAPIError.self) {
             try await kubernetes.listJobs(namespace: "n", labelSelector: "", limit: nil)
         }
     }
 
-    @Test func listsJobsWithTheirFinishedState() async throws {
+    @Test func listsJobsAsMetadataOnlyAndTheFinishedOnesByFieldSelector() async throws {
         transport.enqueue(
             200,
             #"""
-            {"kind":"JobList","items":[
-              {"metadata":{"name":"runner-1","labels":{"app":"github-runner"}},"status":{"active":1}},
-              {"metadata":{"name":"runner-2"},"status":{"conditions":[{"type":"Complete","status":"True"}]}},
-              {"metadata":{"name":"runner-3"},"status":{"conditions":[{"type":"Failed","status":"True"}]}}
+            {"kind":"PartialObjectMetadataList","apiVersion":"meta.k8s.io/v1","metadata":{},"items":[
+              {"kind":"PartialObjectMetadata","metadata":{"name":"runner-1","labels":{"app":"github-runner"},
+               "creationTimestamp":"2026-01-02T03:04:05Z"}},
+              {"kind":"PartialObjectMetadata","metadata":{"name":"runner-2"}},
+              {"kind":"PartialObjectMetadata","metadata":{"name":"runner-3"}}
             ]}
             """#
+        )
+        transport.enqueue(
+            200,
+            #"{"kind":"PartialObjectMetadataList","metadata":{},"items":[{"metadata":{"name":"runner-2"}}]}"#
         )
         let jobs = try await client().listJobs(
             namespace: "runners",
@@ -109,11 +117,21 @@ import Testing
             limit: nil
         )
         #expect(jobs.map(\.name) == ["runner-1", "runner-2", "runner-3"])
-        #expect(jobs.map(\.isFinished) == [false, true, true])
+        #expect(jobs.map(\.isFinished) == [false, true, false])  // a failed Job (runner-3) looks unfinished
         #expect(jobs[0].labels == ["app": "github-runner"])
+        #expect(jobs[0].createdAt == Timestamps.parse("2026-01-02T03:04:05Z"))
+        let base =
+            "https://10.0.0.1:6443/apis/batch/v1/namespaces/runners/jobs"
+            + "?labelSelector=app.kubernetes.io/managed-by%3Dkube-actions-runner"
         #expect(
-            transport.requests.first?.url
-                == "https://10.0.0.1:6443/apis/batch/v1/namespaces/runners/jobs?labelSelector=app.kubernetes.io/managed-by%3Dkube-actions-runner&limit=500"
+            transport.requests.map(\.url) == [
+                base + "&limit=500", base + "&fieldSelector=status.successful%3D1&limit=500",
+            ]
+        )
+        #expect(
+            transport.requests.allSatisfy {
+                $0.header("Accept") == "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+            }
         )
     }
 
@@ -126,23 +144,27 @@ import Testing
             200,
             #"{"kind":"JobList","metadata":{"continue":""},"items":[{"metadata":{"name":"runner-3"}}]}"#
         )
+        transport.enqueue(200, #"{"items":[]}"#)  // none finished
         let jobs = try await client().listJobs(namespace: "runners", labelSelector: "a=b", limit: nil)
         #expect(jobs.map(\.name) == ["runner-1", "runner-2", "runner-3"])
         #expect(
             transport.requests.map(\.url) == [
                 "https://10.0.0.1:6443/apis/batch/v1/namespaces/runners/jobs?labelSelector=a%3Db&limit=500",
                 "https://10.0.0.1:6443/apis/batch/v1/namespaces/runners/jobs?labelSelector=a%3Db&limit=500&continue=eyJ2IjoibWV0YS5rOHMuaW8vdjEifQ%3D%3D",
+                "https://10.0.0.1:6443/apis/batch/v1/namespaces/runners/jobs?labelSelector=a%3Db&fieldSelector=status.successful%3D1&limit=500",
             ]
         )
     }
 
     @Test func aLimitStopsTheChunksAndAnExpiredTokenIsAnError() async throws {
         transport.enqueue(200, #"{"metadata":{"continue":"next"},"items":[{"metadata":{"name":"runner-1"}}]}"#)
+        transport.enqueue(200, #"{"items":[{"metadata":{"name":"runner-1"}}]}"#)
         let first = try await client().listJobs(namespace: "runners", labelSelector: "a=b", limit: 1)
-        #expect(first.map(\.name) == ["runner-1"] && transport.requests.count == 1)
+        #expect(first.map(\.name) == ["runner-1"] && first.map(\.isFinished) == [true])
+        #expect(transport.requests.count == 2)  // one page of Jobs (the limit), one of finished Jobs
         #expect(transport.requests[0].url.hasSuffix("&limit=1"))
         #expect(try await client().listJobs(namespace: "runners", labelSelector: "a=b", limit: 0).isEmpty)
-        #expect(transport.requests.count == 1)
+        #expect(transport.requests.count == 2)
 
         transport.enqueue(200, #"{"metadata":{"continue":"stale"},"items":[{"metadata":{"name":"runner-1"}}]}"#)
         transport.enqueue(
@@ -152,6 +174,32 @@ import Testing
         await #expect(throws: KubernetesAPIError.self) {
             try await client().listJobs(namespace: "runners", labelSelector: "a=b", limit: nil)
         }
+    }
+
+    @Test func listsSecretsAsMetadataOnlyInChunks() async throws {
+        transport.enqueue(
+            200,
+            #"{"kind":"PartialObjectMetadataList","apiVersion":"meta.k8s.io/v1","metadata":{"continue":"c2Vjb25k"},"items":[{"kind":"PartialObjectMetadata","metadata":{"name":"runner-1"}}]}"#
+        )
+        transport.enqueue(
+            200,
+            #"{"kind":"PartialObjectMetadataList","apiVersion":"meta.k8s.io/v1","metadata":{},"items":[{"kind":"PartialObjectMetadata","metadata":{"name":"runner-2","labels":{"kube-actions-runner/runner-id":"7"},"ownerReferences":[{"apiVersion":"batch/v1","kind":"Job","name":"runner-2","uid":"u-2","controller":true}]}}]}"#
+        )
+        let secrets = try await client().listSecrets(namespace: "runners", labelSelector: "a=b")
+        #expect(secrets.map(\.name) == ["runner-1", "runner-2"])
+        #expect(secrets[1].labels == ["kube-actions-runner/runner-id": "7"] && secrets[1].ownerUID == "u-2")
+        #expect(secrets[0].labels.isEmpty && secrets[0].ownerUID == nil)
+        #expect(
+            transport.requests.map(\.url) == [
+                "https://10.0.0.1:6443/api/v1/namespaces/runners/secrets?labelSelector=a%3Db&limit=500",
+                "https://10.0.0.1:6443/api/v1/namespaces/runners/secrets?labelSelector=a%3Db&limit=500&continue=c2Vjb25k",
+            ]
+        )
+        #expect(
+            transport.requests.allSatisfy {
+                $0.header("Accept") == "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+            }
+        )
     }
 
     @Test func deletesInTheBackgroundSoOwnedObjectsGoToo() async throws {

@@ -452,9 +452,27 @@ import Testing
         await reaper.cycle()
         #expect(github.runners[id] == nil)
         #expect(reaped("runner_exited"))
-        // The job still waits: in the same cycle, a new Job under the next name (the old Secret may linger a moment).
-        #expect(kubernetes.jobNames == ["runner-59-r2"])
+        // The job still waits: in the same cycle, a new Job under the next name. The old one is over (its one try
+        // ended: the Job fails or completes on its own) and goes with its TTL, as a finished Job does.
+        #expect(kubernetes.jobNames == ["runner-59", "runner-59-r2"])
         #expect(github.runners.count == 1)
+    }
+
+    /// A metadata-only Job list says only which Jobs succeeded; a Job whose one pod failed is told from its pods, and
+    /// its still-queued job is served again at once.
+    @Test func aJobWhosePodFailedIsOverAndItsJobIsServedAgain() async throws {
+        let reaper = reconciler()
+        _ = try await provisioned(60, reaper: reaper)
+        kubernetes.runJobController()
+        // The runner crashed before taking the job; its registration is gone (GitHub removes an ephemeral runner
+        // that exited), and the Job is not reported finished.
+        github.state.withLock { $0.runners.removeAll() }
+        kubernetes.updatePod(of: "runner-60") { pod in
+            pod.containers = [ContainerSummary(name: "runner", isTerminated: true)]
+        }
+        let summary = await reaper.cycle()
+        #expect(summary.recovered == 1)
+        #expect(kubernetes.jobNames == ["runner-60", "runner-60-r2"])
     }
 
     // MARK: - Supply and demand

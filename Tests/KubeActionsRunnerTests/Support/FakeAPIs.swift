@@ -548,4 +548,9 @@ final class ManualClock: Sendable {
     var now: ContinuousClock.Instant { base + offset.withLock { $0 } }
 
     var clock: MonotonicClock { MonotonicClock { [self] in self.now } }
+
+    /// The same clock in nanoseconds, as the HTTP server's event loop reads time.
+    var nanoseconds: @Sendable () -> UInt64 {
+        { [self] in 1_000_000_000_000 + UInt64(self.offset.withLock { $0 }.nanoseconds) }
+    }
 }

@@ -1,5 +1,6 @@
 import Logging
 import Synchronization
+import Testing
 
 @testable import KubeActionsRunner
 
@@ -241,3 +242,21 @@ extension HTTPClientRequest {
 
     var bodyText: String { String(decoding: body ?? [], as: UTF8.self) }
 }
+
+/// Waits, polling every 5 ms, until `condition` holds; fails the test after `limit` (an event that never came).
+func waitUntil(
+    _ what: String,
+    limit: Duration = .seconds(10),
+    _ condition: @Sendable () -> Bool
+) async throws {
+    let start = ContinuousClock.now
+    while !condition() {
+        guard ContinuousClock.now - start < limit else {
+            Issue.record("timed out waiting until \(what)")
+            throw WaitTimeout()
+        }
+        try await Task.sleep(for: .milliseconds(5))
+    }
+}
+
+struct WaitTimeout: Error {}
