@@ -43,6 +43,8 @@ public struct Application: Sendable {
             onVerifiedRepository: noteRepository
         )
         let serverReference = ServerReference()
+        var server = serverConfiguration ?? HTTPServer.Configuration()
+        let statistics = server.statistics
 
         var router = Router()
         router.add("POST", "/webhook") { await webhook.handle($0) }
@@ -50,7 +52,8 @@ public struct Application: Sendable {
         // nothing but /webhook, and probes and scrapes never queue behind internet traffic.
         var operations = Router()
         operations.add("GET", "/metrics") { _ in
-            HTTPResponse(
+            metrics.observe(statistics)
+            return HTTPResponse(
                 status: 200,
                 headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
                 body: metrics.exposition()
@@ -65,7 +68,6 @@ public struct Application: Sendable {
             }
         }
 
-        var server = serverConfiguration ?? HTTPServer.Configuration()
         if serverConfiguration == nil {
             server.host = configuration.listenAddress
             server.port = configuration.port

@@ -22,6 +22,8 @@ public final class Metrics: Sendable {
     /// `webhook_requests_total` series carry the same count).
     public var webhookRequestsAnswered: Int { answered.load(ordering: .relaxed) }
     private let answered = Atomic<Int>(0)
+    /// `http_requests_shed_total` as last exported, by reason (the server keeps the running totals).
+    private let shed = Mutex<[String: Int]>([:])
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
@@ -71,7 +73,8 @@ public final class Metrics: Sendable {
                 labels: [("reason", reason)]
             )
         }
-        for reason in ["quota"] { jobsWaitingGauge(reason).set(Int64(0)) }
+        for reason in ["quota", "refused"] { jobsWaitingGauge(reason).set(Int64(0)) }
+        observe(HTTPServerStatistics())  // the load-shedding series exist from the start, at 0
         for outcome in WebhookOutcome.allCases {
             // Every outcome exists from the start, so rate() and absent() alerts work before the first event.
             _ = outcomeCounter(outcome)
@@ -189,6 +192,41 @@ public final class Metrics: Sendable {
             ),
             labels: [("reason", reason)]
         ).increment()
+    }
+
+    /// What the webhook server's load shedding has done so far, as of a scrape (`/metrics` calls this first):
+    /// `http_inflight_request_bytes`, `http_connections_waiting_for_budget` and
+    /// `http_requests_shed_total{reason}` (`budget_cut`: held budget longest while another request needed it;
+    /// `budget_wait`: waited for budget with nothing to cut; `descriptors`: no descriptor left for the connection).
+    public func observe(_ statistics: HTTPServerStatistics) {
+        registry.makeGauge(
+            descriptor: metric("http_inflight_request_bytes", "Request bytes received and not yet answered.")
+        ).set(Int64(statistics.inflightRequestBytes))
+        registry.makeGauge(
+            descriptor: metric(
+                "http_connections_waiting_for_budget",
+                "Connections not read while the in-flight request bytes are at MAX_INFLIGHT_BODY_BYTES."
+            )
+        ).set(Int64(statistics.connectionsWaitingForBudget))
+        let totals = [
+            ("budget_cut", statistics.requestsCutForBudget), ("budget_wait", statistics.connectionsRefusedForBudget),
+            ("descriptors", statistics.connectionsRefusedForDescriptors),
+        ]
+        shed.withLock { exported in
+            for (reason, total) in totals {
+                let counter = registry.makeCounter(
+                    descriptor: metric(
+                        "http_requests_shed_total",
+                        "Requests and connections answered 503 to shed load."
+                    ),
+                    labels: [("reason", reason)]
+                )
+                let delta = total - exported[reason, default: 0]
+                guard delta > 0 else { continue }
+                counter.increment(by: Int64(delta))
+                exported[reason] = total
+            }
+        }
     }
 
     /// The exposition, in Prometheus text format 0.0.4.
