@@ -80,13 +80,20 @@ public enum Provisioners {
 
         let github = GitHubClient(
             configuration: .init(baseURL: configuration.githubAPIURL, token: token),
-            transport: CurlTransport(configuration: .init(tls: TLSConfiguration(caFile: configuration.githubCAFile))),
+            transport: CurlTransport(
+                configuration: .bounded(
+                    tls: TLSConfiguration(caFile: configuration.githubCAFile),
+                    connections: configuration.upstreamConnections
+                )
+            ),
             metrics: metrics,
             logger: logger
         )
         let kubernetes = KubernetesClient(
             connection: connection,
-            transport: CurlTransport(configuration: .init(tls: connection.tls)),
+            transport: CurlTransport(
+                configuration: .bounded(tls: connection.tls, connections: configuration.upstreamConnections)
+            ),
             files: files
         )
         return assemble(
@@ -165,5 +172,15 @@ public enum Provisioners {
             configuration: configuration,
             repositories: repositories
         )
+    }
+}
+
+extension CurlTransport.Configuration {
+    /// A client's transport that holds at most `connections` connections at once (and caches as many).
+    static func bounded(tls: TLSConfiguration, connections: Int) -> Self {
+        var configuration = Self(tls: tls)
+        configuration.maxCachedConnections = connections
+        configuration.maxTotalConnections = connections
+        return configuration
     }
 }

@@ -30,6 +30,14 @@ public enum StartupChecks {
         return max(16, min(configured, descriptorLimit - reserve))
     }
 
+    /// Connections each of the two upstream clients may hold: 256, or what the reserve leaves under a small
+    /// descriptor limit (half of it each, less 16 for listeners, files, epoll and eventfd descriptors, at least 4), so the
+    /// clients never take the descriptors the clamp kept for client connections.
+    public static func upstreamConnections(descriptorLimit: Int) -> Int {
+        let reserve = min(reservedDescriptors, descriptorLimit / 2)
+        return max(4, min(256, reserve / 2 - 16))
+    }
+
     /// Memory the configuration allows the process to use at most, in bytes (README, "Memory"): a base for the
     /// binary, its threads and a burst of deliveries, each open connection, the in-flight request budget with
     /// its eighth for heads, and one upstream answer at its cap.
@@ -71,6 +79,7 @@ public enum StartupChecks {
             )
             configuration.maxConnections = clamped
         }
+        configuration.upstreamConnections = upstreamConnections(descriptorLimit: descriptorLimit)
         if let limit = cgroupMemoryLimit(files: files) {
             let bound = memoryBound(configuration)
             if bound > limit {

@@ -28,6 +28,9 @@ public struct Configuration: Sendable {
     public var runnerGroupID: Int
     public var maxBodyBytes: Int
     public var maxConnections: Int
+    /// Connections each upstream client (GitHub, Kubernetes) may hold at once; not a key: derived at start from
+    /// the descriptor limit (`StartupChecks`), so both clients and every client connection fit under it.
+    public var upstreamConnections = 256
     /// Request bodies received and not yet answered, over all connections together (heads get an eighth more).
     public var maxInflightBodyBytes: Int
     public var logLevel: Logger.Level

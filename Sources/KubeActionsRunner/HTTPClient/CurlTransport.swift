@@ -33,6 +33,8 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
         public var connectTimeout: Duration = .seconds(3)
         /// Connections kept open for reuse.
         public var maxCachedConnections = 256
+        /// Connections open at once over all hosts; further requests wait for one (0: no limit).
+        public var maxTotalConnections = 0
         /// Connections to one host once it has answered over HTTP/2 (each carries up to the server's stream limit).
         public var multiplexedConnectionsPerHost = 8
         /// The largest answer body read (after decompression); a larger one is aborted as it arrives (or at once,
@@ -70,6 +72,7 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
         self.configuration = configuration
         multi = curl_multi_init()!
         kar_curl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, configuration.maxCachedConnections)
+        kar_curl_multi_setopt_long(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, configuration.maxTotalConnections)
         guard let driver = kar_curl_driver_create(multi) else {
             fatalError("cannot create the HTTP client's epoll set (errno \(errno))")
         }

@@ -112,3 +112,16 @@ import Testing
         #expect(throws: Never.self) { _ = try make(allow: true) }
     }
 }
+
+@Suite struct DescriptorBudgetTests {
+    /// Client connections, both upstream clients' connections and 16 others (listeners, the spare descriptor, files,
+    /// epoll, eventfd, standard streams) fit under any descriptor limit, small ones included.
+    @Test(arguments: [64, 100, 256, 576, 1024, 4096, 65_536, 1_048_576])
+    func clientAndUpstreamConnectionsFitUnderTheLimit(limit: Int) {
+        let connections = StartupChecks.clampedConnections(4096, descriptorLimit: limit)
+        let upstream = StartupChecks.upstreamConnections(descriptorLimit: limit)
+        #expect(connections + 2 * upstream + 16 <= limit)
+        #expect(upstream >= 4 && upstream <= 256)
+        if limit >= 4096 { #expect(upstream == 256) }
+    }
+}

@@ -224,6 +224,33 @@ import Testing
         }
     }
 
+    /// A client with a connection cap holds no more than that many connections at once: the rest wait their turn.
+    @Test func holdsNoMoreConnectionsThanItsCap() async throws {
+        var configuration = CurlTransport.Configuration()
+        configuration.maxTotalConnections = 2
+        let transport = CurlTransport(configuration: configuration)
+        defer { transport.shutdown() }
+        let handler: HTTPServer.Handler = { request in
+            try? await Task.sleep(for: .milliseconds(50))
+            return .text(200, "\(request.connectionID)")
+        }
+        try await withServer(handler: handler) { server in
+            let url = "http://127.0.0.1:\(server.port)/x"
+            let connections = try await withThrowingTaskGroup(of: String.self) { group in
+                for _ in 0..<8 {
+                    group.addTask {
+                        let response = try await transport.send(HTTPClientRequest(method: "GET", url: url))
+                        return String(decoding: response.body, as: UTF8.self)
+                    }
+                }
+                var seen: Set<String> = []
+                for try await connection in group { seen.insert(connection) }
+                return seen
+            }
+            #expect(connections.count <= 2 && !connections.isEmpty)
+        }
+    }
+
     @Test(arguments: [false, true])
     func anAnswerOverTheLimitFailsAsTooLargeAndOneAtTheLimitIsRead(chunked: Bool) async throws {
         var configuration = CurlTransport.Configuration()
