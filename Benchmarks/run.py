@@ -420,7 +420,8 @@ def main():
     if args.write:
         path = ROOT / "BENCHMARKS.md"
         old = path.read_text() if path.exists() else ""
-        analysis = old[old.index("\n## Analysis"):] if "\n## Analysis" in old else ""
+        # Every section after the table (other benchmarks' figures, the analysis) is kept as it is.
+        analysis = old[old.index("\n## "):] if "\n## " in old else ""
         path.write_text(text + analysis)  # the hand-written analysis below the figures is kept
 
 

@@ -19,7 +19,11 @@ import Testing
 
     static let marker = RunnerJobTests.ownerLabel
 
-    func reconciler(_ change: (inout Reconciler.Configuration) -> Void = { _ in }) -> Reconciler {
+    /// A reconciler over the fakes; it leads while `leading` is set, unless `isLeader` decides instead.
+    func reconciler(
+        _ change: (inout Reconciler.Configuration) -> Void = { _ in },
+        isLeader: (@Sendable () -> Bool)? = nil
+    ) -> Reconciler {
         var configuration = Reconciler.Configuration()
         configuration.secretDeadline = .seconds(30)
         configuration.idleTimeout = .seconds(600)
@@ -32,7 +36,7 @@ import Testing
             logs: logs,
             configuration: configuration,
             clock: time.clock,
-            isLeader: { leading.withLock { $0 } }
+            isLeader: isLeader ?? { leading.withLock { $0 } }
         )
     }
 
@@ -567,19 +571,10 @@ import Testing
         let github = self.github
         let armed = Flag()
         armed.withLock { $0 = false }
-        var configuration = Reconciler.Configuration()
-        configuration.secretDeadline = .seconds(30)
-        configuration.idleTimeout = .seconds(600)
-        let reaper = Reconciler.make(
-            github: github,
-            kubernetes: kubernetes,
-            metrics: metrics,
-            logs: logs,
-            configuration: configuration,
-            clock: time.clock,
-            // Once armed, the Lease is lost the moment a registration is deleted.
-            isLeader: { !(armed.withLock { $0 } && github.calls.contains { $0.hasPrefix("delete runner") }) }
-        )
+        // Once armed, the Lease is lost the moment a registration is deleted.
+        let reaper = reconciler(isLeader: {
+            !(armed.withLock { $0 } && github.calls.contains { $0.hasPrefix("delete runner") })
+        })
         let first = try await provisioned(84, reaper: reaper)
         let second = try await provisioned(85, reaper: reaper)
         github.state.withLock {
