@@ -237,6 +237,55 @@ public struct Configuration: Sendable {
                 "This deployment's marker: a label of every runner it registers and the `app.kubernetes.io/instance` label of its Jobs and Secrets. Reapers touch nothing without it; give each deployment that shares a repository its own."
         ),
         Key(
+            name: "GITHUB_CA_FILE",
+            defaultValue: "(system CAs)",
+            isSecret: false,
+            summary: "PEM bundle of CAs to trust for GitHub (GHES with a private CA)."
+        ),
+        Key(
+            name: "KUBECONFIG",
+            defaultValue: "`~/.kube/config` outside a cluster",
+            isSecret: false,
+            summary: "Kubeconfig to use outside a cluster (current context; token or client certificate)."
+        ),
+        Key(
+            name: "RECONCILE_INTERVAL",
+            defaultValue: "60",
+            isSecret: false,
+            summary:
+                "Seconds between the leader's searches for queued jobs without a runner (doubles while idle, up to 300)."
+        ),
+        Key(
+            name: "RECONCILE_GRACE",
+            defaultValue: "60",
+            isSecret: false,
+            summary: "Seconds a queued job must wait before the reconciler provisions it (the webhook path goes first)."
+        ),
+        Key(
+            name: "RUNNER_IDLE_TIMEOUT",
+            defaultValue: "600",
+            isSecret: false,
+            summary: "Seconds a runner no queued job needs may idle before it is removed."
+        ),
+        Key(
+            name: "REPOSITORIES",
+            defaultValue: "(none)",
+            isSecret: false,
+            summary: "`owner/repo` list to reconcile besides the repositories deliveries came from."
+        ),
+        Key(
+            name: "RATE_LIMIT_RESERVE",
+            defaultValue: "500",
+            isSecret: false,
+            summary: "GitHub requests per hour the reconciler leaves for webhook deliveries."
+        ),
+        Key(
+            name: "POD_NAME",
+            defaultValue: "`HOSTNAME`",
+            isSecret: false,
+            summary: "This replica's identity in the leader Lease."
+        ),
+        Key(
             name: "ALLOW_CLEARTEXT_CREDENTIALS",
             defaultValue: "false",
             isSecret: false,

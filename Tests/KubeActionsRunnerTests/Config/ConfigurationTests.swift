@@ -166,6 +166,38 @@ import Testing
         }
     }
 
+    /// The other direction: every variable in README's table and every variable the code reads is a documented key
+    /// (so `--help`, which prints the keys, lists them all).
+    @Test func everyVariableReadOrDocumentedIsAKey() throws {
+        let names = Set(Configuration.keys.map(\.name))
+        let readme = try String(decoding: Fixtures.bytes("../../../README.md"), as: UTF8.self)
+        let table = readme.components(separatedBy: "| Variable | Default | Description |")[1]
+            .components(separatedBy: "\n\n")[0]
+        let documented = table.split(separator: "\n").compactMap { line -> String? in
+            guard line.hasPrefix("| `") else { return nil }
+            return String(line.dropFirst(3).prefix { $0 != "`" })
+        }
+        #expect(documented.count >= 30)
+        for name in documented { #expect(names.contains(name), "README documents \(name), which is not a key") }
+        var read: Set<String> = []
+        for file in ["Config/Configuration+Environment.swift", "Kubernetes/KubeConfig.swift"] {
+            let source = try String(
+                decoding: Fixtures.bytes("../../../Sources/KubeActionsRunner/\(file)"),
+                as: UTF8.self
+            )
+            // reader.int("NAME", …), reader.value("NAME"), environment["NAME"]: the names the parser looks up.
+            for match in source.matches(of: #/(?:reader\.\w+\(|environment\[)"([A-Z][A-Z0-9_]+)"/#) {
+                read.insert(String(match.output.1))
+            }
+        }
+        #expect(read.count >= 25)
+        // Set by Kubernetes or the shell rather than by an operator.
+        let ambient: Set<String> = ["HOSTNAME", "HOME", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT"]
+        for name in read.subtracting(ambient) {
+            #expect(names.contains(name), "the code reads \(name), which is not a documented key")
+        }
+    }
+
     @Test func everyReapReasonIsExplainedInTheReadmesTroubleshooting() throws {
         let readme = try String(decoding: Fixtures.bytes("../../../README.md"), as: UTF8.self)
         for reason in Metrics.reapReasons {
