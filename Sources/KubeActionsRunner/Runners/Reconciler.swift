@@ -241,11 +241,7 @@ public final class Reconciler: Service {
             let podsByJob = Dictionary(grouping: pods.filter { $0.jobName != nil }) { $0.jobName! }
             for index in world.jobs.indices where !world.jobs[index].isFinished {
                 guard let own = podsByJob[world.jobs[index].name], !own.isEmpty else { continue }
-                let ended = own.allSatisfy { pod in
-                    let runners = pod.containers.filter { $0.name == "runner" && !$0.isInit }
-                    return !runners.isEmpty && runners.allSatisfy(\.isTerminated)
-                }
-                if ended { world.jobs[index].isFinished = true }
+                if own.allSatisfy({ $0.runnerContainer?.isTerminated == true }) { world.jobs[index].isFinished = true }
             }
         }
         world.events = try? await kubernetes.listFailedCreateEvents(namespace: namespace)
@@ -334,10 +330,10 @@ public final class Reconciler: Service {
                         metadata: ["runner_job": "\(job.name)", "reason": "\(reason)", "detail": "\(detail)"]
                     )
                 }
-            case .reap(let reason, let detail, let holdOff):
+            case .reap(let reason, let detail):
                 if try await remove(job, reason: reason, detail: detail, in: world) {
                     removed.insert(job.name)
-                    if holdOff, let id = job.labels[RunnerJob.jobIDLabel] {
+                    if let id = job.labels[RunnerJob.jobIDLabel] {
                         state.withLock { $0.heldOff[id] = (now + configuration.failureHoldOff, reason) }
                     }
                 }
@@ -382,14 +378,11 @@ public final class Reconciler: Service {
                 runner.busy != true, isOurs(runner)
             else { continue }
             let pods = world.pods?.filter { $0.jobName == job.name } ?? []
-            let runnerContainers = pods.flatMap(\.containers).filter { $0.name == "runner" && !$0.isInit }
-            let exited = job.isFinished || runnerContainers.contains { $0.isTerminated }
+            let exited = job.isFinished || pods.contains { $0.runnerContainer?.isTerminated == true }
             // Offline while its runner container runs, for the connect deadline: the clock starts when it is first
             // seen so and starts over whenever it is seen online (a runner that connected and dropped for a moment
             // is not one that never connected).
-            let running = pods.contains { pod in
-                pod.containers.contains { $0.name == "runner" && !$0.isInit && $0.isRunning }
-            }
+            let running = pods.contains { $0.runnerContainer?.isRunning == true }
             let offlineKey = "offline:\(runner.id)"
             if runner.status == "online" || !running {
                 state.withLock { _ = $0.firstSeen.removeValue(forKey: offlineKey) }

@@ -52,6 +52,8 @@ public struct RunnerJob: Sendable {
     public static let runnerIDLabel = "kube-actions-runner/runner-id"
     public static let runnerNameLabel = "kube-actions-runner/runner-name"
     public static let jobIDLabel = "kube-actions-runner/job-id"
+    /// The runner's container in the pod (the dind sidecar and init containers have other names).
+    public static let runnerContainerName = "runner"
     /// The owner and the repository a runner Job serves, as label values (`labelValue`).
     public static let ownerNameLabel = "kube-actions-runner/owner"
     public static let repositoryNameLabel = "kube-actions-runner/repo"
@@ -202,7 +204,7 @@ public struct RunnerJob: Sendable {
             mounts.append(.object([("name", "dind-sock"), ("mountPath", "/var/run")]))
         }
         return .object([
-            ("name", "runner"),
+            ("name", .string(RunnerJob.runnerContainerName)),
             ("image", .string(settings.runnerImage)),
             ("command", ["/home/runner/run.sh"]),
             ("env", .array(env)),
@@ -313,4 +315,11 @@ public struct RunnerJob: Sendable {
 /// The service's version, sent in User-Agent headers and shown by `--version`.
 public enum KubeActionsRunnerVersion {
     public static let current = "0.1.0"
+}
+
+extension PodSummary {
+    /// The pod's runner container (not an init container or the dind sidecar); nil while the pod has no status.
+    var runnerContainer: ContainerSummary? {
+        containers.first { $0.name == RunnerJob.runnerContainerName && !$0.isInit }
+    }
 }
