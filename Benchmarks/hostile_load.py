@@ -18,8 +18,6 @@ Peak RSS is sampled from /proc every 20 ms over each scenario. Loopback only; ev
     python3 Benchmarks/hostile_load.py [--hoarders 400] [--slowloris 1000] [--deliveries 20] [--seconds 12]
 """
 import argparse
-import hashlib
-import hmac
 import os
 import pathlib
 import resource
@@ -29,9 +27,10 @@ import subprocess
 import threading
 import time
 
+import http_isolation  # the signed delivery both benchmarks send
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SECRET = "bench-secret-of-some-length"
-PAYLOAD = (ROOT / "Tests/KubeActionsRunnerTests/Fixtures/github/workflow_job.queued.payload.json").read_bytes()
 MAX_BODY_BYTES = 1024 * 1024
 
 
@@ -59,13 +58,7 @@ class PeakRSS(threading.Thread):
 
 
 def delivery(n):
-    body = PAYLOAD.replace(b'"id": 289782451', b'"id": %d' % (5000 + n))
-    sig = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-    return (
-        f"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-GitHub-Event: workflow_job\r\n"
-        f"X-GitHub-Delivery: hostile-{n}-{time.monotonic_ns()}\r\nX-Hub-Signature-256: {sig}\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-    ).encode() + body
+    return http_isolation.delivery(n, secret=SECRET, first=5000, tag="hostile", close=True)
 
 
 def status_of(sock, deadline):

@@ -33,13 +33,15 @@ def proc_status(pid):
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields["Threads"])
 
 
-def delivery(n):
-    body = PAYLOAD.replace(b'"id": 289782451', b'"id": %d' % (1000 + n))
-    sig = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+def delivery(n, secret=SECRET, first=1000, tag="bench", close=False):
+    """A signed queued delivery for job `first + n` (a delivery id of its own), as bytes to send."""
+    body = PAYLOAD.replace(b'"id": 289782451', b'"id": %d' % (first + n))
+    sig = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    connection = "Connection: close\r\n" if close else ""
     return (
         f"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-GitHub-Event: workflow_job\r\n"
-        f"X-GitHub-Delivery: bench-{n}-{time.monotonic_ns()}\r\nX-Hub-Signature-256: {sig}\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
+        f"X-GitHub-Delivery: {tag}-{n}-{time.monotonic_ns()}\r\nX-Hub-Signature-256: {sig}\r\n"
+        f"Content-Length: {len(body)}\r\n{connection}\r\n"
     ).encode() + body
 
 
