@@ -6,7 +6,7 @@ restarted. Then runners take other jobs than their own, and finally every job en
 Also: registrations named like ours that this deployment did not make (hand-made runners, another deployment's,
 whose Job sits in the same namespace), JIT calls that register the runner and then answer 500 (so a leftover
 registration sits beside the retry's), runners at work (busy) while the reapers run, and a ResourceQuota that
-refuses every pod for a while (the campaign's scaled-down minute).
+refuses every pod for a minute after the burst (CAMPAIGN_QUOTA_SECONDS).
 
 First assertions: nothing at work killed, nothing foreign touched, one registration per job. Then: every job still
 queued has exactly one runner Job with its Secret; no registration of ours without a Job; jobs cancelled before their
@@ -79,6 +79,17 @@ def metric(server, name):
     return sum(float(line.rsplit(" ", 1)[1]) for line in raw.splitlines() if line.startswith(name))
 
 
+def kubeconfig(directory, kube):
+    """A kubeconfig for the plain-HTTP Kubernetes fake, its token and the campaign's namespace."""
+    config = directory / "kubeconfig"
+    config.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        f"clusters: [{{name: k, cluster: {{server: '{kube.url}'}}}}]\n"
+        f"contexts: [{{name: c, context: {{cluster: k, user: u, namespace: {NAMESPACE}}}}}]\n"
+        f"users: [{{name: u, user: {{token: {kube.token}}}}}]\n")
+    return config
+
+
 def ours(runner):
     return MARKER in runner["labels"]
 
@@ -92,12 +103,7 @@ def test_fault_campaign(tmp_path):
     size = int(os.environ.get("CAMPAIGN_JOBS", "60"))
     rng = random.Random(int(os.environ.get("FUZZ_SEED", "5")))
     github, kube = FakeGitHub(), FakeKubernetes()
-    config = tmp_path / "kubeconfig"
-    config.write_text(
-        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
-        f"clusters: [{{name: k, cluster: {{server: '{kube.url}'}}}}]\n"
-        f"contexts: [{{name: c, context: {{cluster: k, user: u, namespace: {NAMESPACE}}}}}]\n"
-        f"users: [{{name: u, user: {{token: {kube.token}}}}}]\n")
+    config = kubeconfig(tmp_path, kube)
     a, b = replica("replica-a", github, kube, config), replica("replica-b", github, kube, config)
     started = time.monotonic()
     faults = {}
@@ -312,12 +318,7 @@ def test_github_retry_after_is_honoured_by_every_path(tmp_path):
     """A secondary rate limit (429 with retry-after) answered to a delivery's JIT call: no path of the process (the
     other deliveries, the reconciler's lists and reapers) calls GitHub again before the window ends."""
     github, kube = FakeGitHub(), FakeKubernetes()
-    config = tmp_path / "kubeconfig"
-    config.write_text(
-        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
-        f"clusters: [{{name: k, cluster: {{server: '{kube.url}'}}}}]\n"
-        f"contexts: [{{name: c, context: {{cluster: k, user: u, namespace: {NAMESPACE}}}}}]\n"
-        f"users: [{{name: u, user: {{token: {kube.token}}}}}]\n")
+    config = kubeconfig(tmp_path, kube)
     server = Server({
         "DRY_RUN": "false", "GITHUB_TOKEN": github.token, "GITHUB_API_URL": github.url, "KUBECONFIG": str(config),
         "NAMESPACE": NAMESPACE, "RUNNER_MODE": "standard", "LOG_LEVEL": "notice", "POD_NAME": "only",
