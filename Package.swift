@@ -14,8 +14,7 @@ let packedRelocations: [LinkerSetting] = [
 let package = Package(
     name: "kube-actions-runner",
     products: [
-        .executable(name: "kube-actions-runner", targets: ["kube-actions-runner"]),
-        .library(name: "KubeActionsRunner", targets: ["KubeActionsRunner"]),
+        .executable(name: "kube-actions-runner", targets: ["kube-actions-runner"])
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.0.0"),
@@ -25,36 +24,106 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
     ],
     targets: [
+        // Layers, each depending only on those listed before it (ARCHITECTURE.md draws the graph; a test checks it).
         .target(name: "CLinuxShims"),
         .target(name: "CCurl", linkerSettings: [.linkedLibrary("curl")]),
+        .target(name: "Support", dependencies: ["CLinuxShims"], swiftSettings: strict),
         .target(
-            name: "KubeActionsRunner",
+            name: "Observability",
             dependencies: [
-                "CLinuxShims",
-                "CCurl",
-                .product(name: "Crypto", package: "swift-crypto"),
+                "Support", "CLinuxShims",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "HTTPServer",
+            dependencies: [
+                "Support", "CLinuxShims",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(name: "HTTPClient", dependencies: ["Support", "CCurl"], swiftSettings: strict),
+        .target(
+            name: "GitHub",
+            dependencies: ["Support", "HTTPClient", "Observability", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "Kubernetes",
+            dependencies: [
+                "Support", "HTTPClient", "Observability",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strict
         ),
+        .target(
+            name: "Runners",
+            dependencies: [
+                "Support", "Observability", "GitHub", "Kubernetes",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "Webhook",
+            dependencies: [
+                "Support", "Observability", "HTTPServer", "Runners",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "App",
+            dependencies: [
+                "Support", "CLinuxShims", "Observability", "HTTPServer", "HTTPClient", "GitHub", "Kubernetes",
+                "Runners",
+                "Webhook",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "kube-actions-runner",
-            dependencies: ["KubeActionsRunner"],
+            dependencies: ["App", "Support", "Observability", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict,
             linkerSettings: packedRelocations
         ),
         .executableTarget(
             name: "kar-bench",
-            dependencies: ["KubeActionsRunner"],
+            dependencies: ["Support", "HTTPClient", "Runners", "Webhook", "App"],
             path: "Benchmarks/kar-bench",
+            swiftSettings: strict
+        ),
+        // Test doubles and test clients: the tests and benchmarks use them; the service binary does not link them.
+        .target(
+            name: "TestSupport",
+            dependencies: [
+                "Support", "Observability", "HTTPServer", "HTTPClient", "GitHub", "Kubernetes", "Runners", "Webhook",
+                "App",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/TestSupport",
             swiftSettings: strict
         ),
         .testTarget(
             name: "KubeActionsRunnerTests",
-            dependencies: ["KubeActionsRunner"],
+            dependencies: [
+                "TestSupport", "Support", "Observability", "HTTPServer", "HTTPClient", "GitHub", "Kubernetes",
+                "Runners",
+                "Webhook", "App", "CLinuxShims",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             exclude: ["Fixtures"],
             swiftSettings: strict
         ),

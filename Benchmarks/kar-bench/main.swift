@@ -1,4 +1,7 @@
-import KubeActionsRunner
+import HTTPClient
+import Runners
+import Support
+import Webhook
 
 // Benchmarks that need the library from inside: the libcurl client's memory over many requests, and the cost of
 // verify + decode + match on one delivery. Benchmarks/run.py drives them; they print JSON lines.

@@ -1,5 +1,7 @@
-import KubeActionsRunner
+import App
 import Logging
+import Observability
+import Support
 
 #if canImport(Glibc)
 import Glibc

@@ -1,7 +1,11 @@
 import Synchronization
 import Testing
 
-@testable import KubeActionsRunner
+@testable import App
+@testable import HTTPServer
+@testable import Support
+@testable import TestSupport
+@testable import Webhook
 
 @Suite struct ApplicationTests {
     @Test func servesHealthReadinessAndMetrics() async throws {
@@ -17,6 +21,14 @@ import Testing
             #expect(metrics.status == 200)
             #expect(metrics.header("Content-Type") == "text/plain; version=0.0.4; charset=utf-8")
             #expect(metrics.text.contains("# TYPE webhook_outcomes_total counter"))
+            // The first scrape already has every outcome and every shedding reason at 0, so alerts on rate() and
+            // absent() work from the start.
+            for outcome in WebhookOutcome.allCases {
+                #expect(metrics.text.contains("webhook_outcomes_total{outcome=\"\(outcome.rawValue)\"} 0"))
+            }
+            for reason in ["budget_cut", "budget_wait", "descriptors"] {
+                #expect(metrics.text.contains("http_requests_shed_total{reason=\"\(reason)\"} 0"))
+            }
         }
     }
 

@@ -3,7 +3,8 @@ import ServiceLifecycle
 import Synchronization
 import Testing
 
-@testable import KubeActionsRunner
+@testable import App
+@testable import Support
 
 @Suite struct BackgroundExecutorTests {
     /// Records the niceness of the thread each step runs on.

@@ -1,6 +1,9 @@
 import Testing
 
-@testable import KubeActionsRunner
+@testable import App
+@testable import Observability
+@testable import Support
+@testable import TestSupport
 
 @Suite struct StartupChecksTests {
     @Test(arguments: [

@@ -1,6 +1,9 @@
 import Testing
 
-@testable import KubeActionsRunner
+@testable import App
+@testable import Observability
+@testable import Support
+@testable import TestSupport
 
 @Suite struct ConfigurationTests {
     @Test func appliesTheOriginalDesignsDefaults() throws {
@@ -180,9 +183,9 @@ import Testing
         #expect(documented.count >= 30)
         for name in documented { #expect(names.contains(name), "README documents \(name), which is not a key") }
         var read: Set<String> = []
-        for file in ["Config/Configuration+Environment.swift", "Kubernetes/KubeConfig.swift"] {
+        for file in ["App/Configuration+Environment.swift", "Kubernetes/KubeConfig.swift"] {
             let source = try String(
-                decoding: Fixtures.bytes("../../../Sources/KubeActionsRunner/\(file)"),
+                decoding: Fixtures.bytes("../../../Sources/\(file)"),
                 as: UTF8.self
             )
             // reader.int("NAME", …), reader.value("NAME"), environment["NAME"]: the names the parser looks up.

@@ -2,7 +2,11 @@ import Foundation
 import Synchronization
 import Testing
 
-@testable import KubeActionsRunner
+@testable import GitHub
+@testable import HTTPClient
+@testable import Observability
+@testable import Support
+@testable import TestSupport
 
 @Suite struct GitHubClientTests {
     let transport = RecordingTransport()

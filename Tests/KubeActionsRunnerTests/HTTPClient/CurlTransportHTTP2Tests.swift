@@ -1,7 +1,9 @@
 import Foundation
 import Testing
 
-@testable import KubeActionsRunner
+@testable import App
+@testable import HTTPClient
+@testable import TestSupport
 
 #if canImport(Glibc)
 import Glibc

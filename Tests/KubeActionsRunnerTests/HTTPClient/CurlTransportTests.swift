@@ -2,7 +2,10 @@ import Foundation
 import Synchronization
 import Testing
 
-@testable import KubeActionsRunner
+@testable import App
+@testable import HTTPClient
+@testable import HTTPServer
+@testable import TestSupport
 
 /// libcurl against the project's own server over loopback.
 @Suite struct CurlTransportTests {

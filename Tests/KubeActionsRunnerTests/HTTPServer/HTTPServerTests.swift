@@ -1,7 +1,8 @@
 import Synchronization
 import Testing
 
-@testable import KubeActionsRunner
+@testable import HTTPServer
+@testable import TestSupport
 
 /// The server over real loopback sockets.
 @Suite struct HTTPServerTests {

@@ -1,7 +1,9 @@
 import Synchronization
 import Testing
 
-@testable import KubeActionsRunner
+@testable import App
+@testable import HTTPServer
+@testable import TestSupport
 
 #if canImport(Glibc)
 import Glibc

@@ -1,6 +1,6 @@
 import Testing
 
-@testable import KubeActionsRunner
+@testable import HTTPServer
 
 @Suite struct RequestParserTests {
     private func parse(_ text: String, limits: RequestParser.Limits = .init()) -> [String] {

@@ -1,6 +1,8 @@
 import Testing
 
-@testable import KubeActionsRunner
+@testable import Kubernetes
+@testable import Support
+@testable import TestSupport
 
 @Suite struct KubeConfigTests {
     static let ca = "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCg=="  // "-----BEGIN CERTIFICATE-----\n"

@@ -2,7 +2,10 @@ import Foundation
 import Synchronization
 import Testing
 
-@testable import KubeActionsRunner
+@testable import HTTPClient
+@testable import Kubernetes
+@testable import Support
+@testable import TestSupport
 
 @Suite struct KubernetesClientTests {
     let transport = RecordingTransport()

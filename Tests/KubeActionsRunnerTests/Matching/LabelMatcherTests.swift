@@ -1,6 +1,6 @@
 import Testing
 
-@testable import KubeActionsRunner
+@testable import Runners
 
 @Suite struct LabelMatcherTests {
     @Test(

@@ -1,6 +1,8 @@
 import Testing
 
-@testable import KubeActionsRunner
+@testable import App
+@testable import HTTPServer
+@testable import Observability
 
 /// The webhook server's load shedding, as a scrape sees it.
 @Suite struct LoadSheddingMetricsTests {
@@ -8,7 +10,7 @@ import Testing
         let metrics = Metrics()
         let statistics = HTTPServerStatistics()
         var text: String { String(decoding: metrics.exposition(), as: UTF8.self) }
-        // The series exist before anything was shed, so alerts work from the start.
+        metrics.observe(statistics)  // as the composition root does at start
         #expect(text.contains(#"http_requests_shed_total{reason="budget_cut"} 0"#))
         #expect(text.contains(#"http_requests_shed_total{reason="descriptors"} 0"#))
 

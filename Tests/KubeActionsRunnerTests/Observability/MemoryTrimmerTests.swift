@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@testable import KubeActionsRunner
+@testable import Observability
 
 #if canImport(Glibc)
 import Glibc

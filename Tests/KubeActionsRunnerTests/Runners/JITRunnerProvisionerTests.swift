@@ -1,7 +1,11 @@
 import Synchronization
 import Testing
 
-@testable import KubeActionsRunner
+@testable import GitHub
+@testable import Kubernetes
+@testable import Observability
+@testable import Runners
+@testable import TestSupport
 
 @Suite struct JITRunnerProvisionerTests {
     let github = FakeGitHubAPI()

@@ -1,7 +1,7 @@
 import FoundationEssentials
 import Testing
 
-@testable import KubeActionsRunner
+@testable import Support
 
 @Suite struct JSONValueTests {
     let document: JSONValue = [

@@ -1,7 +1,13 @@
 import Synchronization
 import Testing
 
-@testable import KubeActionsRunner
+@testable import App
+@testable import GitHub
+@testable import Kubernetes
+@testable import Observability
+@testable import Runners
+@testable import Support
+@testable import TestSupport
 
 /// Every reaper rule, with a clock the tests advance: no test sleeps for a rule's timeout.
 @Suite struct ReaperTests {
@@ -17,7 +23,7 @@ import Testing
         func withLock<T: Sendable>(_ body: @Sendable (inout Bool) -> T) -> T { value.withLock { body(&$0) } }
     }
 
-    static let marker = RunnerJobTests.ownerLabel
+    static let marker = Samples.ownerLabel
 
     /// A reconciler over the fakes; it leads while `leading` is set, unless `isLeader` decides instead.
     func reconciler(

@@ -1,7 +1,11 @@
 import Synchronization
 import Testing
 
-@testable import KubeActionsRunner
+@testable import App
+@testable import Kubernetes
+@testable import Observability
+@testable import Runners
+@testable import TestSupport
 
 @Suite struct ReconcilerTests {
     let github = FakeGitHubAPI()
@@ -68,7 +72,7 @@ import Testing
                     labels: [],
                     deliveryID: nil
                 ),
-                settings: RunnerJobTests.settings(.standard)
+                settings: Samples.settings(.standard)
             ).job,
             namespace: "ns"
         )  // already has a runner Job

@@ -1,37 +1,14 @@
 import Foundation
+import TestSupport
 import Testing
 
-@testable import KubeActionsRunner
+@testable import Runners
 
 @Suite struct RunnerJobTests {
-    static let request = RunnerRequest(
-        owner: "octo-org",
-        repository: "hello.world_repo",
-        jobID: 289782451,
-        runID: 2202229078,
-        jobName: "build (linux)",
-        labels: ["self-hosted", "linux"],
-        deliveryID: "d-1"
-    )
-
-    static let ownerLabel = "kar-github-runners"
-
-    static func settings(_ mode: RunnerMode, mtu: Int? = nil) -> RunnerJob.Settings {
-        RunnerJob.Settings(
-            namespace: "github-runners",
-            mode: mode,
-            runnerImage: "ghcr.io/actions/actions-runner:latest",
-            dindImage: "docker:dind",
-            dindMTU: mtu,
-            ttlSecondsAfterFinished: 300,
-            ownerLabel: ownerLabel
-        )
-    }
-
     /// Compares with the reviewed golden file; `UPDATE_GOLDEN=1` rewrites it (then review the diff).
     @Test(arguments: RunnerMode.allCases)
     func rendersTheReviewedJobForEachMode(mode: RunnerMode) throws {
-        let job = RunnerJob.render(for: Self.request, settings: Self.settings(mode))
+        let job = RunnerJob.render(for: Samples.request, settings: Samples.settings(mode))
         let rendered = job.job.rendered(pretty: true) + "\n"
         let path = "golden/job.\(mode.rawValue).json"
         if ProcessInfo.processInfo.environment["UPDATE_GOLDEN"] == "1" {
@@ -41,7 +18,7 @@ import Testing
     }
 
     @Test func rendersTheSecretOwnedByTheJob() throws {
-        let job = RunnerJob.render(for: Self.request, settings: Self.settings(.standard))
+        let job = RunnerJob.render(for: Samples.request, settings: Samples.settings(.standard))
         let secret = job.secret(
             jitConfig: "ENCODED",
             jobUID: "1234-uid",
@@ -58,19 +35,19 @@ import Testing
 
     @Test func keepsDockerAndPrivilegeOutOfTheNonDockerModes() {
         for mode in [RunnerMode.standard, .userns] {
-            let text = RunnerJob.render(for: Self.request, settings: Self.settings(mode)).job.rendered()
+            let text = RunnerJob.render(for: Samples.request, settings: Samples.settings(mode)).job.rendered()
             #expect(!text.contains("privileged") && !text.contains("dind") && !text.contains("DOCKER_HOST"))
             #expect(text.contains("\"hostUsers\":false") == (mode == .userns))
         }
         for mode in [RunnerMode.dind, .dindRootless] {
-            let text = RunnerJob.render(for: Self.request, settings: Self.settings(mode)).job.rendered()
+            let text = RunnerJob.render(for: Samples.request, settings: Samples.settings(mode)).job.rendered()
             #expect(text.contains("\"restartPolicy\":\"Always\""))  // native sidecar
             #expect(text.contains("\"hostUsers\":false") == (mode == .dindRootless))
         }
     }
 
     @Test func setsTheMTUOnEveryDockerNetwork() {
-        let text = RunnerJob.render(for: Self.request, settings: Self.settings(.dind, mtu: 1400)).job.rendered()
+        let text = RunnerJob.render(for: Samples.request, settings: Samples.settings(.dind, mtu: 1400)).job.rendered()
         #expect(text.contains("\"--mtu=1400\""))
         #expect(text.contains("\"--default-network-opt=bridge=com.docker.network.driver.mtu=1400\""))
     }

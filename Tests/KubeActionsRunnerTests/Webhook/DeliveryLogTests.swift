@@ -1,6 +1,6 @@
 import Testing
 
-@testable import KubeActionsRunner
+@testable import Webhook
 
 @Suite struct DeliveryLogTests {
     @Test func remembersIdsUpToItsCapacityThenForgetsTheOldest() {

@@ -1,6 +1,8 @@
 import Testing
 
-@testable import KubeActionsRunner
+@testable import Support
+@testable import TestSupport
+@testable import Webhook
 
 @Suite struct SignatureTests {
     @Test func acceptsGitHubsPublishedTestVector() {

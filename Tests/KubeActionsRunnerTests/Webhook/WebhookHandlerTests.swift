@@ -1,7 +1,13 @@
 import Foundation
 import Testing
 
-@testable import KubeActionsRunner
+@testable import App
+@testable import HTTPServer
+@testable import Observability
+@testable import Runners
+@testable import Support
+@testable import TestSupport
+@testable import Webhook
 
 /// The webhook flow end to end: real server, real sockets, real payloads, a recording provisioner.
 @Suite struct WebhookHandlerTests {

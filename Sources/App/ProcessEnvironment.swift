@@ -1,0 +1,48 @@
+import Support
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// The process's environment and standard error, for the executable only (the library takes dictionaries).
+package enum ProcessEnvironment {
+    package static func current() -> [String: String] {
+        var result: [String: String] = [:]
+        var pointer = environ
+        while let entry = pointer.pointee {
+            let text = String(cString: entry)
+            if let equals = text.firstIndex(of: "=") {
+                result[String(text[..<equals])] = String(text[text.index(after: equals)...])
+            }
+            pointer += 1
+        }
+        return result
+    }
+
+    package static func printError(_ text: String) {
+        let line = Array((text + "\n").utf8)
+        _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+    }
+}
+
+/// `--help`: commands and every configuration key.
+package enum Help {
+    package static var text: String {
+        var lines = [
+            "kube-actions-runner \(KubeActionsRunnerVersion.current): GitHub workflow_job webhooks to ephemeral runner Jobs",
+            "",
+            "usage: kube-actions-runner [serve]   run the service (configured by the environment)",
+            "       kube-actions-runner demo      one signed delivery against a dry-run server, then exit",
+            "       kube-actions-runner --version",
+            "",
+            "environment:",
+        ]
+        for key in Configuration.keys {
+            lines.append("  \(key.name)\(key.isSecret ? " (secret)" : "")  default: \(key.defaultValue)")
+            lines.append("      \(key.summary)")
+        }
+        return lines.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,192 @@
+import GitHub
+import HTTPClient
+import Kubernetes
+import Logging
+import Observability
+import Runners
+import ServiceLifecycle
+import Support
+
+/// Chooses and builds the provisioner the configuration asks for, with the services it needs.
+package enum Provisioners {
+    /// The provisioner, the background services that go with it, and the configuration with the namespace
+    /// resolved (`NAMESPACE`, else the service account's, else the kubeconfig context's, else `default`).
+    package struct Provisioning: Sendable {
+        package var provisioner: any RunnerProvisioner
+        package var services: [any Service]
+        package var configuration: Configuration
+        /// The repositories the reconciler watches; the webhook handler adds to it.
+        package var repositories: RepositoryRegistry? = nil
+        /// In dry-run mode, what would have been created.
+        package var dryRunCluster: DryRunKubernetes? = nil
+    }
+
+    /// Why the service cannot provision (a kubeconfig it cannot use, say); main exits 1 with it.
+    package struct Unavailable: Error, CustomStringConvertible {
+        package var description: String
+    }
+
+    package static func make(
+        configuration: Configuration,
+        environment: [String: String],
+        files: some FileReading = LocalFiles(),
+        metrics: Metrics,
+        logger: Logger
+    ) throws(Unavailable) -> Provisioning {
+        var configuration = configuration
+        if configuration.dryRun {
+            let kubernetes = DryRunKubernetes(logger: logger)
+            logger.notice("dry run: nothing is sent to GitHub or Kubernetes")
+            var provisioning = assemble(
+                configuration: configuration,
+                github: DryRunGitHub(),
+                rateLimitRemaining: { nil },
+                kubernetes: kubernetes,
+                metrics: metrics,
+                logger: logger
+            )
+            provisioning.dryRunCluster = kubernetes
+            return provisioning
+        }
+        guard let token = configuration.githubToken else {
+            throw Unavailable(description: "GITHUB_TOKEN is required unless DRY_RUN=true")
+        }
+        let connection: KubernetesConnection
+        do {
+            connection = try KubernetesConnection.load(environment: environment, files: files)
+        } catch {
+            throw Unavailable(description: error.description)
+        }
+        let hasCredentials =
+            connection.credentials != .none || connection.tls.clientCertificate != nil
+            || connection.tls.clientCertificateFile != nil
+        if connection.server.lowercased().hasPrefix("http://"), hasCredentials, !configuration.allowCleartextCredentials
+        {
+            throw Unavailable(
+                description:
+                    "Kubernetes server \(connection.server) is plain http://, so its credentials would cross the network in cleartext; use an https:// server, or set ALLOW_CLEARTEXT_CREDENTIALS=true for a loopback test setup"
+            )
+        }
+        if !configuration.namespaceIsExplicit, connection.source != "in-cluster service account",
+            let namespace = connection.namespace
+        {
+            configuration.namespace = namespace
+        }
+        if connection.tls.insecureSkipVerify {
+            logger.warning("Kubernetes API certificate is not verified (insecure-skip-tls-verify)")
+        }
+        logger.info(
+            "provisioning runners",
+            metadata: [
+                "kubernetes": "\(connection.server)", "source": "\(connection.source)",
+                "namespace": "\(configuration.namespace)",
+                "github": "\(configuration.githubAPIURL)", "mode": "\(configuration.runnerMode)",
+            ]
+        )
+
+        let github = GitHubClient(
+            configuration: .init(baseURL: configuration.githubAPIURL, token: token),
+            transport: CurlTransport(
+                configuration: .bounded(
+                    tls: TLSConfiguration(caFile: configuration.githubCAFile),
+                    connections: configuration.upstreamConnections
+                )
+            ),
+            metrics: metrics,
+            logger: logger
+        )
+        let kubernetes = KubernetesClient(
+            connection: connection,
+            transport: CurlTransport(
+                configuration: .bounded(tls: connection.tls, connections: configuration.upstreamConnections)
+            ),
+            files: files
+        )
+        return assemble(
+            configuration: configuration,
+            github: github,
+            rateLimitRemaining: { github.rateLimitRemaining },
+            kubernetes: kubernetes,
+            metrics: metrics,
+            logger: logger
+        )
+    }
+
+    /// The provisioner and its background services over the given GitHub and Kubernetes.
+    static func assemble(
+        configuration: Configuration,
+        github: any GitHubAPI,
+        rateLimitRemaining: @escaping @Sendable () -> Int64?,
+        kubernetes: any KubernetesAPI,
+        metrics: Metrics,
+        logger: Logger
+    ) -> Provisioning {
+        let namespace = configuration.namespace
+        let monitor = ClusterMonitor(
+            kubernetes: kubernetes,
+            namespace: namespace,
+            metrics: metrics,
+            logger: logger,
+            selector: RunnerJob.selector(ownerLabel: configuration.ownerLabel)
+        )
+        let provisioner = JITRunnerProvisioner(
+            github: github,
+            kubernetes: kubernetes,
+            settings: RunnerJob.Settings(configuration),
+            runnerGroupID: configuration.runnerGroupID,
+            monitor: monitor,
+            logger: logger
+        )
+        let repositories = RepositoryRegistry(
+            kubernetes: kubernetes,
+            namespace: namespace,
+            configured: configuration.repositories,
+            logger: logger
+        )
+        let elector = LeaderElector(
+            kubernetes: kubernetes,
+            namespace: namespace,
+            identity: configuration.identity,
+            metrics: metrics,
+            logger: logger
+        )
+        var reconcile = Reconciler.Configuration()
+        reconcile.interval = configuration.reconcileInterval
+        reconcile.maxInterval = max(configuration.reconcileInterval, .seconds(300))
+        reconcile.reserve = Int64(configuration.rateLimitReserve)
+        reconcile.grace = configuration.reconcileGrace
+        reconcile.idleTimeout = configuration.runnerIdleTimeout
+        let reconciler = Reconciler(
+            configuration: reconcile,
+            github: github,
+            rateLimitRemaining: rateLimitRemaining,
+            kubernetes: kubernetes,
+            namespace: namespace,
+            ownerLabel: configuration.ownerLabel,
+            provisioner: provisioner,
+            matcher: configuration.labelMatcher,
+            repositories: repositories,
+            isLeader: { elector.isLeader },
+            metrics: metrics,
+            logger: logger
+        )
+        // Their list decoding must not take the cooperative pool from deliveries (BackgroundExecutor).
+        let backgroundLoops: [any Service] = [monitor, elector, reconciler]
+        return Provisioning(
+            provisioner: provisioner,
+            services: backgroundLoops.map { BackgroundService(base: $0, executor: .shared) },
+            configuration: configuration,
+            repositories: repositories
+        )
+    }
+}
+
+extension CurlTransport.Configuration {
+    /// A client's transport that holds at most `connections` connections at once (and caches as many).
+    static func bounded(tls: TLSConfiguration, connections: Int) -> Self {
+        var configuration = Self(tls: tls)
+        configuration.maxCachedConnections = connections
+        configuration.maxTotalConnections = connections
+        return configuration
+    }
+}

@@ -1,0 +1,249 @@
+import Prometheus
+import Synchronization
+
+/// The service's metrics in one injected registry. Names are the original design's contract.
+///
+/// Label values come from bounded sets (outcomes, statuses, route templates) or from signature-verified
+/// deliveries (owner, repo): an unauthenticated client cannot create series.
+package final class Metrics: Sendable {
+    package let registry: PrometheusCollectorRegistry
+
+    /// `webhook_latency_seconds`: time from a complete request to its response, for `/webhook`.
+    package let webhookLatency: DurationHistogram
+    /// `runner_jobs_active`: runner Jobs that exist and have not finished.
+    package let runnerJobsActive: Gauge
+    /// `github_api_rate_limit_remaining`: the last `x-ratelimit-remaining` GitHub sent (-1 until known).
+    package let githubRateLimitRemaining: Gauge
+    /// `reconciler_leader`: 1 on the replica that holds the Lease and runs the reconciler.
+    package let leader: Gauge
+    /// `reconciler_jobs_queued_too_long`: matching queued jobs older than 5 minutes, at the last cycle.
+    package let jobsQueuedTooLong: Gauge
+    /// Webhook deliveries answered since start, for the memory trimmer's "quiet" test (not exported: the labelled
+    /// `webhook_requests_total` series carry the same count).
+    package var webhookRequestsAnswered: Int { answered.load(ordering: .relaxed) }
+    private let answered = Atomic<Int>(0)
+    /// `http_requests_shed_total` as last exported, by reason (the server keeps the running totals).
+    private let shed = Mutex<[String: Int]>([:])
+
+    package init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        self.registry = registry
+        webhookLatency = registry.makeDurationHistogram(
+            descriptor: metric(
+                "webhook_latency_seconds",
+                "Time to answer a webhook delivery, from the complete request to the response."
+            ),
+            labels: [],
+            buckets: [
+                .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+                .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2500), .seconds(5),
+                .milliseconds(7500), .seconds(10),
+            ]
+        )
+        runnerJobsActive = registry.makeGauge(
+            descriptor: metric("runner_jobs_active", "Runner Jobs that exist and have not finished.")
+        )
+        githubRateLimitRemaining = registry.makeGauge(
+            descriptor: metric(
+                "github_api_rate_limit_remaining",
+                "The x-ratelimit-remaining GitHub sent last; -1 until a response arrived."
+            )
+        )
+        githubRateLimitRemaining.set(Int64(-1))
+        leader = registry.makeGauge(
+            descriptor: metric(
+                "reconciler_leader",
+                "1 on the replica that holds the leader Lease and runs the reconciler."
+            )
+        )
+        jobsQueuedTooLong = registry.makeGauge(
+            descriptor: metric(
+                "reconciler_jobs_queued_too_long",
+                "Queued jobs with matching labels older than 5 minutes, as the last reconciler cycle saw them."
+            )
+        )
+        for result in ["ok", "partial", "failed", "skipped"] { _ = reconcilerCycleCounter(result) }
+        _ = reconcilerRecoveredCounter()
+        _ = reserveHitsCounter()
+        for reason in Self.reapReasons {
+            _ = registry.makeCounter(
+                descriptor: metric(
+                    "runners_reaped_total",
+                    "Runner Jobs and registrations removed because no job could use them, by reason."
+                ),
+                labels: [("reason", reason)]
+            )
+        }
+        for reason in ["quota", "refused"] { jobsWaitingGauge(reason).set(Int64(0)) }
+    }
+
+    /// `webhook_requests_total{status,owner,repo}`; owner and repo are empty unless the delivery was verified.
+    package func countWebhookRequest(status: Int, owner: String?, repo: String?) {
+        answered.add(1, ordering: .relaxed)
+        registry.makeCounter(
+            descriptor: metric(
+                "webhook_requests_total",
+                "Webhook deliveries answered, by HTTP status and, for verified deliveries, owner and repo."
+            ),
+            labels: [("status", String(status)), ("owner", owner ?? ""), ("repo", repo ?? "")]
+        ).increment()
+    }
+
+    /// `runner_jobs_created_total{owner,repo}`.
+    package func countRunnerJobCreated(owner: String, repo: String) {
+        registry.makeCounter(
+            descriptor: metric("runner_jobs_created_total", "Runner Jobs created, by repository owner and name."),
+            labels: [("owner", owner), ("repo", repo)]
+        ).increment()
+    }
+
+    /// `github_api_requests_total{endpoint,status}`; `endpoint` is a route template, `status` a code or `transport`.
+    package func countGitHubRequest(endpoint: String, status: String) {
+        registry.makeCounter(
+            descriptor: metric(
+                "github_api_requests_total",
+                "GitHub REST API calls, by route template and HTTP status (transport: no response)."
+            ),
+            labels: [("endpoint", endpoint), ("status", status)]
+        ).increment()
+    }
+
+    /// `reconciler_cycles_total{result}`: ok, partial (stopped at the rate-limit reserve), failed, skipped (not leader).
+    package func countReconcilerCycle(_ result: String) { reconcilerCycleCounter(result).increment() }
+
+    private func reconcilerCycleCounter(_ result: String) -> Counter {
+        registry.makeCounter(
+            descriptor: metric("reconciler_cycles_total", "Reconciler cycles by result."),
+            labels: [("result", result)]
+        )
+    }
+
+    /// `reconciler_jobs_recovered_total`: queued jobs without a runner Job that the reconciler provisioned.
+    package func countRecovered() { reconcilerRecoveredCounter().increment() }
+
+    private func reconcilerRecoveredCounter() -> Counter {
+        registry.makeCounter(
+            descriptor: metric(
+                "reconciler_jobs_recovered_total",
+                "Queued jobs the webhook path missed and the reconciler provisioned."
+            )
+        )
+    }
+
+    /// `reconciler_rate_limit_reserve_hits_total`: cycles cut short to keep GitHub calls for webhooks.
+    package func countReserveHit() { reserveHitsCounter().increment() }
+
+    private func reserveHitsCounter() -> Counter {
+        registry.makeCounter(
+            descriptor: metric(
+                "reconciler_rate_limit_reserve_hits_total",
+                "Reconciler cycles stopped because GitHub's remaining rate limit fell under the reserve."
+            )
+        )
+    }
+
+    /// Every `reason` of `runners_reaped_total`, each explained in README's troubleshooting.
+    package static let reapReasons = [
+        "no_secret", "orphan_registration", "leftover_registration", "idle", "failed_create", "image_pull",
+        "unschedulable", "crash_loop", "run_container_error", "dind_not_ready", "runner_exited", "never_connected",
+    ]
+
+    /// `runner_jobs_waiting{reason}`: runner Jobs kept while their pod must wait (`quota`: a ResourceQuota refuses
+    /// it for now), at the last reconciler cycle.
+    package func setJobsWaiting(reason: String, _ count: Int64) {
+        jobsWaitingGauge(reason).set(count)
+    }
+
+    private func jobsWaitingGauge(_ reason: String) -> Gauge {
+        registry.makeGauge(
+            descriptor: metric(
+                "runner_jobs_waiting",
+                "Runner Jobs kept while their pod must wait, by reason (quota: a ResourceQuota refuses it for now)."
+            ),
+            labels: [("reason", reason)]
+        )
+    }
+
+    /// `runners_reaped_total{reason}`: runner Jobs or registrations removed because no job could use them.
+    package func countReaped(_ reason: String) {
+        registry.makeCounter(
+            descriptor: metric(
+                "runners_reaped_total",
+                "Runner Jobs and registrations removed because no job could use them, by reason."
+            ),
+            labels: [("reason", reason)]
+        ).increment()
+    }
+
+    /// The webhook server's load shedding as of a scrape (`/metrics` sets it first): the request bytes in flight,
+    /// the connections waiting for budget, and `http_requests_shed_total{reason}` from the server's running totals.
+    package func setLoadShedding(
+        inflightRequestBytes: Int,
+        connectionsWaitingForBudget: Int,
+        shedTotals: [(reason: String, total: Int)]
+    ) {
+        registry.makeGauge(
+            descriptor: metric("http_inflight_request_bytes", "Request bytes received and not yet answered.")
+        ).set(Int64(inflightRequestBytes))
+        registry.makeGauge(
+            descriptor: metric(
+                "http_connections_waiting_for_budget",
+                "Connections not read while the in-flight request bytes are at MAX_INFLIGHT_BODY_BYTES."
+            )
+        ).set(Int64(connectionsWaitingForBudget))
+        shed.withLock { exported in
+            for (reason, total) in shedTotals {
+                let counter = registry.makeCounter(
+                    descriptor: metric(
+                        "http_requests_shed_total",
+                        "Requests and connections answered 503 to shed load."
+                    ),
+                    labels: [("reason", reason)]
+                )
+                let delta = total - exported[reason, default: 0]
+                guard delta > 0 else { continue }
+                counter.increment(by: Int64(delta))
+                exported[reason] = total
+            }
+        }
+    }
+
+    /// `webhook_outcomes_total{outcome}`: why each delivery ended as it did (the Webhook layer names the outcomes).
+    package func countOutcome(_ outcome: String) {
+        outcomeCounter(outcome).increment()
+    }
+
+    /// Creates the outcome series at 0, so rate() and absent() alerts work before the first event.
+    package func registerOutcomes(_ outcomes: [String]) {
+        for outcome in outcomes { _ = outcomeCounter(outcome) }
+    }
+
+    private func outcomeCounter(_ outcome: String) -> Counter {
+        registry.makeCounter(
+            descriptor: metric(
+                "webhook_outcomes_total",
+                "Webhook deliveries by outcome: what the service decided and why."
+            ),
+            labels: [("outcome", outcome)]
+        )
+    }
+
+    /// The exposition, in Prometheus text format 0.0.4.
+    package func exposition() -> [UInt8] {
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(8 * 1024)
+        registry.emit(into: &buffer)
+        return buffer
+    }
+}
+
+/// A descriptor whose full name is exactly `name` (the library joins its parts with `_`).
+private func metric(_ name: String, _ help: String) -> MetricNameDescriptor {
+    guard let split = name.lastIndex(of: "_") else {
+        return MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
+    }
+    return MetricNameDescriptor(
+        metricName: String(name[..<split]),
+        unitName: String(name[name.index(after: split)...]),
+        helpText: help
+    )
+}

@@ -1,0 +1,340 @@
+import GitHub
+import Kubernetes
+import Logging
+import Support
+
+/// Provisions one ephemeral runner per queued job: a JIT runner registration on GitHub and a Kubernetes Job.
+///
+/// The critical path is three sequential round trips:
+/// 1. create the Job `runner-<job id>` ∥ ask GitHub whether the job still waits for a runner;
+/// 2. generate the JIT config (only the request that created the Job gets here, so at most one runner is
+///    registered per job, whatever the number of deliveries or replicas);
+/// 3. create the Secret holding the JIT config, owned by the Job (its UID comes from step 1).
+///
+/// On any failure after a step succeeded, what it made is removed: the Job (with the Secret, through the owner
+/// reference) and the GitHub registration. No orphaned runner registrations, no Job waiting for a Secret.
+package final class JITRunnerProvisioner: RunnerProvisioner {
+    private let github: any GitHubAPI
+    private let kubernetes: any KubernetesAPI
+    private let settings: RunnerJob.Settings
+    private let runnerGroupID: Int
+    private let monitor: ClusterMonitor
+    private let logger: Logger
+
+    package init(
+        github: any GitHubAPI,
+        kubernetes: any KubernetesAPI,
+        settings: RunnerJob.Settings,
+        runnerGroupID: Int,
+        monitor: ClusterMonitor,
+        logger: Logger
+    ) {
+        self.github = github
+        self.kubernetes = kubernetes
+        self.settings = settings
+        self.runnerGroupID = runnerGroupID
+        self.monitor = monitor
+        self.logger = logger
+    }
+
+    package func readiness() async -> Readiness {
+        await monitor.readiness()
+    }
+
+    package func provision(_ request: RunnerRequest) async throws(ProvisioningError) -> ProvisionOutcome {
+        try await provision(request, while: { true })
+    }
+
+    /// Provisions, checking `mayAct` (the reconciler's leadership) just before each mutating call; once it is false,
+    /// what this attempt made is removed and the attempt fails.
+    package func provision(
+        _ request: RunnerRequest,
+        while mayAct: @escaping @Sendable () -> Bool
+    ) async throws(ProvisioningError) -> ProvisionOutcome {
+        let fenced = ProvisioningError(status: 503, reason: "this replica no longer leads; provisioning stopped")
+        let job = RunnerJob.render(for: request, settings: settings)
+        var labels = request.labels
+        let namespace = settings.namespace
+        var metadata: Logger.Metadata = [
+            "repo": "\(request.owner)/\(request.repository)", "job.id": "\(request.jobID)", "runner_job": "\(job.name)",
+        ]
+        if let delivery = request.deliveryID { metadata["delivery"] = "\(delivery)" }
+
+        // A replacement asked for by an `in_progress` delivery: the runner that took the other job must be one this
+        // deployment made, proven by the registration recorded on one of its runner Jobs; a name is no proof.
+        if let taken = request.takenByRunner {
+            let selector =
+                RunnerJob.selector(ownerLabel: settings.ownerLabel) + ",\(RunnerJob.runnerNameLabel)=\(taken)"
+            let recorded: [SecretSummary]
+            do {
+                recorded = try await kubernetes.listSecrets(namespace: namespace, labelSelector: selector)
+            } catch {
+                logger.warning(
+                    "checking the runner's owner failed",
+                    metadata: metadata.merging(["error": "\(error)"]) { $1 }
+                )
+                throw Self.provisioningError(error)
+            }
+            guard recorded.contains(where: { $0.labels[RunnerJob.jobIDLabel] == String(request.jobID) }) else {
+                logger.info(
+                    "runner is not one of this deployment's; no replacement",
+                    metadata: metadata.merging(["runner.name": "\(RunnerJob.labelValue(taken))"]) { $1 }
+                )
+                return .foreignRunner(name: taken)
+            }
+        }
+
+        guard mayAct() else { throw fenced }
+        // Round 1: the Job (the lock on this GitHub job) and GitHub's view of the job, at the same time.
+        async let jobStatus = capture { () async throws(GitHubAPIError) in
+            try await self.jobWithRetry(owner: request.owner, repo: request.repository, id: request.jobID)
+        }
+        async let createdJob = capture { () async throws(KubernetesAPIError) in
+            do throws(KubernetesAPIError) {
+                return try await self.kubernetes.createJob(job.job, namespace: namespace)
+            } catch  where error.isTransient && !Task.isCancelled {
+                // If the first attempt did create the Job, this one says AlreadyExists and the Job has no Secret:
+                // the reaper removes it after 30 s and the reconciler provisions the job again.
+                await self.pauseBeforeRetry()
+                return try await self.kubernetes.createJob(job.job, namespace: namespace)
+            }
+        }
+        let (status, created) = await (jobStatus, createdJob)
+
+        let uid: String
+        switch created {
+        case .success(let object):
+            monitor.recordAnswer()
+            uid = object.uid
+        case .failure(let error) where error.kind == .alreadyExists:
+            monitor.recordAnswer()
+            logger.info("runner job already exists; nothing registered", metadata: metadata)
+            return .alreadyProvisioned(runnerJob: job.name)
+        case .failure(let error):
+            logger.warning("creating the runner job failed", metadata: metadata.merging(["error": "\(error)"]) { $1 })
+            throw Self.provisioningError(error)
+        }
+
+        switch status {
+        case .success(let githubJob) where !githubJob.isWaitingForRunner:
+            logger.info(
+                "job is no longer queued; runner job removed",
+                metadata: metadata.merging(["github.status": "\(githubJob.status)"]) { $1 }
+            )
+            await cleanUp(jobName: job.name, uid: uid, runner: nil, request: request, metadata: metadata)
+            return .notQueued(status: githubJob.status)
+        case .success(let githubJob):
+            if labels.isEmpty { labels = githubJob.labels }  // a replacement runner: the labels come from GitHub
+        case .failure(let error):
+            logger.warning(
+                "reading the job from GitHub failed",
+                metadata: metadata.merging(["error": "\(error)"]) { $1 }
+            )
+            await cleanUp(jobName: job.name, uid: uid, runner: nil, request: request, metadata: metadata)
+            throw Self.provisioningError(error)
+        }
+
+        // Round 2: the JIT registration, carrying this deployment's marker (a job asking for [self-hosted, linux]
+        // still matches a runner with one more label).
+        if !labels.contains(where: { $0.lowercased() == settings.ownerLabel.lowercased() }) {
+            labels.append(settings.ownerLabel)
+        }
+        guard mayAct() else {
+            await cleanUp(jobName: job.name, uid: uid, runner: nil, request: request, metadata: metadata)
+            throw fenced
+        }
+        let jit: JITConfig
+        do {
+            jit = try await registerRunner(for: request, labels: labels, jobName: job.name)
+        } catch {
+            logger.warning("generating the JIT config failed", metadata: metadata.merging(["error": "\(error)"]) { $1 })
+            await cleanUp(jobName: job.name, uid: uid, runner: nil, request: request, metadata: metadata)
+            throw Self.provisioningError(error)
+        }
+        metadata["runner.id"] = "\(jit.runnerID)"
+        metadata["runner.name"] = "\(jit.runnerName)"
+
+        guard mayAct() else {
+            await cleanUp(jobName: job.name, uid: uid, runner: jit.runnerID, request: request, metadata: metadata)
+            throw fenced
+        }
+        // Round 3: the Secret the runner reads its JIT config from.
+        do throws(KubernetesAPIError) {
+            let secret = job.secret(
+                jitConfig: jit.encodedConfig.value,
+                jobUID: uid,
+                runnerID: jit.runnerID,
+                runnerName: jit.runnerName
+            )
+            do {
+                try await kubernetes.createSecret(secret, namespace: namespace)
+            } catch  where error.isTransient && !Task.isCancelled {
+                await pauseBeforeRetry()
+                do {
+                    try await kubernetes.createSecret(secret, namespace: namespace)
+                } catch  where error.kind == .alreadyExists {}  // the first attempt did succeed
+            }
+        } catch {
+            logger.warning("creating the JIT secret failed", metadata: metadata.merging(["error": "\(error)"]) { $1 })
+            await cleanUp(jobName: job.name, uid: uid, runner: jit.runnerID, request: request, metadata: metadata)
+            throw Self.provisioningError(error)
+        }
+        logger.info("runner registered and job created", metadata: metadata)
+        return .created(runnerJob: job.name)
+    }
+
+    /// GET job, retried once after a short jittered pause when the failure is transient.
+    private func jobWithRetry(owner: String, repo: String, id: Int64) async throws(GitHubAPIError) -> GitHubJob {
+        do {
+            return try await github.job(owner: owner, repo: repo, id: id)
+        } catch  where error.isTransient && !Task.isCancelled {
+            await pauseBeforeRetry()
+            return try await github.job(owner: owner, repo: repo, id: id)
+        }
+    }
+
+    /// Registers a runner named after the Job plus a random suffix; a name clash (409) gets one new name.
+    private func registerRunner(
+        for request: RunnerRequest,
+        labels: [String],
+        jobName: String
+    ) async throws(GitHubAPIError)
+        -> JITConfig
+    {
+        func attempt() async throws(GitHubAPIError) -> JITConfig {
+            try await github.generateJITConfig(
+                owner: request.owner,
+                repo: request.repository,
+                JITConfigRequest(
+                    name: request.runnerName.registrationName(suffix: randomSuffix()),
+                    runnerGroupID: runnerGroupID,
+                    labels: labels
+                )
+            )
+        }
+        do {
+            return try await attempt()
+        } catch  where error.kind == .conflict || (error.isTransient && !Task.isCancelled) {
+            // A name clash gets a new name; a 5xx or no answer one more try (with a new name too, so a registration
+            // the failed attempt may have made cannot clash; recorded on no Job, the reaper deletes it as a leftover).
+            if error.isTransient { await pauseBeforeRetry() }
+            return try await attempt()
+        }
+    }
+
+    /// One fast retry after a transient failure, with jitter, well inside the webhook's deadline.
+    private func pauseBeforeRetry() async {
+        try? await Task.sleep(for: .milliseconds(Int.random(in: 100...300)))
+    }
+
+    /// Removes what a failed attempt made — exactly the Job it created (`uid`), never another of that name. Runs to
+    /// completion even when the request was cancelled (deadline).
+    private func cleanUp(
+        jobName: String,
+        uid: String,
+        runner: Int64?,
+        request: RunnerRequest,
+        metadata: Logger.Metadata
+    ) async {
+        let kubernetes = self.kubernetes
+        let github = self.github
+        let logger = self.logger
+        let namespace = settings.namespace
+        let work = Task.detached {
+            if let runner {
+                do throws(GitHubAPIError) {
+                    try await github.deleteRunner(owner: request.owner, repo: request.repository, runnerID: runner)
+                } catch {
+                    logger.error(
+                        "removing the unused runner registration failed",
+                        metadata: metadata.merging(["error": "\(error)"]) { $1 }
+                    )
+                }
+            }
+            do throws(KubernetesAPIError) {
+                try await kubernetes.deleteJob(name: jobName, namespace: namespace, uid: uid)
+            } catch  where error.kind != .notFound {
+                logger.error("removing the runner job failed", metadata: metadata.merging(["error": "\(error)"]) { $1 })
+            } catch {}
+        }
+        if !Task.isCancelled {
+            await work.value
+        }
+    }
+
+    // MARK: - Errors
+
+    static func provisioningError(_ error: GitHubAPIError) -> ProvisioningError {
+        switch error.kind {
+        case .rateLimited:
+            ProvisioningError(
+                status: 503,
+                reason: "GitHub rate limit reached" + (error.retryAt.map { "; resets at \(formatEpoch($0))" } ?? "")
+            )
+        case .transport:
+            ProvisioningError(status: 503, reason: "GitHub did not answer: \(error.message)")
+        case .server:
+            ProvisioningError(status: 502, reason: "GitHub answered \(error.status ?? 500)")
+        case .unauthorized:
+            ProvisioningError(status: 502, reason: "GitHub rejected the token (401)")
+        case .forbidden:
+            ProvisioningError(
+                status: 502,
+                reason: "the GitHub token may not \(error.endpoint)"
+                    + (error.acceptedPermissions.map { " (needs \($0))" } ?? "")
+            )
+        case .notFound:
+            ProvisioningError(status: 502, reason: "GitHub: not found, or the token cannot see the repository (404)")
+        case .conflict, .validation:
+            ProvisioningError(status: 502, reason: "GitHub refused the runner: \(error.message)")
+        case .unexpectedResponse:
+            ProvisioningError(
+                status: 502,
+                reason: "GitHub sent an unexpected answer (\(error.status.map { String($0) } ?? "-"))"
+            )
+        }
+    }
+
+    static func provisioningError(_ error: KubernetesAPIError) -> ProvisioningError {
+        switch error.kind {
+        case .transport, .unavailable:
+            ProvisioningError(status: 503, reason: "Kubernetes API unavailable: \(error.message)")
+        case .forbidden:
+            ProvisioningError(
+                status: 502,
+                reason: "Kubernetes RBAC denies \(error.verb) \(error.resource) in \(error.namespace)"
+            )
+        case .invalid:
+            ProvisioningError(status: 502, reason: "Kubernetes rejected the \(error.resource): \(error.message)")
+        case .unauthorized:
+            ProvisioningError(status: 502, reason: "Kubernetes rejected the service's credentials")
+        default:
+            ProvisioningError(
+                status: 502,
+                reason: "Kubernetes \(error.verb) \(error.resource) failed: \(error.message)"
+            )
+        }
+    }
+}
+
+/// The outcome of a throwing async call as a value, so two calls can run side by side with `async let`.
+func capture<T, E: Error>(_ body: () async throws(E) -> T) async -> Result<T, E> {
+    do {
+        return .success(try await body())
+    } catch {
+        return .failure(error)
+    }
+}
+
+/// Five lowercase base-36 characters, to make runner names unique: the digits of one draw from the system's
+/// generator (one `getrandom` per name, where a draw per character made five).
+package func randomSuffix() -> String {
+    let alphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789".utf8)
+    var value = Int.random(in: 0..<60_466_176)  // 36^5
+    var characters = [UInt8](repeating: 0, count: 5)
+    for index in characters.indices {
+        characters[index] = alphabet[value % 36]
+        value /= 36
+    }
+    return String(decoding: characters, as: UTF8.self)
+}

@@ -1,0 +1,5 @@
+/// Readiness of a dependency, with a one-line reason when not ready.
+package enum Readiness: Sendable, Equatable {
+    case ready
+    case notReady(String)
+}

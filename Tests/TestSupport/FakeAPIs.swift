@@ -1,0 +1,568 @@
+import App
+import GitHub
+import Kubernetes
+import Observability
+import Runners
+import Support
+import Synchronization
+
+/// GitHub's runner registrations and job states, in memory; faults are queued per call.
+package final class FakeGitHubAPI: GitHubAPI {
+    package struct State {
+        package var jobs: [Int64: GitHubJob] = [:]
+        package var runners: [Int64: String] = [:]  // id -> name
+        package var runnerLabels: [Int64: [String]] = [:]
+        package var busy: Set<Int64> = []
+        /// Registrations whose runner connected (GitHub's `status: online`).
+        package var online: Set<Int64> = []
+        package var nextRunnerID: Int64 = 100
+        package var calls: [String] = []
+        package var jobFaults: [GitHubAPIError] = []
+        package var jitFaults: [GitHubAPIError] = []
+        /// Failed-but-effective JIT calls: the runner is registered, then the answer is this failure.
+        package var jitEffectiveFaults: [GitHubAPIError] = []
+        package var deleteFaults: [GitHubAPIError] = []
+        /// Registrations of one repository only ("owner/repo"), listed and found there alone, as on GitHub; the
+        /// others are listed for any repository.
+        package var runnerRepository: [Int64: String] = [:]
+    }
+
+    package let state = Mutex(State())
+
+    package func queue(
+        job id: Int64,
+        status: String = "queued",
+        run: Int64 = 1,
+        labels: [String] = ["self-hosted"],
+        age: Double = 3600
+    ) {
+        let created = Timestamps.microTime(Timestamps.now() - age)
+        state.withLock {
+            $0.jobs[id] = GitHubJob(
+                id: id,
+                status: status,
+                labels: labels,
+                runID: run,
+                name: "job \(id)",
+                createdAt: created
+            )
+        }
+    }
+
+    package var runners: [Int64: String] { state.withLock { $0.runners } }
+
+    /// A registration made by someone else, or by hand (`labels` decide whose it is).
+    @discardableResult
+    package func register(
+        _ name: String,
+        labels: [String],
+        busy: Bool = false,
+        id: Int64? = nil,
+        repository: String? = nil
+    ) -> Int64 {
+        state.withLock { state in
+            let id = id ?? state.nextRunnerID
+            state.nextRunnerID = max(state.nextRunnerID, id + 1)
+            state.runners[id] = name
+            state.runnerLabels[id] = labels
+            if busy { state.busy.insert(id) }
+            if let repository { state.runnerRepository[id] = repository }
+            return id
+        }
+    }
+
+    /// A registration's runner starts `job` (GitHub marks it busy and the job in progress on it).
+    package func start(runner id: Int64, on job: Int64) {
+        state.withLock { state in
+            state.busy.insert(id)
+            state.online.insert(id)
+            state.jobs[job]?.status = "in_progress"
+            state.jobs[job]?.runnerName = state.runners[id]
+        }
+    }
+    package var calls: [String] { state.withLock { $0.calls } }
+
+    package static func error(_ kind: GitHubAPIError.Kind, status: Int?, endpoint: String = "POST x") -> GitHubAPIError
+    {
+        GitHubAPIError(
+            endpoint: endpoint,
+            kind: kind,
+            status: status,
+            requestID: nil,
+            message: "injected",
+            retryAt: nil,
+            acceptedPermissions: nil
+        )
+    }
+
+    package func job(owner: String, repo: String, id: Int64) async throws(GitHubAPIError) -> GitHubJob {
+        let result = state.withLock { state -> Result<GitHubJob, GitHubAPIError> in
+            state.calls.append("job \(id)")
+            if !state.jobFaults.isEmpty { return .failure(state.jobFaults.removeFirst()) }
+            guard let job = state.jobs[id] else { return .failure(Self.error(.notFound, status: 404)) }
+            return .success(job)
+        }
+        return try result.get()
+    }
+
+    package func generateJITConfig(
+        owner: String,
+        repo: String,
+        _ request: JITConfigRequest
+    ) async throws(GitHubAPIError) -> JITConfig {
+        let result = state.withLock { state -> Result<JITConfig, GitHubAPIError> in
+            state.calls.append("jit \(request.name)")
+            if !state.jitFaults.isEmpty { return .failure(state.jitFaults.removeFirst()) }
+            if state.runners.values.contains(request.name) { return .failure(Self.error(.conflict, status: 409)) }
+            let id = state.nextRunnerID
+            state.nextRunnerID += 1
+            state.runners[id] = request.name
+            state.runnerLabels[id] = request.labels
+            if !state.jitEffectiveFaults.isEmpty { return .failure(state.jitEffectiveFaults.removeFirst()) }
+            return .success(JITConfig(runnerID: id, runnerName: request.name, encodedConfig: Secret("jit-\(id)")))
+        }
+        return try result.get()
+    }
+
+    package func runs(owner: String, repo: String, status: String) async throws(GitHubAPIError) -> [WorkflowRun] {
+        state.withLock { state in
+            state.calls.append("runs \(status)")
+            // A run is in progress once any of its jobs started; queued while all of them wait.
+            var runs: [Int64: String] = [:]
+            for job in state.jobs.values {
+                guard let run = job.runID else { continue }
+                if job.status == "in_progress" || job.status == "completed" {
+                    runs[run] = "in_progress"
+                } else if runs[run] == nil {
+                    runs[run] = "queued"
+                }
+            }
+            let runIDs = runs.filter { $0.value == status }.map(\.key)
+            return runIDs.sorted().prefix(GitHubListing.limit).map { WorkflowRun(id: $0, status: status) }
+        }
+    }
+
+    package func jobs(owner: String, repo: String, runID: Int64) async throws(GitHubAPIError) -> [GitHubJob] {
+        state.withLock { state in
+            state.calls.append("jobs \(runID)")
+            return state.jobs.values.filter { $0.runID == runID }.sorted { $0.id < $1.id }
+        }
+    }
+
+    package func runners(owner: String, repo: String) async throws(GitHubAPIError) -> [RegisteredRunner] {
+        state.withLock { state in
+            state.calls.append("runners")
+            // As the client reads it: every page, up to the list limit.
+            let here = state.runners.filter { state.runnerRepository[$0.key].map { $0 == "\(owner)/\(repo)" } ?? true }
+            return here.sorted { $0.key < $1.key }.prefix(GitHubListing.limit).map {
+                RegisteredRunner(
+                    id: $0.key,
+                    name: $0.value,
+                    status: state.online.contains($0.key) ? "online" : "offline",
+                    busy: state.busy.contains($0.key),
+                    labels: state.runnerLabels[$0.key] ?? []
+                )
+            }
+        }
+    }
+
+    package func runner(owner: String, repo: String, id: Int64) async throws(GitHubAPIError) -> RegisteredRunner? {
+        state.withLock { state in
+            state.calls.append("runner \(id)")
+            guard let name = state.runners[id],
+                state.runnerRepository[id].map({ $0 == "\(owner)/\(repo)" }) ?? true
+            else { return nil }
+            return RegisteredRunner(
+                id: id,
+                name: name,
+                status: state.online.contains(id) ? "online" : "offline",
+                busy: state.busy.contains(id),
+                labels: state.runnerLabels[id] ?? []
+            )
+        }
+    }
+
+    package func deleteRunner(owner: String, repo: String, runnerID: Int64) async throws(GitHubAPIError) {
+        let result = state.withLock { state -> Result<Void, GitHubAPIError> in
+            state.calls.append("delete runner \(runnerID)")
+            if !state.deleteFaults.isEmpty { return .failure(state.deleteFaults.removeFirst()) }
+            if state.busy.contains(runnerID) { return .failure(Self.error(.validation, status: 422)) }
+            guard state.runners.removeValue(forKey: runnerID) != nil else {
+                return .failure(Self.error(.notFound, status: 404))
+            }
+            return .success(())
+        }
+        try result.get()
+    }
+}
+
+/// Jobs, Secrets, pods and events in memory, as the API server and the Job controller keep them where the service
+/// can tell: unique uids, label selectors, AlreadyExists, delete preconditions (409 Conflict), owner-reference
+/// deletion, and a Job controller (`runJobController`) that creates each Job's pod, or, under a pod quota, records
+/// a `FailedCreate` event on the Job's uid. Faults queued per verb.
+package final class FakeKubernetesAPI: KubernetesAPI {
+    package struct StoredJob {
+        package var uid: String
+        package var manifest: JSONValue
+        package var labels: [String: String]
+        package var finished = false
+    }
+
+    package struct StoredPod {
+        package var labels: [String: String]
+        package var pod: PodSummary
+    }
+
+    package struct State {
+        package var jobs: [String: StoredJob] = [:]
+        package var jobCreated: [String: Double] = [:]
+        package var pods: [StoredPod] = []
+        package var events: [JobEvent] = []
+        package var secrets: [String: JSONValue] = [:]
+        package var calls: [String] = []
+        package var createJobFaults: [KubernetesAPIError] = []
+        package var createSecretFaults: [KubernetesAPIError] = []
+        package var listPodsFaults: [KubernetesAPIError] = []
+        /// Delays createJob, to let concurrent callers race.
+        package var createJobDelay: Duration = .zero
+        /// A ResourceQuota on pods: the Job controller creates no pod past this many.
+        package var podQuota: Int? = nil
+        package var nextUID = 1
+        /// The cluster's clock (seconds), for creation and event times.
+        package var time = 1_000_000.0
+    }
+
+    package let state = Mutex(State())
+    package let objects = InMemoryObjects()
+    /// When set, every call fails as if the API server were unreachable.
+    package let down = Mutex(false)
+
+    package var jobNames: Set<String> { state.withLock { Set($0.jobs.keys) } }
+    package var secretNames: Set<String> { state.withLock { Set($0.secrets.keys) } }
+    package var calls: [String] { state.withLock { $0.calls } }
+
+    package static func error(
+        _ kind: KubernetesAPIError.Kind,
+        status: Int?,
+        verb: String = "create",
+        resource: String = "jobs.batch"
+    )
+        -> KubernetesAPIError
+    {
+        KubernetesAPIError(
+            kind: kind,
+            verb: verb,
+            resource: resource,
+            namespace: "ns",
+            status: status,
+            message: "injected"
+        )
+    }
+
+    package static func labels(of manifest: JSONValue?) -> [String: String] {
+        guard case .object(let fields)? = manifest?["metadata"]?["labels"] else { return [:] }
+        var labels: [String: String] = [:]
+        for (key, value) in fields {
+            if case .string(let text) = value { labels[key] = text }
+        }
+        return labels
+    }
+
+    /// Equality-based label selectors (`a=b,c==d,e!=f`), as the API server reads them.
+    package static func matches(_ selector: String, _ labels: [String: String]) -> Bool {
+        selector.split(separator: ",").allSatisfy { term in
+            if let range = term.range(of: "!=") {
+                return labels[String(term[..<range.lowerBound])] != String(term[range.upperBound...])
+            }
+            let parts = term.replacingOccurrences(of: "==", with: "=").split(separator: "=", maxSplits: 1)
+            guard parts.count == 2 else { return labels[String(term)] != nil }
+            return labels[String(parts[0])] == String(parts[1])
+        }
+    }
+
+    /// A Job of this service as the API server would hold it (for tests that set up state directly).
+    @discardableResult
+    package func addJob(_ name: String, labels: [String: String], finished: Bool = false) -> String {
+        state.withLock { state in
+            let uid = "uid-\(state.nextUID)"
+            state.nextUID += 1
+            state.jobs[name] = StoredJob(uid: uid, manifest: .object([]), labels: labels, finished: finished)
+            state.jobCreated[name] = state.time
+            return uid
+        }
+    }
+
+    package func uid(of job: String) -> String? { state.withLock { $0.jobs[job]?.uid } }
+
+    package func finish(_ job: String) { state.withLock { $0.jobs[job]?.finished = true } }
+
+    /// The Job controller's pass: each live Job without a pod gets one (labels from its template, plus
+    /// `batch.kubernetes.io/job-name`), unless the pod quota is used up: then a `FailedCreate` event on the Job's uid.
+    package func runJobController(advance seconds: Double = 1) {
+        state.withLock { state in
+            state.time += seconds
+            for (name, job) in state.jobs.sorted(by: { $0.key < $1.key }) where !job.finished {
+                guard !state.pods.contains(where: { $0.pod.jobName == name }) else { continue }
+                let podName = "\(name)-\(String(state.nextUID, radix: 36))"
+                if let quota = state.podQuota, state.pods.count >= quota {
+                    let message =
+                        #"pods "\#(podName)" is forbidden: exceeded quota: runner-quota, requested: pods=1, used: pods=\#(state.pods.count), limited: pods=\#(quota)"#
+                    state.events.removeAll { $0.jobUID == job.uid && $0.message.contains("exceeded quota") }
+                    state.events.append(
+                        JobEvent(
+                            jobName: name,
+                            reason: "FailedCreate",
+                            message: message,
+                            jobUID: job.uid,
+                            lastSeen: state.time
+                        )
+                    )
+                    continue
+                }
+                let uid = "uid-\(state.nextUID)"
+                state.nextUID += 1
+                var labels = job.labels
+                labels["batch.kubernetes.io/job-name"] = name
+                state.pods.append(
+                    StoredPod(
+                        labels: labels,
+                        pod: PodSummary(
+                            name: podName,
+                            jobName: name,
+                            createdAt: state.time,
+                            waitingReasons: [],
+                            unschedulable: nil,
+                            uid: uid,
+                            containers: [ContainerSummary(name: "runner", isRunning: true, isReady: true)]
+                        )
+                    )
+                )
+            }
+        }
+    }
+
+    /// Changes the pod of `job` (its containers' states, say).
+    package func updatePod(of job: String, _ change: (inout PodSummary) -> Void) {
+        state.withLock { state in
+            for index in state.pods.indices where state.pods[index].pod.jobName == job {
+                change(&state.pods[index].pod)
+            }
+        }
+    }
+
+    package func createJob(_ manifest: JSONValue, namespace: String) async throws(KubernetesAPIError) -> CreatedObject {
+        let delay = state.withLock { $0.createJobDelay }
+        if delay > .zero { try? await Task.sleep(for: delay) }
+        guard case .string(let name)? = manifest["metadata"]?["name"] else {
+            throw Self.error(.invalid, status: 422)
+        }
+        let result = state.withLock { state -> Result<CreatedObject, KubernetesAPIError> in
+            state.calls.append("create job \(name)")
+            if !state.createJobFaults.isEmpty { return .failure(state.createJobFaults.removeFirst()) }
+            if state.jobs[name] != nil { return .failure(Self.error(.alreadyExists, status: 409)) }
+            let uid = "uid-\(state.nextUID)"
+            state.nextUID += 1
+            state.jobs[name] = StoredJob(uid: uid, manifest: manifest, labels: Self.labels(of: manifest))
+            state.jobCreated[name] = state.time
+            return .success(CreatedObject(name: name, uid: uid))
+        }
+        return try result.get()
+    }
+
+    package func createSecret(_ manifest: JSONValue, namespace: String) async throws(KubernetesAPIError) {
+        guard case .string(let name)? = manifest["metadata"]?["name"] else { throw Self.error(.invalid, status: 422) }
+        let result = state.withLock { state -> Result<Void, KubernetesAPIError> in
+            state.calls.append("create secret \(name)")
+            if !state.createSecretFaults.isEmpty { return .failure(state.createSecretFaults.removeFirst()) }
+            if state.secrets[name] != nil {
+                return .failure(Self.error(.alreadyExists, status: 409, resource: "secrets"))
+            }
+            state.secrets[name] = manifest
+            return .success(())
+        }
+        try result.get()
+    }
+
+    package func deleteJob(name: String, namespace: String, uid: String?) async throws(KubernetesAPIError) {
+        let result = state.withLock { state -> Result<Void, KubernetesAPIError> in
+            state.calls.append("delete job \(name)")
+            guard let job = state.jobs[name] else {
+                return .failure(Self.error(.notFound, status: 404, verb: "delete"))
+            }
+            if let uid, uid != job.uid {
+                // The API server: 409 Conflict, "Precondition failed: UID in precondition: …, UID in object meta: …".
+                return .failure(Self.error(.conflict, status: 409, verb: "delete"))
+            }
+            state.jobs[name] = nil
+            // The garbage collector: the pod and the Secrets owned by the Job go with it.
+            state.pods.removeAll { $0.pod.jobName == name }
+            state.secrets = state.secrets.filter { _, secret in
+                guard case .array(let owners)? = secret["metadata"]?["ownerReferences"] else { return true }
+                return !owners.contains { $0["uid"] == .string(job.uid) }
+            }
+            return .success(())
+        }
+        try result.get()
+    }
+
+    package func listJobs(
+        namespace: String,
+        labelSelector: String,
+        limit: Int?
+    ) async throws(KubernetesAPIError) -> [JobSummary] {
+        state.withLock { state in
+            state.calls.append("list jobs")
+            return state.jobs.sorted { $0.key < $1.key }.filter { Self.matches(labelSelector, $0.value.labels) }.map {
+                JobSummary(
+                    name: $0.key,
+                    labels: $0.value.labels,
+                    isFinished: $0.value.finished,
+                    createdAt: state.jobCreated[$0.key],
+                    uid: $0.value.uid
+                )
+            }
+        }
+    }
+
+    package func listPods(namespace: String, labelSelector: String) async throws(KubernetesAPIError) -> [PodSummary] {
+        let result = state.withLock { state -> Result<[PodSummary], KubernetesAPIError> in
+            if !state.listPodsFaults.isEmpty { return .failure(state.listPodsFaults.removeFirst()) }
+            return .success(state.pods.filter { Self.matches(labelSelector, $0.labels) }.map(\.pod))
+        }
+        return try result.get()
+    }
+
+    package func listFailedCreateEvents(namespace: String) async throws(KubernetesAPIError) -> [JobEvent] {
+        state.withLock { $0.events }
+    }
+
+    package func listSecrets(
+        namespace: String,
+        labelSelector: String
+    ) async throws(KubernetesAPIError) -> [SecretSummary] {
+        state.withLock { state in
+            state.secrets.sorted { $0.key < $1.key }.compactMap { name, manifest in
+                let labels = Self.labels(of: manifest)
+                guard Self.matches(labelSelector, labels) else { return nil }
+                var owner: String?
+                if case .array(let owners)? = manifest["metadata"]?["ownerReferences"],
+                    case .string(let uid)? = owners.first?["uid"]
+                {
+                    owner = uid
+                }
+                return SecretSummary(name: name, labels: labels, ownerUID: owner)
+            }
+        }
+    }
+
+    package func lease(name: String, namespace: String) async throws(KubernetesAPIError) -> Lease? {
+        if down.withLock({ $0 }) { throw Self.error(.transport, status: nil, verb: "get", resource: "leases") }
+        return objects.lease(name: name)
+    }
+
+    package func createLease(_ lease: Lease, namespace: String) async throws(KubernetesAPIError) -> Lease {
+        if down.withLock({ $0 }) { throw Self.error(.transport, status: nil, resource: "leases") }
+        return try objects.createLease(lease, namespace: namespace)
+    }
+
+    package func updateLease(_ lease: Lease, namespace: String) async throws(KubernetesAPIError) -> Lease {
+        if down.withLock({ $0 }) { throw Self.error(.transport, status: nil, verb: "update", resource: "leases") }
+        return try objects.updateLease(lease, namespace: namespace)
+    }
+
+    package func configMap(name: String, namespace: String) async throws(KubernetesAPIError) -> ConfigMapData? {
+        objects.configMap(name: name)
+    }
+
+    package func saveConfigMap(
+        name: String,
+        namespace: String,
+        _ configMap: ConfigMapData
+    ) async throws(KubernetesAPIError) {
+        try objects.saveConfigMap(name: name, namespace: namespace, configMap)
+    }
+}
+
+extension JITRunnerProvisioner {
+    /// A provisioner in mode `standard` over the given fakes.
+    package static func make(
+        github: FakeGitHubAPI,
+        kubernetes: FakeKubernetesAPI,
+        metrics: Metrics,
+        logs: LogCapture,
+        namespace: String = "ns"
+    ) -> JITRunnerProvisioner {
+        JITRunnerProvisioner(
+            github: github,
+            kubernetes: kubernetes,
+            settings: Samples.settings(.standard),
+            runnerGroupID: 1,
+            monitor: ClusterMonitor(
+                kubernetes: kubernetes,
+                namespace: namespace,
+                metrics: metrics,
+                logger: logs.logger()
+            ),
+            logger: logs.logger()
+        )
+    }
+}
+
+extension Reconciler {
+    /// A leading reconciler over the given fakes, watching octo/repo unless told otherwise.
+    package static func make(
+        github: FakeGitHubAPI,
+        kubernetes: FakeKubernetesAPI,
+        metrics: Metrics,
+        logs: LogCapture,
+        configuration: Reconciler.Configuration = .init(),
+        repositories: [RepositoryRegistry.Repository] = [.init(owner: "octo", name: "repo")],
+        matcher: LabelMatcher = .selfHosted,
+        rateLimitRemaining: @escaping @Sendable () -> Int64? = { 5000 },
+        clock: MonotonicClock = .continuous,
+        isLeader: @escaping @Sendable () -> Bool = { true }
+    ) -> Reconciler {
+        Reconciler(
+            configuration: configuration,
+            github: github,
+            rateLimitRemaining: rateLimitRemaining,
+            kubernetes: kubernetes,
+            namespace: "ns",
+            ownerLabel: Samples.ownerLabel,
+            provisioner: JITRunnerProvisioner.make(
+                github: github,
+                kubernetes: kubernetes,
+                metrics: metrics,
+                logs: logs
+            ),
+            matcher: matcher,
+            repositories: RepositoryRegistry(
+                kubernetes: kubernetes,
+                namespace: "ns",
+                configured: repositories,
+                logger: logs.logger()
+            ),
+            isLeader: isLeader,
+            clock: clock,
+            metrics: metrics,
+            logger: logs.logger()
+        )
+    }
+}
+
+/// A monotonic clock that tests advance by hand: no test sleeps for a rule's timeout.
+package final class ManualClock: Sendable {
+    private let base = ContinuousClock.now
+    private let offset = Mutex<Duration>(.zero)
+
+    package func advance(by duration: Duration) { offset.withLock { $0 += duration } }
+
+    package var now: ContinuousClock.Instant { base + offset.withLock { $0 } }
+
+    package var clock: MonotonicClock { MonotonicClock { [self] in self.now } }
+
+    /// The same clock in nanoseconds, as the HTTP server's event loop reads time.
+    package var nanoseconds: @Sendable () -> UInt64 {
+        { [self] in 1_000_000_000_000 + UInt64(self.offset.withLock { $0 }.nanoseconds) }
+    }
+}
