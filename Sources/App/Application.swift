@@ -1,36 +1,115 @@
+import GitHub
 import HTTPServer
+import Kubernetes
 import Logging
 import Observability
 import Runners
 import ServiceLifecycle
+import Support
 import Synchronization
 import Webhook
 
-/// The one place that wires everything: configuration in, a runnable service out.
+/// The one composition root: a `Configuration` in, the whole object graph out, ready to run.
+///
+/// `serve` builds it over the real upstreams, `demo` and `DRY_RUN` over in-memory ones; tests of the HTTP surface
+/// give it a provisioner of their own. Nothing else in the package builds services.
 package struct Application: Sendable {
     package let server: HTTPServer
     /// The listener for `/metrics`, `/health` and `/ready` when `METRICS_PORT` is set.
     package let metricsServer: HTTPServer?
     package let metrics: Metrics
     package let provisioner: any RunnerProvisioner
-    /// Services that run beside the server (the cluster monitor, the memory trimmer).
+    /// With in-memory upstreams, what would have been created.
+    package let dryRunCluster: DryRunKubernetes?
+    /// The configuration in force (the namespace resolved from the cluster connection).
+    package let configuration: Configuration
+    /// Services that run beside the servers (the cluster monitor, leader elector, reconciler, memory trimmer).
     private let services: [any Service]
     private let logger: Logger
 
-    /// Builds the service and binds its port (so a taken port fails here, before anything runs).
+    /// Where GitHub and Kubernetes are.
+    package enum Upstreams: Sendable {
+        /// GitHub's REST API and the cluster the environment names (in-cluster service account or `KUBECONFIG`);
+        /// in-memory ones when the configuration says `DRY_RUN`.
+        case environment([String: String], files: any FileReading)
+        /// A given provisioner and no background services: tests of the HTTP surface.
+        case provisioner(any RunnerProvisioner)
+    }
+
+    /// The service could not be built (an unusable kubeconfig, a port in use); `serve` exits 1 with it.
+    package struct StartError: Error, CustomStringConvertible {
+        package var description: String
+    }
+
+    /// Builds every component and binds the ports (so a taken port fails here, before anything runs).
     ///
     /// - Parameter serverConfiguration: overrides for tests (timeouts, port 0); derived from `configuration` otherwise.
     /// - Parameter metricsServerConfiguration: the same for the `METRICS_PORT` listener.
     package static func build(
         configuration: Configuration,
+        upstreams: Upstreams,
         logger: Logger,
-        provisioner: any RunnerProvisioner,
-        metrics: Metrics = Metrics(),
-        services: [any Service] = [],
-        repositories: RepositoryRegistry? = nil,
         serverConfiguration: HTTPServer.Configuration? = nil,
         metricsServerConfiguration: HTTPServer.Configuration? = nil
-    ) throws(HTTPServerError) -> Application {
+    ) throws(StartError) -> Application {
+        let metrics = Metrics()
+        let provisioning: Provisioning
+        switch upstreams {
+        case .environment(let environment, let files):
+            do {
+                provisioning = try Provisioning.make(
+                    configuration: configuration,
+                    environment: environment,
+                    files: files,
+                    metrics: metrics,
+                    logger: logger
+                )
+            } catch {
+                throw StartError(description: error.description)
+            }
+        case .provisioner(let provisioner):
+            provisioning = Provisioning(provisioner: provisioner, services: [], configuration: configuration)
+        }
+        let configuration = provisioning.configuration
+        var services = provisioning.services
+        services.append(
+            MemoryTrimmer(releaseFilePages: configuration.releaseCodePages) { metrics.webhookRequestsAnswered }
+        )
+        do {
+            let (server, metricsServer) = try servers(
+                configuration: configuration,
+                provisioner: provisioning.provisioner,
+                repositories: provisioning.repositories,
+                metrics: metrics,
+                logger: logger,
+                serverConfiguration: serverConfiguration,
+                metricsServerConfiguration: metricsServerConfiguration
+            )
+            return Application(
+                server: server,
+                metricsServer: metricsServer,
+                metrics: metrics,
+                provisioner: provisioning.provisioner,
+                dryRunCluster: provisioning.dryRunCluster,
+                configuration: configuration,
+                services: services,
+                logger: logger
+            )
+        } catch {
+            throw StartError(description: "\(error)")
+        }
+    }
+
+    /// The webhook server and, with `METRICS_PORT`, the operations server, routes in place.
+    private static func servers(
+        configuration: Configuration,
+        provisioner: any RunnerProvisioner,
+        repositories: RepositoryRegistry?,
+        metrics: Metrics,
+        logger: Logger,
+        serverConfiguration: HTTPServer.Configuration?,
+        metricsServerConfiguration: HTTPServer.Configuration?
+    ) throws(HTTPServerError) -> (HTTPServer, HTTPServer?) {
         var noteRepository: (@Sendable (String, String) -> Void)?
         if let repositories {
             noteRepository = { owner, repo in repositories.note(owner: owner, repo: repo) }
@@ -99,14 +178,7 @@ package struct Application: Sendable {
         let routes = router
         let httpServer = try HTTPServer(configuration: server, logger: logger) { await routes.handle($0) }
         serverReference.set(httpServer)
-        return Application(
-            server: httpServer,
-            metricsServer: metricsServer,
-            metrics: metrics,
-            provisioner: provisioner,
-            services: services,
-            logger: logger
-        )
+        return (httpServer, metricsServer)
     }
 
     /// Runs until SIGTERM or SIGINT, then shuts down gracefully.

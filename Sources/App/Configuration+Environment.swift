@@ -25,6 +25,7 @@ extension Configuration {
 
         let dryRun = reader.bool("DRY_RUN", default: false)
         let allowCleartextCredentials = reader.bool("ALLOW_CLEARTEXT_CREDENTIALS", default: false)
+        let releaseCodePages = reader.bool("RELEASE_CODE_PAGES", default: false)
         let webhookSecret = reader.secret("WEBHOOK_SECRET", required: true)
         let previousWebhookSecret = reader.secret("WEBHOOK_SECRET_PREVIOUS", required: false)
         let githubToken = reader.secret("GITHUB_TOKEN", required: !dryRun)
@@ -100,7 +101,8 @@ extension Configuration {
             repositories: repositories,
             rateLimitReserve: rateLimitReserve,
             identity: identity,
-            runnerOwnerLabel: runnerOwnerLabel
+            runnerOwnerLabel: runnerOwnerLabel,
+            releaseCodePages: releaseCodePages
         )
     }
 }

@@ -56,6 +56,9 @@ package struct Configuration: Sendable {
     package var identity: String
     /// `RUNNER_OWNER_LABEL` when set; else `ownerLabel` derives it from the namespace.
     package var runnerOwnerLabel: String? = nil
+    /// Whether the memory trimmer unmaps the clean pages of the binary's and libraries' read-only mappings while the
+    /// service is quiet (`MemoryTrimmer`): lower idle RSS, a few minor faults on the next delivery.
+    package var releaseCodePages = false
 
     /// This deployment's marker: a label of every registration it makes and the `app.kubernetes.io/instance` label
     /// of its Jobs and Secrets. The reapers touch only what carries it. Default `kar-<namespace>`.
@@ -292,6 +295,13 @@ package struct Configuration: Sendable {
             isSecret: false,
             summary:
                 "Let a kubeconfig `http://` server be sent its token or client certificate in cleartext (loopback test setups); otherwise the service refuses to start."
+        ),
+        Key(
+            name: "RELEASE_CODE_PAGES",
+            defaultValue: "false",
+            isSecret: false,
+            summary:
+                "While quiet, unmap the clean pages of the binary's and libraries' code (they stay in the page cache): idle RSS about 13 instead of 28 MiB, a few minor faults on the next delivery."
         ),
     ]
 }

@@ -39,23 +39,17 @@ package enum Demo {
                 output("  log | " + line.droppingTrailingNewlines())
             }
         }
-        let provisioning = try Provisioners.make(
-            configuration: configuration,
-            environment: [:],
-            files: InMemoryFiles(),
-            metrics: Metrics(),
-            logger: logger
-        )
-        let cluster = provisioning.dryRunCluster!
         var serverConfiguration = HTTPServer.Configuration()
         serverConfiguration.host = "127.0.0.1"
         serverConfiguration.port = 0
+        // The service's own graph, over in-memory upstreams because the configuration says DRY_RUN.
         let app = try Application.build(
             configuration: configuration,
+            upstreams: .environment([:], files: InMemoryFiles()),
             logger: logger,
-            provisioner: provisioning.provisioner,
             serverConfiguration: serverConfiguration
         )
+        guard let cluster = app.dryRunCluster else { return false }
         let server = Task { try await app.server.run() }
         defer { app.server.shutdown() }
 

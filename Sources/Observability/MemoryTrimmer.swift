@@ -6,20 +6,28 @@ import ServiceLifecycle
 /// Two kinds of memory stay resident after use. glibc keeps freed heap pages for reuse, so without a trim a burst's
 /// peak stays in RSS for good: `malloc_trim` runs every tick. And the kernel maps file pages 64 KiB at a time around
 /// each page fault (fault-around), so start-up code, a burst's code paths and their neighbours (of a 60 MiB static
-/// binary and libcurl's libraries) stay mapped long after they ran: once the service has been quiet for a whole tick
-/// after start-up or after deliveries, the clean pages of read-only file mappings are unmapped
-/// (`MADV_DONTNEED`). They stay in the page cache; what runs again maps them back with a minor fault.
+/// binary and libcurl's libraries) stay mapped long after they ran: when asked to (`releaseFilePages`, the
+/// `RELEASE_CODE_PAGES` setting), once the service has been quiet for a whole tick after start-up or after
+/// deliveries, the clean pages of read-only file mappings are unmapped (`MADV_DONTNEED`). They stay in the page
+/// cache; what runs again maps them back with a minor fault.
 ///
 /// The interval is deliberately not a multiple of the cluster monitor's 15 s: trimming while a Job list is being
 /// decoded releases nothing, and with a 30 s period every trim met a list (measured: RSS never came down).
 package struct MemoryTrimmer: Service {
     private let interval: Duration
+    private let releasesFilePages: Bool
     private let activity: @Sendable () -> Int
 
     /// - Parameter activity: a count that grows with every webhook delivery answered; file pages are released
     ///   only when it did not change over a tick, so code that deliveries use is never unmapped under them.
-    package init(interval: Duration = .seconds(7), activity: @escaping @Sendable () -> Int) {
+    /// - Parameter releaseFilePages: whether quiet ticks also unmap the clean pages of read-only file mappings.
+    package init(
+        interval: Duration = .seconds(7),
+        releaseFilePages: Bool = false,
+        activity: @escaping @Sendable () -> Int
+    ) {
         self.interval = interval
+        self.releasesFilePages = releaseFilePages
         self.activity = activity
     }
 
@@ -36,7 +44,7 @@ package struct MemoryTrimmer: Service {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
             _ = kar_malloc_trim()
-            if policy.shouldRelease(activity: activity()) {
+            if policy.shouldRelease(activity: activity()), releasesFilePages {
                 Self.releaseFilePages()
             }
         }

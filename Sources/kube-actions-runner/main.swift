@@ -49,20 +49,10 @@ StartupChecks.apply(
     logger: logger
 )
 do {
-    let metrics = Metrics()
-    let provisioning = try Provisioners.make(
-        configuration: configuration,
-        environment: environment,
-        metrics: metrics,
-        logger: logger
-    )
     let app = try Application.build(
-        configuration: provisioning.configuration,
-        logger: logger,
-        provisioner: provisioning.provisioner,
-        metrics: metrics,
-        services: provisioning.services + [MemoryTrimmer { metrics.webhookRequestsAnswered }],
-        repositories: provisioning.repositories
+        configuration: configuration,
+        upstreams: .environment(environment, files: LocalFiles()),
+        logger: logger
     )
     try await app.run()
 } catch {

@@ -141,8 +141,8 @@ package func withApplication<T: Sendable>(
 ) async throws -> T {
     let app = try Application.build(
         configuration: configuration,
+        upstreams: .provisioner(provisioner),
         logger: logs.logger(),
-        provisioner: provisioner,
         serverConfiguration: .make()
     )
     let task = Task { try await app.server.run() }

@@ -37,8 +37,8 @@ import Testing
         configuration.metricsPort = 9090  // bound to an ephemeral port below
         let app = try Application.build(
             configuration: configuration,
+            upstreams: .provisioner(RecordingProvisioner()),
             logger: LogCapture().logger(),
-            provisioner: RecordingProvisioner(),
             serverConfiguration: .make(),
             metricsServerConfiguration: .make()
         )

@@ -90,11 +90,11 @@ import Testing
         users: [{name: u, user: {token: kube-token-do-not-print}}]
         """
 
-    private func make(allow: Bool) throws(Provisioners.Unavailable) -> Provisioners.Provisioning {
+    private func make(allow: Bool) throws(Provisioning.Unavailable) -> Provisioning {
         var environment = ["WEBHOOK_SECRET": "a-webhook-secret-of-length", "GITHUB_TOKEN": "t", "KUBECONFIG": "/k"]
         if allow { environment["ALLOW_CLEARTEXT_CREDENTIALS"] = "true" }
         let configuration = try! Configuration(environment: environment, files: InMemoryFiles())
-        return try Provisioners.make(
+        return try Provisioning.make(
             configuration: configuration,
             environment: environment,
             files: InMemoryFiles(["/k": kubeconfig]),

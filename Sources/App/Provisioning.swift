@@ -7,29 +7,27 @@ import Runners
 import ServiceLifecycle
 import Support
 
-/// Chooses and builds the provisioner the configuration asks for, with the services it needs.
-package enum Provisioners {
-    /// The provisioner, the background services that go with it, and the configuration with the namespace
-    /// resolved (`NAMESPACE`, else the service account's, else the kubeconfig context's, else `default`).
-    package struct Provisioning: Sendable {
-        package var provisioner: any RunnerProvisioner
-        package var services: [any Service]
-        package var configuration: Configuration
-        /// The repositories the reconciler watches; the webhook handler adds to it.
-        package var repositories: RepositoryRegistry? = nil
-        /// In dry-run mode, what would have been created.
-        package var dryRunCluster: DryRunKubernetes? = nil
+/// The provisioner the configuration asks for over its upstreams, the background services that go with it, and the
+/// configuration with the namespace resolved (`NAMESPACE`, else the service account's, else the kubeconfig
+/// context's, else `default`). Part of the composition root (`Application`).
+struct Provisioning: Sendable {
+    var provisioner: any RunnerProvisioner
+    var services: [any Service]
+    var configuration: Configuration
+    /// The repositories the reconciler watches; the webhook handler adds to it.
+    var repositories: RepositoryRegistry? = nil
+    /// With in-memory upstreams, what would have been created.
+    var dryRunCluster: DryRunKubernetes? = nil
+
+    /// Why the service cannot provision (a kubeconfig it cannot use, say).
+    struct Unavailable: Error, CustomStringConvertible {
+        var description: String
     }
 
-    /// Why the service cannot provision (a kubeconfig it cannot use, say); main exits 1 with it.
-    package struct Unavailable: Error, CustomStringConvertible {
-        package var description: String
-    }
-
-    package static func make(
+    static func make(
         configuration: Configuration,
         environment: [String: String],
-        files: some FileReading = LocalFiles(),
+        files: any FileReading,
         metrics: Metrics,
         logger: Logger
     ) throws(Unavailable) -> Provisioning {
