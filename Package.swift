@@ -27,7 +27,7 @@ let package = Package(
         // Layers, each depending only on those listed before it (ARCHITECTURE.md draws the graph; a test checks it).
         .target(name: "CLinuxShims"),
         .target(name: "CCurl", linkerSettings: [.linkedLibrary("curl")]),
-        .target(name: "Support", dependencies: ["CLinuxShims"], swiftSettings: strict),
+        .target(name: "Support", swiftSettings: strict),
         .target(
             name: "Observability",
             dependencies: [

@@ -247,6 +247,69 @@ import Testing
         }
         #expect(transport.requests.count == 1)
     }
+
+    /// A PodList as kube-apiserver sends it: labels, restartable init containers, waiting, running and terminated
+    /// states, and a PodScheduled condition with the scheduler's message.
+    @Test func decodesRunnerPodsFromAnAPIServerPodList() async throws {
+        transport.enqueue(200, try Fixtures.text("k8s/podlist.runner-pods.json"))
+        let pods = try await client().listPods(
+            namespace: "github-runners-jobs",
+            labelSelector: "app.kubernetes.io/managed-by=kube-actions-runner"
+        )
+        let request = try #require(transport.requests.first)
+        #expect(request.method == "GET")
+        #expect(request.url.hasPrefix("https://10.0.0.1:6443/api/v1/namespaces/github-runners-jobs/pods?"))
+        #expect(request.url.contains("labelSelector=app.kubernetes.io/managed-by%3Dkube-actions-runner"))
+        #expect(pods.map(\.name) == ["runner-289782451-x7k2p", "runner-289782452-q9d4m", "runner-289782453-h2v8n"])
+        #expect(pods.map(\.jobName) == ["runner-289782451", "runner-289782452", "runner-289782453"])
+        #expect(pods[0].uid == "5d0f8c1e-2b7a-4c39-9a0e-6f4f3c2b1a01")
+        #expect(pods[0].createdAt == Timestamps.parse("2026-11-30T09:14:07Z"))
+        #expect(pods[0].createdAt != nil)
+
+        // The dind sidecar waits for its image; the runner waits for the sidecar.
+        #expect(pods[0].waitingReasons.sorted() == ["ImagePullBackOff", "PodInitializing"])
+        #expect(pods[0].unschedulable == nil)
+        #expect(
+            pods[0].containers == [
+                ContainerSummary(name: "runner", waitingReason: "PodInitializing"),
+                ContainerSummary(name: "dind", isInit: true, waitingReason: "ImagePullBackOff"),
+            ]
+        )
+
+        // No node fits: no container statuses yet, the scheduler's message kept.
+        #expect(pods[1].containers.isEmpty && pods[1].waitingReasons.isEmpty)
+        #expect(pods[1].unschedulable?.hasPrefix("0/3 nodes are available: 3 Insufficient cpu.") == true)
+
+        // The runner finished; its sidecar still runs and is ready.
+        #expect(
+            pods[2].containers == [
+                ContainerSummary(name: "runner", isTerminated: true),
+                ContainerSummary(name: "dind", isInit: true, isRunning: true, isReady: true),
+            ]
+        )
+    }
+
+    /// An EventList of the Job controller's FailedCreate events: the involved Job's uid and the last time it happened.
+    @Test func decodesFailedCreateEventsFromAnAPIServerEventList() async throws {
+        transport.enqueue(200, try Fixtures.text("k8s/eventlist.failedcreate.json"))
+        let events = try await client().listFailedCreateEvents(namespace: "github-runners-jobs")
+        let request = try #require(transport.requests.first)
+        #expect(
+            request.url
+                == "https://10.0.0.1:6443/api/v1/namespaces/github-runners-jobs/events?fieldSelector=involvedObject.kind%3DJob%2Creason%3DFailedCreate"
+        )
+        #expect(events.count == 2)
+        #expect(events.map(\.jobName) == ["runner-289782454", "runner-289782455"])
+        #expect(
+            events.map(\.jobUID) == ["3e4f5a6b-7c8d-4e9f-a0b1-c2d3e4f5a604", "4f5a6b7c-8d9e-4f0a-b1c2-d3e4f5a6b705"]
+        )
+        #expect(events.allSatisfy { $0.reason == "FailedCreate" })
+        #expect(events[0].message.contains("exceeded quota: runner-quota"))
+        #expect(events[1].message.contains("violates PodSecurity"))
+        // lastTimestamp, not firstTimestamp: the quota refusal was repeated 41 s later.
+        #expect(events[0].lastSeen == Timestamps.parse("2026-11-30T09:17:43Z"))
+        #expect(events[0].lastSeen != nil)
+    }
 }
 
 /// Files a test can change between calls.
