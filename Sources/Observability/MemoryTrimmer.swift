@@ -1,5 +1,6 @@
 import CLinuxShims
 import ServiceLifecycle
+import Support
 
 /// Hands memory back to the system once it is no longer in use (measured: see BENCHMARKS.md).
 ///
@@ -14,12 +15,19 @@ import ServiceLifecycle
 /// decoded releases nothing, and with a 30 s period every trim met a list (measured: RSS never came down).
 package struct MemoryTrimmer: Service {
     private let interval: Duration
+    private let clock: MonotonicClock
     private let activity: @Sendable () -> Int
 
     /// - Parameter activity: a count that grows with every webhook delivery answered; file pages are released
     ///   only when it did not change over a tick, so code that deliveries use is never unmapped under them.
-    package init(interval: Duration = .seconds(7), activity: @escaping @Sendable () -> Int) {
+    /// - Parameter clock: the ticks' clock.
+    package init(
+        interval: Duration = .seconds(7),
+        clock: some Clock<Duration> = ContinuousClock(),
+        activity: @escaping @Sendable () -> Int
+    ) {
         self.interval = interval
+        self.clock = MonotonicClock(clock)
         self.activity = activity
     }
 
@@ -34,7 +42,7 @@ package struct MemoryTrimmer: Service {
     package func run() async throws {
         var policy = FilePagePolicy(activity: activity())
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+            try? await cancelWhenGracefulShutdown { try await clock.sleep(for: interval) }
             _ = kar_malloc_trim()
             if policy.shouldRelease(activity: activity()) {
                 Self.releaseFilePages()

@@ -519,7 +519,7 @@ extension Reconciler {
         repositories: [RepositoryRegistry.Repository] = [.init(owner: "octo", name: "repo")],
         matcher: LabelMatcher = .selfHosted,
         rateLimitRemaining: @escaping @Sendable () -> Int64? = { 5000 },
-        clock: MonotonicClock = .continuous,
+        clock: some Clock<Duration> = ContinuousClock(),
         isLeader: @escaping @Sendable () -> Bool = { true }
     ) -> Reconciler {
         Reconciler(
@@ -547,22 +547,5 @@ extension Reconciler {
             metrics: metrics,
             logger: logs.logger()
         )
-    }
-}
-
-/// A monotonic clock that tests advance by hand: no test sleeps for a rule's timeout.
-package final class ManualClock: Sendable {
-    private let base = ContinuousClock.now
-    private let offset = Mutex<Duration>(.zero)
-
-    package func advance(by duration: Duration) { offset.withLock { $0 += duration } }
-
-    package var now: ContinuousClock.Instant { base + offset.withLock { $0 } }
-
-    package var clock: MonotonicClock { MonotonicClock { [self] in self.now } }
-
-    /// The same clock in nanoseconds, as the HTTP server's event loop reads time.
-    package var nanoseconds: @Sendable () -> UInt64 {
-        { [self] in 1_000_000_000_000 + UInt64(self.offset.withLock { $0 }.nanoseconds) }
     }
 }

@@ -140,7 +140,7 @@ import Testing
             namespace: "ns",
             identity: identity,
             configuration: configuration,
-            clock: time.clock,
+            clock: time,
             metrics: metrics,
             logger: logs.logger()
         )
