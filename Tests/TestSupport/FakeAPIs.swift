@@ -484,13 +484,15 @@ package final class FakeKubernetesAPI: KubernetesAPI {
 }
 
 extension JITRunnerProvisioner {
-    /// A provisioner in mode `standard` over the given fakes.
+    /// A provisioner in mode `standard` over the given fakes; its retry pauses take no time unless a test passes
+    /// another clock.
     package static func make(
         github: FakeGitHubAPI,
         kubernetes: FakeKubernetesAPI,
         metrics: Metrics,
         logs: LogCapture,
-        namespace: String = "ns"
+        namespace: String = "ns",
+        clock: some Clock<Duration> = ImmediateClock()
     ) -> JITRunnerProvisioner {
         JITRunnerProvisioner(
             github: github,
@@ -503,13 +505,15 @@ extension JITRunnerProvisioner {
                 metrics: metrics,
                 logger: logs.logger()
             ),
+            clock: clock,
             logger: logs.logger()
         )
     }
 }
 
 extension Reconciler {
-    /// A leading reconciler over the given fakes, watching octo/repo unless told otherwise.
+    /// A leading reconciler over the given fakes, watching octo/repo unless told otherwise; `clock` times its rules
+    /// and cycles, while its provisioner's retry pauses take no time.
     package static func make(
         github: FakeGitHubAPI,
         kubernetes: FakeKubernetesAPI,

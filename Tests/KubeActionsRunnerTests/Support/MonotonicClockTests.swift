@@ -28,11 +28,22 @@ import Testing
         #expect(time.sleepers == 0)
     }
 
+    /// Epoch seconds read as the wall time when the clock was made, then move with the clock it wraps (so a step of
+    /// the system clock does not move them).
+    @Test func readsEpochSecondsThatMoveWithTheClock() {
+        let time = ManualClock()
+        let clock = MonotonicClock(time, wallTimeAtStart: 1_700_000_000)
+        #expect(clock.epochSeconds == 1_700_000_000)
+        time.advance(by: .milliseconds(1500))
+        #expect(clock.epochSeconds == 1_700_000_001.5)
+        #expect(abs(MonotonicClock(ContinuousClock()).epochSeconds - Timestamps.now()) < 5)
+    }
+
     @Test func keepsAMonotonicClockAsItIs() {
         let time = ManualClock()
-        let clock = MonotonicClock(time)
+        let clock = MonotonicClock(time, wallTimeAtStart: 1_700_000_000)
         time.advance(by: .seconds(1))
         let again = MonotonicClock(clock)
-        #expect(again.now == clock.now)
+        #expect(again.now == clock.now && again.epochSeconds == 1_700_000_001)
     }
 }
