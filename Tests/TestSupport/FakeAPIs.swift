@@ -410,7 +410,8 @@ package final class FakeKubernetesAPI: KubernetesAPI {
         labelSelector: String,
         limit: Int?
     ) async throws(KubernetesAPIError) -> [JobSummary] {
-        state.withLock { state in
+        if down.withLock({ $0 }) { throw Self.error(.transport, status: nil, verb: "list") }
+        return state.withLock { state in
             state.calls.append("list jobs")
             return state.jobs.sorted { $0.key < $1.key }.filter { Self.matches(labelSelector, $0.value.labels) }.map {
                 JobSummary(
