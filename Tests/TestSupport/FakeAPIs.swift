@@ -223,8 +223,9 @@ package final class FakeKubernetesAPI: KubernetesAPI {
         package var createJobFaults: [KubernetesAPIError] = []
         package var createSecretFaults: [KubernetesAPIError] = []
         package var listPodsFaults: [KubernetesAPIError] = []
-        /// Delays createJob, to let concurrent callers race.
-        package var createJobDelay: Duration = .zero
+        /// createJob answers once this many calls have arrived, so concurrent callers race for one name.
+        package var createJobCallers = 1
+        var createJobWaiting: [CheckedContinuation<Void, Never>] = []
         /// A ResourceQuota on pods: the Job controller creates no pod past this many.
         package var podQuota: Int? = nil
         package var nextUID = 1
@@ -351,8 +352,17 @@ package final class FakeKubernetesAPI: KubernetesAPI {
     }
 
     package func createJob(_ manifest: JSONValue, namespace: String) async throws(KubernetesAPIError) -> CreatedObject {
-        let delay = state.withLock { $0.createJobDelay }
-        if delay > .zero { try? await Task.sleep(for: delay) }
+        if state.withLock({ $0.createJobCallers > 1 }) {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let arrived = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+                    state.createJobWaiting.append(continuation)
+                    guard state.createJobWaiting.count >= state.createJobCallers else { return [] }
+                    defer { state.createJobWaiting = [] }
+                    return state.createJobWaiting
+                }
+                for caller in arrived { caller.resume() }
+            }
+        }
         guard case .string(let name)? = manifest["metadata"]?["name"] else {
             throw Self.error(.invalid, status: 422)
         }

@@ -81,7 +81,7 @@ import Testing
 
     @Test func concurrentRequestsForOneJobRegisterOneRunner() async throws {
         github.queue(job: 10)
-        kubernetes.state.withLock { $0.createJobDelay = .milliseconds(20) }
+        kubernetes.state.withLock { $0.createJobCallers = 8 }  // all eight ask for the Job before any exists
         let provisioner = self.provisioner
         let outcomes = try await withThrowingTaskGroup(of: ProvisionOutcome.self) { group in
             for _ in 0..<8 { group.addTask { try await provisioner.provision(request(10)) } }
