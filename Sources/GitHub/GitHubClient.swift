@@ -49,7 +49,9 @@ package final class GitHubClient: GitHubAPI {
     private let transport: any HTTPTransport
     private let metrics: Metrics?
     private let logger: Logger
-    private let clock: @Sendable () -> Double
+    /// Rate-limit windows are compared in its `epochSeconds`: GitHub's reset is an epoch second, and a step of the
+    /// system clock neither shortens nor stretches a pause.
+    private let clock: MonotonicClock
     /// Epoch seconds until which calls are refused (rate limited); one client serves every path of the process
     /// (deliveries and the reconciler), so this is the whole process's pause.
     private let limitedUntil = Mutex<Double>(0)
@@ -66,26 +68,14 @@ package final class GitHubClient: GitHubAPI {
         transport: any HTTPTransport,
         metrics: Metrics?,
         logger: Logger,
-        clock: (@Sendable () -> Double)? = nil
+        clock: some Clock<Duration> = ContinuousClock()
     ) {
         self.configuration = configuration
         self.transport = transport
         self.metrics = metrics
         self.logger = logger
-        self.clock = clock ?? Self.steadyEpochSeconds
+        self.clock = MonotonicClock(clock)
     }
-
-    /// Epoch seconds that move with the monotonic clock: the wall time read once, then advanced by
-    /// `ContinuousClock`, so a step of the system clock neither shortens nor stretches a rate-limit pause, while
-    /// GitHub's `x-ratelimit-reset` (an epoch second) can still be compared with it.
-    static let steadyEpochSeconds: @Sendable () -> Double = {
-        let wall = Timestamps.now()
-        let start = ContinuousClock.now
-        return {
-            let elapsed = (ContinuousClock.now - start).components
-            return wall + Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
-        }
-    }()
 
     package func job(owner: String, repo: String, id: Int64) async throws(GitHubAPIError) -> GitHubJob {
         let response = try await call(.getJob, path: "/repos/\(segment(owner))/\(segment(repo))/actions/jobs/\(id)")
@@ -228,7 +218,7 @@ package final class GitHubClient: GitHubAPI {
         -> HTTPClientResponse
     {
         let until = limitedUntil.withLock { $0 }
-        if clock() < until {
+        if clock.epochSeconds < until {
             throw GitHubAPIError(
                 endpoint: endpoint.rawValue,
                 kind: .rateLimited,
@@ -297,7 +287,7 @@ package final class GitHubClient: GitHubAPI {
             return response
         }
         // A window GitHub gives counts from its answer, not from when the request left.
-        throw error(for: response, endpoint: endpoint, now: clock())
+        throw error(for: response, endpoint: endpoint, now: clock.epochSeconds)
     }
 
     private func error(for response: HTTPClientResponse, endpoint: Endpoint, now: Double) -> GitHubAPIError {

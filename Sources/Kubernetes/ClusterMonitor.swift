@@ -5,10 +5,11 @@ import Support
 import Synchronization
 
 /// Keeps an eye on the Kubernetes API: lists the runner Jobs every `interval`, publishes
-/// `runner_jobs_active`, and remembers when the API last answered, which `/ready` reports.
+/// `runner_jobs_active`, and remembers when the API last answered, which `/ready` reports. Its pauses and the age of
+/// the last answer run on `clock`.
 package final class ClusterMonitor: Service {
     private struct State {
-        var lastAnswer: ContinuousClock.Instant?
+        var lastAnswer: MonotonicClock.Instant?
         var lastError: String?
     }
 
@@ -17,6 +18,7 @@ package final class ClusterMonitor: Service {
     private let metrics: Metrics
     private let logger: Logger
     private let interval: Duration
+    private let clock: MonotonicClock
     private let state = Mutex(State())
 
     /// Jobs this service created (any deployment of it).
@@ -30,8 +32,10 @@ package final class ClusterMonitor: Service {
         metrics: Metrics,
         logger: Logger,
         interval: Duration = .seconds(15),
-        selector: String = ClusterMonitor.labelSelector
+        selector: String = ClusterMonitor.labelSelector,
+        clock: some Clock<Duration> = ContinuousClock()
     ) {
+        self.clock = MonotonicClock(clock)
         self.selector = selector
         self.kubernetes = kubernetes
         self.namespace = namespace
@@ -43,7 +47,7 @@ package final class ClusterMonitor: Service {
     package func run() async throws {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             await check()
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: self.interval) }
+            try? await cancelWhenGracefulShutdown { try await self.clock.sleep(for: self.interval) }
         }
     }
 
@@ -73,7 +77,8 @@ package final class ClusterMonitor: Service {
 
     /// Any successful Kubernetes call counts as an answer.
     package func recordAnswer() {
-        state.withLock { $0.lastAnswer = .now }
+        let now = clock.now
+        state.withLock { $0.lastAnswer = now }
     }
 
     /// Ready when the API answered within three check intervals; checks at once when it never has.
@@ -83,7 +88,7 @@ package final class ClusterMonitor: Service {
         guard let lastAnswer else {
             return .notReady("Kubernetes API has not answered" + (lastError.map { ": \($0)" } ?? ""))
         }
-        let age = ContinuousClock.now - lastAnswer
+        let age = clock.now - lastAnswer
         if age > interval * 3 {
             return .notReady(
                 "Kubernetes API has not answered for \(age.components.seconds)s" + (lastError.map { ": \($0)" } ?? "")

@@ -16,14 +16,17 @@ package final class KubernetesClient: KubernetesAPI {
     private let files: any FileReading
     private let timeout: Duration
     /// After a 429 with `Retry-After` (or `details.retryAfterSeconds`), no call is made before this instant.
-    private let notBefore = Mutex<ContinuousClock.Instant?>(nil)
+    private let notBefore = Mutex<MonotonicClock.Instant?>(nil)
+    private let clock: MonotonicClock
 
     package init(
         connection: KubernetesConnection,
         transport: any HTTPTransport,
         files: any FileReading = LocalFiles(),
-        timeout: Duration = .seconds(4)
+        timeout: Duration = .seconds(4),
+        clock: some Clock<Duration> = ContinuousClock()
     ) {
+        self.clock = MonotonicClock(clock)
         self.connection = connection
         self.transport = transport
         self.files = files
@@ -519,7 +522,7 @@ package final class KubernetesClient: KubernetesAPI {
         namespace: String,
         accept: String = "application/json"
     ) async throws(KubernetesAPIError) -> HTTPClientResponse {
-        if let until = notBefore.withLock({ $0 }), ContinuousClock.now < until {
+        if let until = notBefore.withLock({ $0 }), clock.now < until {
             throw KubernetesAPIError(
                 kind: .unavailable,
                 verb: verb,
@@ -588,7 +591,7 @@ package final class KubernetesClient: KubernetesAPI {
         if response.status == 429 {
             // Honour the API server's Retry-After (priority and fairness): no call from this client until then.
             let seconds = error.retryAfterSeconds ?? 1
-            let until = ContinuousClock.now + .seconds(seconds)
+            let until = clock.now + .seconds(seconds)
             notBefore.withLock { $0 = max($0 ?? until, until) }
         }
         throw error

@@ -8,10 +8,11 @@ import Synchronization
 /// replica at a time while every replica serves webhooks.
 ///
 /// Like client-go: a holder renews every `renewInterval`; another replica takes the Lease over only when it has
-/// not seen the Lease change for `leaseDuration` on its own monotonic clock, counted from when its GET answered (so
-/// clock skew between nodes does not matter). Fencing: `isLeader` turns false `leaseDuration - fencingMargin` after
-/// the start of the last successful renewal, before any other replica may take over; a failed renewal (the API
-/// server unreachable) does not end leadership before that, while a conflict or another holder ends it at once.
+/// not seen the Lease change for `leaseDuration` on its own monotonic clock (`clock`, which also paces the attempts),
+/// counted from when its GET answered (so clock skew between nodes does not matter). Fencing: `isLeader` turns false
+/// `leaseDuration - fencingMargin` after the start of the last successful renewal, before any other replica may take
+/// over; a failed renewal (the API server unreachable) does not end leadership before that, while a conflict or
+/// another holder ends it at once.
 /// Users check `isLeader` just before each change they make. On shutdown the Lease is released, if this replica
 /// still holds it, even when the shutting-down task is cancelled, so a successor starts at once.
 package final class LeaderElector: Service {
@@ -25,10 +26,10 @@ package final class LeaderElector: Service {
     }
 
     private struct State {
-        var leadingUntil: ContinuousClock.Instant?
+        var leadingUntil: MonotonicClock.Instant?
         /// The holder and renew time last seen, and when (our clock) they were first seen.
         var observed: (holder: String?, renew: String?)?
-        var observedAt: ContinuousClock.Instant?
+        var observedAt: MonotonicClock.Instant?
     }
 
     package let identity: String
@@ -45,11 +46,11 @@ package final class LeaderElector: Service {
         namespace: String,
         identity: String,
         configuration: Configuration = Configuration(),
-        clock: MonotonicClock = .continuous,
+        clock: some Clock<Duration> = ContinuousClock(),
         metrics: Metrics,
         logger: Logger
     ) {
-        self.clock = clock
+        self.clock = MonotonicClock(clock)
         self.kubernetes = kubernetes
         self.namespace = namespace
         self.identity = identity
@@ -60,7 +61,7 @@ package final class LeaderElector: Service {
 
     /// True while this replica holds a Lease it renewed recently enough.
     package var isLeader: Bool {
-        let now = clock.now()
+        let now = clock.now
         return state.withLock { state in state.leadingUntil.map { now < $0 } ?? false }
     }
 
@@ -69,7 +70,7 @@ package final class LeaderElector: Service {
             await tryAcquireOrRenew()
             metrics.leader.set(Int64(isLeader ? 1 : 0))
             let pause = isLeader ? configuration.renewInterval : configuration.renewInterval / 2
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pause) }
+            try? await cancelWhenGracefulShutdown { try await self.clock.sleep(for: pause) }
         }
         await release()
     }
@@ -77,7 +78,7 @@ package final class LeaderElector: Service {
     /// One attempt; public for tests.
     package func tryAcquireOrRenew() async {
         let now = Timestamps.now()
-        let attemptStarted = clock.now()
+        let attemptStarted = clock.now
         let duration = Int(configuration.leaseDuration.components.seconds)
         do throws(KubernetesAPIError) {
             guard var lease = try await kubernetes.lease(name: configuration.name, namespace: namespace) else {
@@ -98,7 +99,7 @@ package final class LeaderElector: Service {
             let seen = (lease.holderIdentity, lease.renewTime)
             // A change is dated when the GET answered, not when it was sent: the later time, so a slow answer can
             // only delay a takeover.
-            let answered = clock.now()
+            let answered = clock.now
             let expired = state.withLock { state -> Bool in
                 if state.observed == nil || state.observed! != seen {
                     state.observed = seen
@@ -143,7 +144,7 @@ package final class LeaderElector: Service {
         }
     }
 
-    private func becameLeader(at attemptStarted: ContinuousClock.Instant, transition: Bool) {
+    private func becameLeader(at attemptStarted: MonotonicClock.Instant, transition: Bool) {
         let wasLeader = isLeader
         state.withLock { $0.leadingUntil = attemptStarted + configuration.leaseDuration - configuration.fencingMargin }
         if !wasLeader {
@@ -152,7 +153,7 @@ package final class LeaderElector: Service {
     }
 
     private func lostLeadership(reason: String) {
-        let now = clock.now()
+        let now = clock.now
         let wasLeader = state.withLock { state -> Bool in
             defer { state.leadingUntil = nil }
             return state.leadingUntil.map { now < $0 } ?? false

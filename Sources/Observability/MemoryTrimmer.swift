@@ -1,7 +1,8 @@
 import CLinuxShims
 import ServiceLifecycle
+import Support
 
-/// Hands memory back to the system once it is no longer in use (measured: see BENCHMARKS.md).
+/// Hands memory back to the system once it is no longer in use.
 ///
 /// Two kinds of memory stay resident after use. glibc keeps freed heap pages for reuse, so without a trim a burst's
 /// peak stays in RSS for good: `malloc_trim` runs every tick. And the kernel maps file pages 64 KiB at a time around
@@ -11,23 +12,30 @@ import ServiceLifecycle
 /// deliveries, the clean pages of read-only file mappings are unmapped (`MADV_DONTNEED`). They stay in the page
 /// cache; what runs again maps them back with a minor fault.
 ///
-/// The interval is deliberately not a multiple of the cluster monitor's 15 s: trimming while a Job list is being
-/// decoded releases nothing, and with a 30 s period every trim met a list (measured: RSS never came down).
+/// The interval is deliberately not a multiple of the cluster monitor's 15 s: a trim that meets a Job list being
+/// decoded releases nothing, and a period in step with the lists would meet one every time.
 package struct MemoryTrimmer: Service {
     private let interval: Duration
-    private let releasesFilePages: Bool
+    /// Unmaps the clean file pages (`releaseFilePages`), or nothing when the setting is off.
+    private let release: @Sendable () -> Void
+    private let clock: MonotonicClock
     private let activity: @Sendable () -> Int
 
     /// - Parameter activity: a count that grows with every webhook delivery answered; file pages are released
     ///   only when it did not change over a tick, so code that deliveries use is never unmapped under them.
     /// - Parameter releaseFilePages: whether quiet ticks also unmap the clean pages of read-only file mappings.
+    /// - Parameter clock: the ticks' clock.
+    /// - Parameter releaser: what a quiet tick calls when `releaseFilePages` is set (the system call; tests count).
     package init(
         interval: Duration = .seconds(7),
         releaseFilePages: Bool = false,
+        clock: some Clock<Duration> = ContinuousClock(),
+        releaser: @escaping @Sendable () -> Void = { _ = MemoryTrimmer.releaseFilePages() },
         activity: @escaping @Sendable () -> Int
     ) {
         self.interval = interval
-        self.releasesFilePages = releaseFilePages
+        self.release = releaseFilePages ? releaser : { @Sendable in }
+        self.clock = MonotonicClock(clock)
         self.activity = activity
     }
 
@@ -42,11 +50,9 @@ package struct MemoryTrimmer: Service {
     package func run() async throws {
         var policy = FilePagePolicy(activity: activity())
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+            try? await cancelWhenGracefulShutdown { try await clock.sleep(for: interval) }
             _ = kar_malloc_trim()
-            if policy.shouldRelease(activity: activity()), releasesFilePages {
-                Self.releaseFilePages()
-            }
+            if policy.shouldRelease(activity: activity()) { release() }
         }
     }
 

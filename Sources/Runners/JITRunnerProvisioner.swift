@@ -19,6 +19,8 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
     private let settings: RunnerJob.Settings
     private let runnerGroupID: Int
     private let monitor: ClusterMonitor
+    /// The retry pauses' clock.
+    private let clock: MonotonicClock
     private let logger: Logger
 
     package init(
@@ -27,8 +29,10 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
         settings: RunnerJob.Settings,
         runnerGroupID: Int,
         monitor: ClusterMonitor,
+        clock: some Clock<Duration> = ContinuousClock(),
         logger: Logger
     ) {
+        self.clock = MonotonicClock(clock)
         self.github = github
         self.kubernetes = kubernetes
         self.settings = settings
@@ -224,7 +228,7 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
 
     /// One fast retry after a transient failure, with jitter, well inside the webhook's deadline.
     private func pauseBeforeRetry() async {
-        try? await Task.sleep(for: .milliseconds(Int.random(in: 100...300)))
+        try? await clock.sleep(for: .milliseconds(Int.random(in: 100...300)))
     }
 
     /// Removes what a failed attempt made — exactly the Job it created (`uid`), never another of that name. Runs to

@@ -73,9 +73,9 @@ package final class Reconciler: Service {
 
     struct State {
         /// Job id → until when it is not provisioned again, and why (its previous pod could not run).
-        var heldOff: [String: (until: ContinuousClock.Instant, reason: String)] = [:]
+        var heldOff: [String: (until: MonotonicClock.Instant, reason: String)] = [:]
         /// A rule's key (`idle:<runner id>`, `pull:<pod uid>`, …) → when this process first saw that state.
-        var firstSeen: [String: ContinuousClock.Instant] = [:]
+        var firstSeen: [String: MonotonicClock.Instant] = [:]
     }
 
     let state = Mutex(State())
@@ -91,7 +91,7 @@ package final class Reconciler: Service {
         matcher: LabelMatcher,
         repositories: RepositoryRegistry,
         isLeader: @escaping @Sendable () -> Bool,
-        clock: MonotonicClock = .continuous,
+        clock: some Clock<Duration> = ContinuousClock(),
         metrics: Metrics,
         logger: Logger
     ) {
@@ -105,7 +105,7 @@ package final class Reconciler: Service {
         self.matcher = matcher
         self.repositories = repositories
         self.isLeader = isLeader
-        self.clock = clock
+        self.clock = MonotonicClock(clock)
         self.metrics = metrics
         self.logger = logger
     }
@@ -114,7 +114,7 @@ package final class Reconciler: Service {
         var interval = configuration.interval
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             let pause = interval
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pause) }
+            try? await cancelWhenGracefulShutdown { try await self.clock.sleep(for: pause) }
             guard !Task.isCancelled && !Task.isShuttingDownGracefully else { break }
             guard isLeader() else {
                 metrics.countReconcilerCycle("skipped")
@@ -305,7 +305,7 @@ package final class Reconciler: Service {
     // MARK: - Acting
 
     func act(on world: World, summary: inout Summary, touched: inout Set<String>) async throws(LostLeadership) {
-        let now = clock.now()
+        let now = clock.now
         func seenFor(_ key: String) -> Duration {
             touched.insert(key)
             return now

@@ -17,6 +17,8 @@ package struct WebhookHandler: Sendable {
     private let logger: Logger
     /// The whole provisioning step must finish within this, well inside GitHub's 10 s.
     private let deadline: Duration
+    /// Times the deadline and each delivery's latency.
+    private let clock: MonotonicClock
     /// Told about the repository of every verified `workflow_job` delivery (the reconciler's list).
     private let onVerifiedRepository: (@Sendable (_ owner: String, _ repo: String) -> Void)?
 
@@ -28,8 +30,10 @@ package struct WebhookHandler: Sendable {
         metrics: Metrics,
         logger: Logger,
         deadline: Duration = .seconds(8),
+        clock: some Clock<Duration> = ContinuousClock(),
         onVerifiedRepository: (@Sendable (_ owner: String, _ repo: String) -> Void)? = nil
     ) {
+        self.clock = MonotonicClock(clock)
         self.onVerifiedRepository = onVerifiedRepository
         self.verifier = verifier
         self.matcher = matcher
@@ -51,11 +55,11 @@ package struct WebhookHandler: Sendable {
     }
 
     package func handle(_ request: HTTPRequest) async -> HTTPResponse {
-        let started = ContinuousClock.now
+        let started = clock.now
         let deliveryID = request.headers["X-GitHub-Delivery"].map(sanitizedDeliveryID)
         let eventName = request.headers["X-GitHub-Event"]
         let result = await process(request, deliveryID: deliveryID, eventName: eventName)
-        let elapsed = ContinuousClock.now - started
+        let elapsed = clock.now - started
 
         if let deliveryID, result.status < 300, result.outcome != .duplicateDelivery {
             deliveries.record(deliveryID)
@@ -220,6 +224,7 @@ package struct WebhookHandler: Sendable {
     ) async -> Swift.Result<ProvisionOutcome, ProvisioningError> {
         let provisioner = self.provisioner
         let deadline = self.deadline
+        let clock = self.clock
         return await withTaskGroup(of: Swift.Result<ProvisionOutcome, ProvisioningError>?.self) { group in
             group.addTask {
                 do throws(ProvisioningError) {
@@ -229,7 +234,7 @@ package struct WebhookHandler: Sendable {
                 }
             }
             group.addTask {
-                try? await Task.sleep(for: deadline)
+                try? await clock.sleep(for: deadline)
                 return Task.isCancelled
                     ? nil : .failure(ProvisioningError(status: 503, reason: "provisioning timed out"))
             }

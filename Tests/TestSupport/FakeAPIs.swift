@@ -223,8 +223,9 @@ package final class FakeKubernetesAPI: KubernetesAPI {
         package var createJobFaults: [KubernetesAPIError] = []
         package var createSecretFaults: [KubernetesAPIError] = []
         package var listPodsFaults: [KubernetesAPIError] = []
-        /// Delays createJob, to let concurrent callers race.
-        package var createJobDelay: Duration = .zero
+        /// createJob answers once this many calls have arrived, so concurrent callers race for one name.
+        package var createJobCallers = 1
+        var createJobWaiting: [CheckedContinuation<Void, Never>] = []
         /// A ResourceQuota on pods: the Job controller creates no pod past this many.
         package var podQuota: Int? = nil
         package var nextUID = 1
@@ -351,8 +352,17 @@ package final class FakeKubernetesAPI: KubernetesAPI {
     }
 
     package func createJob(_ manifest: JSONValue, namespace: String) async throws(KubernetesAPIError) -> CreatedObject {
-        let delay = state.withLock { $0.createJobDelay }
-        if delay > .zero { try? await Task.sleep(for: delay) }
+        if state.withLock({ $0.createJobCallers > 1 }) {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let arrived = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+                    state.createJobWaiting.append(continuation)
+                    guard state.createJobWaiting.count >= state.createJobCallers else { return [] }
+                    defer { state.createJobWaiting = [] }
+                    return state.createJobWaiting
+                }
+                for caller in arrived { caller.resume() }
+            }
+        }
         guard case .string(let name)? = manifest["metadata"]?["name"] else {
             throw Self.error(.invalid, status: 422)
         }
@@ -410,7 +420,8 @@ package final class FakeKubernetesAPI: KubernetesAPI {
         labelSelector: String,
         limit: Int?
     ) async throws(KubernetesAPIError) -> [JobSummary] {
-        state.withLock { state in
+        if down.withLock({ $0 }) { throw Self.error(.transport, status: nil, verb: "list") }
+        return state.withLock { state in
             state.calls.append("list jobs")
             return state.jobs.sorted { $0.key < $1.key }.filter { Self.matches(labelSelector, $0.value.labels) }.map {
                 JobSummary(
@@ -484,13 +495,15 @@ package final class FakeKubernetesAPI: KubernetesAPI {
 }
 
 extension JITRunnerProvisioner {
-    /// A provisioner in mode `standard` over the given fakes.
+    /// A provisioner in mode `standard` over the given fakes; its retry pauses take no time unless a test passes
+    /// another clock.
     package static func make(
         github: FakeGitHubAPI,
         kubernetes: FakeKubernetesAPI,
         metrics: Metrics,
         logs: LogCapture,
-        namespace: String = "ns"
+        namespace: String = "ns",
+        clock: some Clock<Duration> = ImmediateClock()
     ) -> JITRunnerProvisioner {
         JITRunnerProvisioner(
             github: github,
@@ -503,13 +516,15 @@ extension JITRunnerProvisioner {
                 metrics: metrics,
                 logger: logs.logger()
             ),
+            clock: clock,
             logger: logs.logger()
         )
     }
 }
 
 extension Reconciler {
-    /// A leading reconciler over the given fakes, watching octo/repo unless told otherwise.
+    /// A leading reconciler over the given fakes, watching octo/repo unless told otherwise; `clock` times its rules
+    /// and cycles, while its provisioner's retry pauses take no time.
     package static func make(
         github: FakeGitHubAPI,
         kubernetes: FakeKubernetesAPI,
@@ -519,7 +534,7 @@ extension Reconciler {
         repositories: [RepositoryRegistry.Repository] = [.init(owner: "octo", name: "repo")],
         matcher: LabelMatcher = .selfHosted,
         rateLimitRemaining: @escaping @Sendable () -> Int64? = { 5000 },
-        clock: MonotonicClock = .continuous,
+        clock: some Clock<Duration> = ContinuousClock(),
         isLeader: @escaping @Sendable () -> Bool = { true }
     ) -> Reconciler {
         Reconciler(
@@ -547,22 +562,5 @@ extension Reconciler {
             metrics: metrics,
             logger: logs.logger()
         )
-    }
-}
-
-/// A monotonic clock that tests advance by hand: no test sleeps for a rule's timeout.
-package final class ManualClock: Sendable {
-    private let base = ContinuousClock.now
-    private let offset = Mutex<Duration>(.zero)
-
-    package func advance(by duration: Duration) { offset.withLock { $0 += duration } }
-
-    package var now: ContinuousClock.Instant { base + offset.withLock { $0 } }
-
-    package var clock: MonotonicClock { MonotonicClock { [self] in self.now } }
-
-    /// The same clock in nanoseconds, as the HTTP server's event loop reads time.
-    package var nanoseconds: @Sendable () -> UInt64 {
-        { [self] in 1_000_000_000_000 + UInt64(self.offset.withLock { $0 }.nanoseconds) }
     }
 }

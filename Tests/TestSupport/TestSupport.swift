@@ -35,17 +35,23 @@ package final class RecordingProvisioner: RunnerProvisioner {
         case create
         case fail(ProvisioningError)
         case notQueued(String)
-        /// Takes this long, then creates (for deadline tests).
+        /// Takes this long on its clock, then creates (for deadline tests).
         case slow(Duration)
     }
 
     private let state = Mutex<(requests: [RunnerRequest], created: Set<Int64>)>(([], []))
     package let behaviour: Behaviour
     package let readinessValue: Readiness
+    private let clock: MonotonicClock
 
-    package init(_ behaviour: Behaviour = .create, readiness: Readiness = .ready) {
+    package init(
+        _ behaviour: Behaviour = .create,
+        readiness: Readiness = .ready,
+        clock: some Clock<Duration> = ContinuousClock()
+    ) {
         self.behaviour = behaviour
         self.readinessValue = readiness
+        self.clock = MonotonicClock(clock)
     }
 
     package var requests: [RunnerRequest] { state.withLock { $0.requests } }
@@ -56,7 +62,7 @@ package final class RecordingProvisioner: RunnerProvisioner {
         case .fail(let error): throw error
         case .notQueued(let status): return .notQueued(status: status)
         case .slow(let duration):
-            try? await Task.sleep(for: duration)
+            try? await clock.sleep(for: duration)
             fallthrough
         case .create:
             let inserted = state.withLock { $0.created.insert(request.jobID).inserted }

@@ -11,21 +11,19 @@ import Testing
 @Suite struct GitHubClientTests {
     let transport = RecordingTransport()
     let metrics = Metrics()
-    let now = Clock()
+    let time = ManualClock()
 
-    final class Clock: Sendable {
-        let value = Mutex<Int64>(1_700_000_000)
-        func withLock<T: Sendable>(_ body: @Sendable (inout Int64) -> T) -> T { value.withLock { body(&$0) } }
-    }
-
-    func client(baseURL: String = "https://api.github.com") -> GitHubClient {
-        let now = self.now
-        return GitHubClient(
+    /// A client whose clock reads 1_700_000_000 in epoch seconds until the test advances it.
+    func client(
+        baseURL: String = "https://api.github.com",
+        transport: RecordingTransport? = nil
+    ) -> GitHubClient {
+        GitHubClient(
             configuration: .init(baseURL: baseURL, token: Secret("ghp_secret")),
-            transport: transport,
+            transport: transport ?? self.transport,
             metrics: metrics,
             logger: LogCapture().logger(),
-            clock: { Double(now.withLock { $0 }) }
+            clock: MonotonicClock(time, wallTimeAtStart: 1_700_000_000)
         )
     }
 
@@ -198,11 +196,13 @@ import Testing
             #expect(error.description.contains("rate limited until 2023-11-14T22:23:21Z"))
         }
         #expect(exposition.contains("github_api_rate_limit_remaining 0.0\n"))
-        // Before the reset: refused without a request.
+        // Before the reset, and within its second: refused without a request.
+        await #expect(throws: GitHubAPIError.self) { try await github.job(owner: "o", repo: "r", id: 1) }
+        time.advance(by: .milliseconds(600_900))
         await #expect(throws: GitHubAPIError.self) { try await github.job(owner: "o", repo: "r", id: 1) }
         #expect(transport.requests.count == 1)
         // After it: calls again.
-        now.withLock { $0 = 1_700_000_601 }
+        time.advance(by: .milliseconds(100))
         transport.enqueue(200, try Fixtures.text("github/api/job.get.200.json"))
         _ = try await github.job(owner: "o", repo: "r", id: 1)
         #expect(transport.requests.count == 2)
@@ -221,40 +221,29 @@ import Testing
     }
 
     @Test func countsARetryAfterWindowFromTheAnswerNotFromTheRequest() async throws {
-        transport.enqueue(
-            429,
-            #"{"message":"You have exceeded a secondary rate limit."}"#,
-            headers: [("retry-after", "30")]
+        let time = self.time
+        let limited = HTTPClientResponse(
+            status: 429,
+            headers: [(name: "retry-after", value: "30")],
+            body: Array(#"{"message":"You have exceeded a secondary rate limit."}"#.utf8)
         )
-        let reads = Reads()
-        // The request left at 1_700_000_000; its answer came 10 s later (a slow call).
-        let delayed = GitHubClient(
-            configuration: .init(baseURL: "https://api.github.com", token: Secret("ghp_secret")),
-            transport: transport,
-            metrics: metrics,
-            logger: LogCapture().logger(),
-            clock: { reads.next() }
-        )
-        await #expect(throws: GitHubAPIError.self) { try await delayed.job(owner: "o", repo: "r", id: 1) }
-        reads.set(1_700_000_035)  // 35 s after the request, 25 s after the answer: still inside the window
-        await #expect(throws: GitHubAPIError.self) { try await delayed.job(owner: "o", repo: "r", id: 1) }
-        #expect(transport.requests.count == 1)
-        reads.set(1_700_000_041)
-        transport.enqueue(200, try Fixtures.text("github/api/job.get.200.json"))
-        _ = try await delayed.job(owner: "o", repo: "r", id: 1)
-        #expect(transport.requests.count == 2)
-    }
-
-    /// A clock whose first read is the request's start and later reads are 10 s on (the answer's arrival).
-    final class Reads: Sendable {
-        let state = Mutex<(reads: Int, fixed: Double?)>((0, nil))
-        func next() -> Double {
-            state.withLock { state in
-                defer { state.reads += 1 }
-                return state.fixed ?? (state.reads == 0 ? 1_700_000_000 : 1_700_000_010)
+        // The request leaves at 1_700_000_000; its answer comes 10 s later (a slow call).
+        let slow = RecordingTransport([
+            { _ in
+                time.advance(by: .seconds(10))
+                return .success(limited)
             }
-        }
-        func set(_ value: Double) { state.withLock { $0.fixed = value } }
+        ])
+        let delayed = client(transport: slow)
+        let error = await #expect(throws: GitHubAPIError.self) { try await delayed.job(owner: "o", repo: "r", id: 1) }
+        #expect(error?.retryAt == 1_700_000_040)
+        time.advance(by: .seconds(25))  // 35 s after the request, 25 s after the answer: still inside the window
+        await #expect(throws: GitHubAPIError.self) { try await delayed.job(owner: "o", repo: "r", id: 1) }
+        #expect(slow.requests.count == 1)
+        time.advance(by: .seconds(6))
+        slow.enqueue(200, try Fixtures.text("github/api/job.get.200.json"))
+        _ = try await delayed.job(owner: "o", repo: "r", id: 1)
+        #expect(slow.requests.count == 2)
     }
 
     @Test func stopsAfterTheLastRequestOfTheWindowSucceeded() async throws {
@@ -316,16 +305,5 @@ import Testing
         #expect(requests[0].header("If-None-Match") == nil)
         #expect(requests[1].header("If-None-Match") == #"W/"abc""#)
         #expect(github.rateLimitRemaining == 4000)
-    }
-}
-
-@Suite struct SteadyEpochTests {
-    /// The rate-limit clock reads as epoch seconds and advances with the monotonic clock.
-    @Test func readsAsWallTimeAndAdvancesMonotonically() async throws {
-        let first = GitHubClient.steadyEpochSeconds()
-        #expect(abs(first - Timestamps.now()) < 5)
-        try await Task.sleep(for: .milliseconds(20))
-        let second = GitHubClient.steadyEpochSeconds()
-        #expect(second - first >= 0.02 && second - first < 5)
     }
 }

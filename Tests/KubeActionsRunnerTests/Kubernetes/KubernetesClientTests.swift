@@ -9,6 +9,7 @@ import Testing
 
 @Suite struct KubernetesClientTests {
     let transport = RecordingTransport()
+    let time = ManualClock()
 
     func client(
         credentials: KubernetesConnection.Credentials = .token(Secret("kube-token")),
@@ -25,7 +26,8 @@ import Testing
                 source: "test"
             ),
             transport: transport,
-            files: files
+            files: files,
+            clock: time
         )
     }
 
@@ -242,10 +244,16 @@ import Testing
             #expect(error.kind == .unavailable && error.retryAfterSeconds == 30)
         }
         // Inside the window: refused without a request.
+        time.advance(by: .milliseconds(29_999))
         await #expect(throws: KubernetesAPIError.self) {
             try await kubernetes.listJobs(namespace: "runners", labelSelector: "a=b", limit: nil)
         }
         #expect(transport.requests.count == 1)
+        // After it: calls again.
+        time.advance(by: .milliseconds(1))
+        transport.enqueue(201, #"{"kind":"Job","metadata":{"name":"runner-1","uid":"0b7f-uid"}}"#)
+        _ = try await kubernetes.createJob(.object([("kind", "Job")]), namespace: "runners")
+        #expect(transport.requests.count == 2)
     }
 
     /// A PodList as kube-apiserver sends it: labels, restartable init containers, waiting, running and terminated

@@ -1,7 +1,10 @@
 import Foundation
+import ServiceLifecycleTestKit
+import Synchronization
 import Testing
 
 @testable import Observability
+@testable import TestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -21,6 +24,61 @@ import Glibc
         var policy = MemoryTrimmer.FilePagePolicy(activity: 0)
         let decisions = ticks.map { policy.shouldRelease(activity: $0) }
         #expect(decisions == expected)
+    }
+
+    /// One tick per interval of its clock (each reads the delivery count), and none once shutdown began.
+    @Test func ticksOnceEveryIntervalAndStopsWithinASecondOfShutdown() async throws {
+        final class Deliveries: Sendable {
+            private let count = Mutex(0)
+            var reads: Int { count.withLock { $0 } }
+            /// A new count at every read: deliveries keep coming, so no tick unmaps file pages.
+            func read() -> Int {
+                count.withLock {
+                    $0 += 1; return $0
+                }
+            }
+        }
+        let deliveries = Deliveries()
+        let time = ManualClock()
+        let trimmer = MemoryTrimmer(interval: .seconds(7), clock: time) { deliveries.read() }
+        try await testGracefulShutdown { trigger in
+            let loop = Task { try await trimmer.run() }
+            try await time.waitForSleepers(1)
+            #expect(time.sleeps == [.seconds(7)] && deliveries.reads == 1)
+            time.advance(by: .seconds(6))
+            #expect(time.sleepers == 1 && deliveries.reads == 1)
+            time.advance(by: .seconds(1))
+            try await time.waitForSleepers(1)
+            #expect(deliveries.reads == 2)
+            trigger.triggerGracefulShutdown()
+            await expectEnds(loop, within: .seconds(1), "the trimmer's loop")
+        }
+        #expect(time.sleepers == 0)
+    }
+
+    /// Releasing the binary's code pages is opt-in: a quiet tick releases them only when the setting asks for it.
+    @Test(arguments: [false, true])
+    func releasesFilePagesOnAQuietTickOnlyWhenAsked(enabled: Bool) async throws {
+        let releases = Mutex(0)
+        let time = ManualClock()
+        let trimmer = MemoryTrimmer(
+            interval: .seconds(7),
+            releaseFilePages: enabled,
+            clock: time,
+            releaser: { releases.withLock { $0 += 1 } }
+        ) { 42 }  // no deliveries: every tick is quiet
+        try await testGracefulShutdown { trigger in
+            let loop = Task { try await trimmer.run() }
+            for _ in 0..<3 {
+                try await time.waitForSleepers(1)
+                time.advance(by: .seconds(7))
+            }
+            try await time.waitForSleepers(1)
+            trigger.triggerGracefulShutdown()
+            await expectEnds(loop, within: .seconds(1), "the trimmer's loop")
+        }
+        // Once after start-up, not again while nothing happens; never when off.
+        #expect(releases.withLock { $0 } == (enabled ? 1 : 0))
     }
 
     /// The real system call on real mappings of this process: a clean read-only mapping of a shared library is

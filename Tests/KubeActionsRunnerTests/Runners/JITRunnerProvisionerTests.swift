@@ -12,14 +12,19 @@ import Testing
     let kubernetes = FakeKubernetesAPI()
     let metrics = Metrics()
     let logs = LogCapture()
+    /// Retry pauses take no time; `pauses.elapsed` is how long they were.
+    let pauses = ImmediateClock()
 
-    var provisioner: JITRunnerProvisioner {
+    var provisioner: JITRunnerProvisioner { provisioner(clock: pauses) }
+
+    func provisioner(clock: some Clock<Duration>) -> JITRunnerProvisioner {
         JITRunnerProvisioner.make(
             github: github,
             kubernetes: kubernetes,
             metrics: metrics,
             logs: logs,
-            namespace: "github-runners"
+            namespace: "github-runners",
+            clock: clock
         )
     }
 
@@ -76,7 +81,7 @@ import Testing
 
     @Test func concurrentRequestsForOneJobRegisterOneRunner() async throws {
         github.queue(job: 10)
-        kubernetes.state.withLock { $0.createJobDelay = .milliseconds(20) }
+        kubernetes.state.withLock { $0.createJobCallers = 8 }  // all eight ask for the Job before any exists
         let provisioner = self.provisioner
         let outcomes = try await withThrowingTaskGroup(of: ProvisionOutcome.self) { group in
             for _ in 0..<8 { group.addTask { try await provisioner.provision(request(10)) } }
@@ -104,20 +109,34 @@ import Testing
         github.state.withLock { $0.jitFaults = [FakeGitHubAPI.error(.conflict, status: 409)] }
         #expect(try await provisioner.provision(request(11)) == .created(runnerJob: "runner-11"))
         #expect(github.calls.filter { $0.hasPrefix("jit runner-11-") }.count == 2)
+        #expect(pauses.elapsed == .zero)  // a new name needs no pause
     }
 
-    @Test func retriesATransientJobLookupOnce() async throws {
+    /// One retry, and only after its pause (100 to 300 ms, jittered) has passed.
+    @Test func retriesATransientJobLookupOnceAfterAPause() async throws {
+        let time = ManualClock()
+        let provisioner = self.provisioner(clock: time)
         github.queue(job: 12)
         github.state.withLock { $0.jobFaults = [FakeGitHubAPI.error(.server, status: 502)] }
-        #expect(try await provisioner.provision(request(12)) == .created(runnerJob: "runner-12"))
+        let outcome = Task { try await provisioner.provision(request(12)) }
+        try await time.waitForSleepers(1)
+        let pause = try #require(time.sleeps.first)
+        #expect(pause >= .milliseconds(100) && pause <= .milliseconds(300))
+        time.advance(by: pause - .milliseconds(1))
+        #expect(time.sleepers == 1 && github.calls.filter { $0 == "job 12" }.count == 1)
+        time.advance(by: .milliseconds(1))
+        #expect(try await outcome.value == .created(runnerJob: "runner-12"))
+        #expect(github.calls.filter { $0 == "job 12" }.count == 2)
+
         github.state.withLock {
             $0.jobFaults = [FakeGitHubAPI.error(.server, status: 502), FakeGitHubAPI.error(.server, status: 502)]
         }
         github.queue(job: 13)
         await #expect(throws: ProvisioningError(status: 502, reason: "GitHub answered 502")) {
-            try await provisioner.provision(request(13))
+            try await self.provisioner.provision(request(13))
         }
         #expect(!kubernetes.jobNames.contains("runner-13"))
+        #expect(pauses.elapsed >= .milliseconds(100) && pauses.elapsed <= .milliseconds(300))  // one retry only
     }
 
     @Test func aFailedSecretRemovesTheRegistrationAndTheJob() async throws {
@@ -227,6 +246,7 @@ import Testing
         #expect(try await provisioner.provision(request(40)) == .created(runnerJob: "runner-40"))
         #expect(kubernetes.jobNames == ["runner-40"] && kubernetes.secretNames == ["runner-40"])
         #expect(github.runners.count == 1)
+        #expect(pauses.elapsed >= .milliseconds(300) && pauses.elapsed <= .milliseconds(900))  // a pause before each
     }
 
     @Test func replacesOnlyARunnerThisDeploymentRecordedOnOneOfItsJobs() async throws {

@@ -41,7 +41,7 @@ import Testing
             metrics: metrics,
             logs: logs,
             configuration: configuration,
-            clock: time.clock,
+            clock: time,
             isLeader: isLeader ?? { leading.withLock { $0 } }
         )
     }

@@ -1,3 +1,4 @@
+import ServiceLifecycleTestKit
 import Synchronization
 import Testing
 
@@ -140,7 +141,7 @@ import Testing
             namespace: "ns",
             identity: identity,
             configuration: configuration,
-            clock: time.clock,
+            clock: time,
             metrics: metrics,
             logger: logs.logger()
         )
@@ -223,5 +224,59 @@ import Testing
         }
         await task.value
         #expect(kubernetes.objects.lease(name: "kube-actions-runner")?.holderIdentity == "")
+    }
+
+    var holder: String? { kubernetes.objects.lease(name: "kube-actions-runner")?.holderIdentity }
+
+    /// Through its loop, a follower looks every 5 s and takes over a Lease nobody renewed for 30 s; then it renews
+    /// every 10 s, and gives the Lease up when it stops.
+    @Test func aFollowersLoopTakesOverALeaseNobodyRenews() async throws {
+        let a = elector("a")
+        await a.tryAcquireOrRenew()  // and then its process died: nothing renews
+        let b = elector("b")
+        let loop = Task { try await b.run() }
+        try await time.waitForSleepers(1)
+        #expect(time.sleeps == [.seconds(5)] && !b.isLeader)
+        for _ in 0..<5 {
+            time.advance(by: .seconds(5))
+            try await time.waitForSleepers(1)
+        }
+        #expect(!b.isLeader && holder == "a")  // 25 s unchanged: not yet
+        time.advance(by: .seconds(5))
+        try await time.waitForSleepers(1)
+        #expect(b.isLeader && holder == "b")
+        #expect(time.sleeps == [.seconds(10)])
+        loop.cancel()
+        await expectEnds(loop, within: .seconds(1), "the cancelled loop")
+        #expect(holder == "")
+    }
+
+    /// A leader's loop renews every 10 s, so a follower's never takes over; a shutdown stops the leader's loop at
+    /// once and releases the Lease, and the follower leads at its next look.
+    @Test func aLeaderKeepsTheLeaseWhileItRenewsAndHandsItOverWhenItShutsDown() async throws {
+        let a = elector("a")
+        let b = elector("b")
+        try await testGracefulShutdown { trigger in
+            let leader = Task { try await a.run() }
+            try await time.waitForSleepers(1)
+            #expect(a.isLeader)
+            let follower = Task.detached { try await b.run() }  // not under this shutdown
+            try await time.waitForSleepers(2)
+            #expect(time.sleeps == [.seconds(5), .seconds(10)])
+            for _ in 0..<12 {
+                time.advance(by: .seconds(5))
+                try await time.waitForSleepers(2)
+            }
+            #expect(a.isLeader && !b.isLeader && holder == "a")  // a minute on
+
+            trigger.triggerGracefulShutdown()
+            await expectEnds(leader, within: .seconds(1), "the leader's loop")
+            #expect(holder == "" && !a.isLeader)
+            time.advance(by: try #require(time.sleeps.first))
+            try await time.waitForSleepers(1)
+            #expect(b.isLeader && holder == "b")
+            follower.cancel()
+            await expectEnds(follower, within: .seconds(1), "the follower's loop")
+        }
     }
 }

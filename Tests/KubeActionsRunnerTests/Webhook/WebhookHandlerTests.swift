@@ -233,15 +233,17 @@ import Testing
     }
 
     @Test func answers503WhenProvisioningOutlivesTheDeadline() async throws {
-        let slow = RecordingProvisioner(.slow(.seconds(30)))
+        let time = ManualClock()
+        let logs = LogCapture()
+        let slow = RecordingProvisioner(.slow(.seconds(30)), clock: time)
         let handler = WebhookHandler(
             verifier: SignatureVerifier(secrets: [Secret(Fixtures.secret)]),
             matcher: .selfHosted,
             deliveries: DeliveryLog(),
             provisioner: slow,
             metrics: Metrics(),
-            logger: LogCapture().logger(),
-            deadline: .milliseconds(200)
+            logger: logs.logger(),
+            clock: time
         )
         let body = try queuedPayload()
         let request = HTTPRequest(
@@ -250,11 +252,17 @@ import Testing
             headers: HTTPHeaders(deliveryHeaders(event: "workflow_job", body: body).map { ($0.0, $0.1) }),
             body: body
         )
-        let started = ContinuousClock.now
-        let response = await handler.handle(request)
+        let answer = Task { await handler.handle(request) }
+        try await time.waitForSleepers(2)  // the provisioning and the deadline
+        #expect(time.sleeps == [.seconds(8), .seconds(30)])
+        time.advance(by: .milliseconds(7999))
+        #expect(time.sleepers == 2)  // not yet
+        time.advance(by: .milliseconds(1))
+        let response = await answer.value
         #expect(response.status == 503)
         #expect(String(decoding: response.body, as: UTF8.self).contains("provisioning timed out"))
-        #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(time.sleepers == 0)  // the provisioning was cancelled
+        #expect(logs.text.contains(#""duration_ms":"8000""#))
     }
 
     @Test(arguments: [
