@@ -2,8 +2,7 @@ import GitHub
 import Kubernetes
 import Logging
 
-/// Proven removals: what the reapers delete, each only with proof (ownership, the recorded link, a fresh look),
-/// and the reconciler's own provisioning.
+/// Proven removals: what the reapers delete, each only with proof (ownership, the recorded link, a fresh look).
 extension Reconciler {
     /// Whether the registration carries this deployment's marker and a name this service gives.
     func isOurs(_ runner: RegisteredRunner) -> Bool {
@@ -141,32 +140,5 @@ extension Reconciler {
         metrics.countReaped(reason)
         logger.notice("reaper: deleted a runner registration", metadata: metadata)
         return .deleted
-    }
-
-    func recover(
-        _ request: RunnerRequest,
-        in repository: RepositoryRegistry.Repository,
-        age: Double,
-        summary: inout Summary
-    ) async {
-        let metadata: Logger.Metadata = [
-            "repo": "\(repository)", "job.id": "\(request.jobID)", "queued_for_s": "\(Int(age))",
-            "job.labels": "\(request.labels.joined(separator: ","))", "runner_job": "\(request.runnerJobName)",
-        ]
-        do {
-            switch try await provisioner.provision(request, while: isLeader) {
-            case .created(let name):
-                summary.recovered += 1
-                metrics.countRecovered()
-                logger.notice(
-                    "reconciler: provisioned a queued job the webhook path missed",
-                    metadata: metadata.merging(["runner_job": "\(name)"]) { $1 }
-                )
-            case .alreadyProvisioned, .notQueued, .foreignRunner:
-                break
-            }
-        } catch {
-            logger.warning("reconciler: provisioning failed", metadata: metadata.merging(["error": "\(error)"]) { $1 })
-        }
     }
 }

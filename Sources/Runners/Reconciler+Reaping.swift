@@ -1,0 +1,140 @@
+import GitHub
+import Kubernetes
+import Support
+
+/// The reapers: one rule each, in the order `act` applies them. Each removes only what carries this deployment's
+/// marker and what a fresh look shows nothing is at work on (`Reconciler+Removals`).
+extension Reconciler {
+    /// Jobs whose pod cannot run are removed, and their job is held off for `failureHoldOff`; Jobs whose pod must
+    /// wait (a quota, a passing refusal) are kept and counted in `runner_jobs_waiting`.
+    func reapJobsThatCannotRun(in world: World, _ cycle: inout Cycle) async throws(LostLeadership) {
+        var waiting = ["quota": 0, "refused": 0]
+        for job in world.jobs where !job.isFinished {
+            switch verdict(for: job, in: world, seenFor: { seenFor($0, in: &cycle) }) {
+            case .none:
+                continue
+            case .wait(let reason, let detail):
+                waiting[reason, default: 0] += 1
+                if seenFor("waiting-logged:\(job.uid ?? job.name)", in: &cycle) == .zero {
+                    logger.notice(
+                        "reaper: runner job waits; kept",
+                        metadata: ["runner_job": "\(job.name)", "reason": "\(reason)", "detail": "\(detail)"]
+                    )
+                }
+            case .reap(let reason, let detail):
+                guard try await remove(job, reason: reason, detail: detail, in: world) else { continue }
+                cycle.removed.insert(job.name)
+                if let id = job.labels[RunnerJob.jobIDLabel] {
+                    let until = clock.now + configuration.failureHoldOff
+                    state.withLock { $0.heldOff[id] = (until, reason) }
+                }
+            }
+        }
+        metrics.setJobsWaiting(reason: "quota", Int64(waiting["quota", default: 0]))
+        metrics.setJobsWaiting(reason: "refused", Int64(waiting["refused", default: 0]))
+    }
+
+    /// Interrupted provisionings: a Job still without its Secret `secretDeadline` after it was first seen.
+    func reapInterruptedProvisionings(in world: World, _ cycle: inout Cycle) async throws(LostLeadership) {
+        for job in world.jobs where !job.isFinished && !world.secretNames.contains(job.name) {
+            guard !cycle.removed.contains(job.name),
+                seenFor("no-secret:\(job.uid ?? job.name)", in: &cycle) >= configuration.secretDeadline
+            else { continue }
+            let detail = "its provisioning was interrupted (no JIT secret)"
+            if try await remove(job, reason: "no_secret", detail: detail, in: world) {
+                cycle.removed.insert(job.name)
+            }
+        }
+    }
+
+    /// Registrations of ours recorded on no Job: leftovers of a failed-but-effective JIT call, of an interrupted
+    /// provisioning, or of a Job that is gone.
+    func reapUnrecordedRegistrations(in world: World, _ cycle: inout Cycle) async throws(LostLeadership) {
+        let recordedIDs = Set(world.records.values.map(\.id))
+        let liveJobNames = Set(
+            world.jobs.filter { !$0.isFinished && !cycle.removed.contains($0.name) }.map(\.name)
+        )
+        for (repository, runners) in world.registrations.sorted(by: { $0.key.description < $1.key.description }) {
+            for runner in runners where isOurs(runner) && !recordedIDs.contains(runner.id) && runner.busy != true {
+                guard let name = RunnerName(parsing: runner.name, as: .registration),
+                    seenFor("unrecorded:\(runner.id)", in: &cycle) >= configuration.secretDeadline
+                else { continue }
+                let reason = liveJobNames.contains(name.jobName) ? "leftover_registration" : "orphan_registration"
+                _ = try await removeRegistration(runner, in: repository, reason: reason)
+            }
+        }
+    }
+
+    /// Runners that exited without taking a job (their Job finished, or their runner container ended, and the
+    /// registration is still there), and registrations still offline `connectDeadline` after their runner
+    /// container was first seen running.
+    func reapExitedRunners(in world: World, _ cycle: inout Cycle) async throws(LostLeadership) {
+        for job in world.jobs where !cycle.removed.contains(job.name) {
+            guard let record = world.records[job.name], let (repository, runner) = world.registration(id: record.id),
+                runner.busy != true, isOurs(runner)
+            else { continue }
+            let pods = world.pods?.filter { $0.jobName == job.name } ?? []
+            let exited = job.isFinished || pods.contains { $0.runnerContainer?.isTerminated == true }
+            // Offline while its runner container runs, for the connect deadline: the clock starts when it is first
+            // seen so and starts over whenever it is seen online (a runner that connected and dropped for a moment
+            // is not one that never connected).
+            let running = pods.contains { $0.runnerContainer?.isRunning == true }
+            let offlineKey = "offline:\(runner.id)"
+            if runner.status == "online" || !running {
+                state.withLock { _ = $0.firstSeen.removeValue(forKey: offlineKey) }
+            }
+            let offlineLong =
+                running && runner.status != "online"
+                && seenFor(offlineKey, in: &cycle) >= configuration.connectDeadline
+            let reason: String
+            if exited {
+                reason = "runner_exited"
+            } else if offlineLong {
+                reason = "never_connected"
+            } else {
+                continue
+            }
+            let removal = try await removeRegistration(
+                runner,
+                in: repository,
+                reason: reason,
+                onlyIfOffline: reason == "never_connected"
+            )
+            guard removal == .deleted, !job.isFinished else { continue }
+            try fence()
+            if await deleteJob(job, reason: reason, detail: "its runner \(runner.name) never took a job", count: false)
+            {
+                cycle.removed.insert(job.name)
+            }
+        }
+    }
+
+    /// Idle runners no queued job needs, after `idleTimeout`; none in a repository where some demand may not have
+    /// been seen (a list cut at its limit), nor where the registrations could not be listed.
+    func reapIdleRunners(
+        in world: World,
+        plans: [RepositoryRegistry.Repository: Plan],
+        _ cycle: inout Cycle
+    ) async throws(LostLeadership) {
+        for repository in world.repositories {
+            guard let plan = plans[repository], let runners = world.registrations[repository],
+                !world.demandCut.contains(repository)
+            else { continue }
+            for runner in runners where isOurs(runner) {
+                guard runner.busy != true, let job = plan.recordedOn[runner.id] else { continue }
+                let idle = seenFor("idle:\(runner.id)", in: &cycle)
+                guard !plan.needed.contains(runner.id), idle >= configuration.idleTimeout else { continue }
+                let outcome = try await removeRegistration(runner, in: repository, reason: "idle")
+                // The idle rule removes a Job only when the registration recorded on it is the one it deleted.
+                guard outcome == .deleted, world.records[job.name]?.id == runner.id else { continue }
+                try fence()
+                _ = await deleteJob(
+                    job,
+                    reason: "idle",
+                    detail: "idle \(idle.components.seconds) s; no queued job needs it",
+                    count: false
+                )
+            }
+        }
+    }
+}
