@@ -1,5 +1,6 @@
 import CLinuxShims
 import Logging
+import Support
 import Synchronization
 
 #if canImport(Glibc)
@@ -749,14 +750,10 @@ struct DateHeaderCache {
     private var value = ""
 
     mutating func current() -> String {
-        var now = time(nil)
+        let now = time(nil)
         guard now != second else { return value }
         second = now
-        var parts = tm()
-        gmtime_r(&now, &parts)
-        var buffer = [CChar](repeating: 0, count: 64)
-        let length = strftime(&buffer, buffer.count, "%a, %d %b %Y %H:%M:%S GMT", &parts)
-        value = String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        value = Timestamps.httpDate(Int64(now))
         return value
     }
 }
