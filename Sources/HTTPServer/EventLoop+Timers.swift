@@ -1,5 +1,4 @@
 import CLinuxShims
-import Support
 
 #if canImport(Glibc)
 import Glibc
@@ -39,18 +38,4 @@ package func monotonicNanoseconds() -> UInt64 {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-}
-
-/// Formats the `Date` header once per second.
-struct DateHeaderCache {
-    private var second: Int = -1
-    private var value = ""
-
-    mutating func current() -> String {
-        let now = time(nil)
-        guard now != second else { return value }
-        second = now
-        value = Timestamps.httpDate(Int64(now))
-        return value
-    }
 }

@@ -1,4 +1,5 @@
 import CLinuxShims
+import Support
 
 #if canImport(Glibc)
 import Glibc
@@ -99,5 +100,19 @@ extension EventLoop {
             closeConnection(connection)
             return
         }
+    }
+}
+
+/// Formats the `Date` header once per second.
+struct DateHeaderCache {
+    private var second: Int = -1
+    private var value = ""
+
+    mutating func current() -> String {
+        let now = time(nil)
+        guard now != second else { return value }
+        second = now
+        value = Timestamps.httpDate(Int64(now))
+        return value
     }
 }
