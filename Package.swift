@@ -100,7 +100,10 @@ let package = Package(
         ),
         .executableTarget(
             name: "kar-bench",
-            dependencies: ["Support", "HTTPClient", "Runners", "Webhook", "App"],
+            dependencies: [
+                "Support", "HTTPServer", "HTTPClient", "Runners", "Webhook", "App",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Benchmarks/kar-bench",
             swiftSettings: strict
         ),

@@ -19,10 +19,7 @@ package enum Demo {
         -> Bool
     {
         var generator = SystemRandomNumberGenerator()
-        let secret = (0..<16).map { _ in
-            let byte = UInt8.random(in: 0...255, using: &generator)
-            return String(byte, radix: 16).count == 1 ? "0" + String(byte, radix: 16) : String(byte, radix: 16)
-        }.joined()
+        let secret = Hex.encode((0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) })
         var env: [String: String] = [:]
         for key in [
             "RUNNER_MODE", "RUNNER_IMAGE", "DIND_IMAGE", "DIND_MTU", "NAMESPACE", "LABEL_MATCHERS", "JOB_TTL_SECONDS",

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
+import Support
 
 /// A failed GitHub call, with what an operator needs to act on it.
 package struct GitHubAPIError: Error, CustomStringConvertible, Sendable {
@@ -68,18 +64,8 @@ package struct GitHubAPIError: Error, CustomStringConvertible, Sendable {
     package var description: String {
         var text = "GitHub \(endpoint) failed (\(status.map { String($0) } ?? "no response")): \(message)"
         if let acceptedPermissions { text += "; the token needs \(acceptedPermissions)" }
-        if let retryAt { text += "; rate limited until \(formatEpoch(retryAt))" }
+        if let retryAt { text += "; rate limited until \(Timestamps.seconds(retryAt))" }
         if let requestID { text += " [request \(requestID)]" }
         return text
     }
-}
-
-/// UTC, RFC 3339, for log lines about rate-limit resets.
-package func formatEpoch(_ seconds: Int64) -> String {
-    var time = time_t(seconds)
-    var parts = tm()
-    gmtime_r(&time, &parts)
-    var buffer = [CChar](repeating: 0, count: 32)
-    let length = strftime(&buffer, buffer.count, "%Y-%m-%dT%H:%M:%SZ", &parts)
-    return String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }

@@ -321,7 +321,7 @@ package final class GitHubClient: GitHubAPI {
             logger.warning(
                 "GitHub rate limit reached",
                 metadata: [
-                    "endpoint": "\(endpoint.rawValue)", "resets_at": "\(formatEpoch(retryAt!))",
+                    "endpoint": "\(endpoint.rawValue)", "resets_at": "\(Timestamps.seconds(retryAt!))",
                     "message": "\(message)",
                 ]
             )

@@ -20,6 +20,8 @@ final class Connection {
     let serial: UInt64
     var parser: RequestParser
     var state = State.reading
+    /// Set when the loop closes the descriptor; the object may still be referenced (a waiter list, a sweep).
+    var isClosed = false
     var phase = RequestParser.Phase.idle
     var deadline: UInt64
     var requestsServed = 0

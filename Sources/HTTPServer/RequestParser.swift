@@ -1,3 +1,5 @@
+import Support
+
 /// An incremental, strict HTTP/1.x request parser (RFC 9112).
 ///
 /// Bytes go in with `append(_:)`; `next()` returns the next event. The parser never reads ahead into a
@@ -391,9 +393,9 @@ struct RequestParser {
         var i = range.lowerBound
         var size = 0
         var digits = 0
-        while i < range.upperBound, let value = hexValue(buffer[i]) {
+        while i < range.upperBound, let value = Hex.value(of: buffer[i]) {
             guard digits < 15 else { return nil }
-            size = size << 4 | value
+            size = size << 4 | Int(value)
             digits += 1
             i += 1
         }
@@ -480,15 +482,6 @@ private let tab = UInt8(ascii: "\t")
 private let colon = UInt8(ascii: ":")
 
 private func isDigit(_ byte: UInt8) -> Bool { byte >= 48 && byte <= 57 }
-
-private func hexValue(_ byte: UInt8) -> Int? {
-    switch byte {
-    case 48...57: Int(byte - 48)
-    case 65...70: Int(byte - 55)
-    case 97...102: Int(byte - 87)
-    default: nil
-    }
-}
 
 /// tchar from RFC 9110 §5.6.2.
 private let tokenTable: [Bool] = (0..<256).map { value in

@@ -81,7 +81,7 @@ package struct JSONLogHandler: LogHandler {
 
     /// UTC, RFC 3339 with milliseconds.
     static func timestamp() -> String {
-        Timestamps.format(Timestamps.now(), fractionDigits: 3)
+        Timestamps.milliseconds(Timestamps.now())
     }
 }
 

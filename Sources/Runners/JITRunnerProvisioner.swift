@@ -273,7 +273,8 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
         case .rateLimited:
             ProvisioningError(
                 status: 503,
-                reason: "GitHub rate limit reached" + (error.retryAt.map { "; resets at \(formatEpoch($0))" } ?? "")
+                reason: "GitHub rate limit reached"
+                    + (error.retryAt.map { "; resets at \(Timestamps.seconds($0))" } ?? "")
             )
         case .transport:
             ProvisioningError(status: 503, reason: "GitHub did not answer: \(error.message)")

@@ -25,33 +25,14 @@ package struct SignatureVerifier: Sendable {
     /// The signature header for `body` under `secret`, as GitHub computes it (tests and the demo sign with it).
     package static func sign(_ body: [UInt8], secret: Secret) -> String {
         let mac = HMAC<SHA256>.authenticationCode(for: body, using: SymmetricKey(data: Array(secret.value.utf8)))
-        return "sha256="
-            + mac.map { byte in
-                let digits = Array("0123456789abcdef".utf8)
-                return String(decoding: [digits[Int(byte >> 4)], digits[Int(byte & 0x0F)]], as: UTF8.self)
-            }.joined()
+        return "sha256=" + Hex.encode(mac)
     }
 
+    /// The MAC in `sha256=` + 64 lower-case hex digits, the one spelling GitHub sends; nil for anything else.
     private static func decode(_ header: String) -> [UInt8]? {
         let bytes = Array(header.utf8)
         let prefix = Array("sha256=".utf8)
-        guard bytes.count == prefix.count + 64, Array(bytes[0..<prefix.count]) == prefix else { return nil }
-        var mac: [UInt8] = []
-        mac.reserveCapacity(32)
-        var index = prefix.count
-        while index < bytes.count {
-            guard let high = lowerHex(bytes[index]), let low = lowerHex(bytes[index + 1]) else { return nil }
-            mac.append(high << 4 | low)
-            index += 2
-        }
-        return mac
-    }
-
-    private static func lowerHex(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case 48...57: byte - 48
-        case 97...102: byte - 87
-        default: nil
-        }
+        guard bytes.count == prefix.count + 64, bytes.starts(with: prefix) else { return nil }
+        return Hex.decode(bytes[prefix.count...], lowercaseOnly: true)
     }
 }

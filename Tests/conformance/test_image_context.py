@@ -133,7 +133,7 @@ def repository_copy(tmp_path):
     for name in ("Package.swift", "Dockerfile", ".dockerignore"):
         (copy / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, copy / name)
-    for folder in ("Sources", "Tests/KubeActionsRunnerTests", "Benchmarks/kar-bench", "scripts"):
+    for folder in ("Sources", "Tests/KubeActionsRunnerTests", "Tests/TestSupport", "Benchmarks/kar-bench", "scripts"):
         shutil.copytree(ROOT / folder, copy / folder, ignore=shutil.ignore_patterns(".build*"))
     return copy
 

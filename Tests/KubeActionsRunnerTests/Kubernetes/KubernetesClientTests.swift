@@ -230,6 +230,109 @@ import Testing
         )
     }
 
+    /// Every call: the method and URL sent, and the verb and resource a failure names (which the Role must grant).
+    @Test func sendsEachCallToTheURLOfItsVerbAndResource() async throws {
+        let lease = Lease(
+            name: "leader",
+            holderIdentity: "a",
+            leaseDurationSeconds: 15,
+            acquireTime: nil,
+            renewTime: nil,
+            leaseTransitions: nil
+        )
+        typealias Call = @Sendable (KubernetesClient) async throws -> Void
+        let calls: [(Call, method: String, path: String, verb: String, resource: String)] = [
+            (
+                { _ = try await $0.createJob(.object([]), namespace: "ns") }, "POST",
+                "/apis/batch/v1/namespaces/ns/jobs?fieldManager=kube-actions-runner", "create", "jobs.batch"
+            ),
+            (
+                { try await $0.createSecret(.object([]), namespace: "ns") }, "POST",
+                "/api/v1/namespaces/ns/secrets?fieldManager=kube-actions-runner", "create", "secrets"
+            ),
+            (
+                { try await $0.deleteJob(name: "runner-1", namespace: "ns", uid: "u") }, "DELETE",
+                "/apis/batch/v1/namespaces/ns/jobs/runner-1", "delete", "jobs.batch"
+            ),
+            (
+                { _ = try await $0.listJobs(namespace: "ns", labelSelector: "app=x,a!=b", limit: 7) }, "GET",
+                "/apis/batch/v1/namespaces/ns/jobs?labelSelector=app%3Dx%2Ca%21%3Db&limit=7", "list", "jobs.batch"
+            ),
+            (
+                { _ = try await $0.listSecrets(namespace: "ns", labelSelector: "kube-actions-runner/id") }, "GET",
+                "/api/v1/namespaces/ns/secrets?labelSelector=kube-actions-runner/id&limit=500", "list", "secrets"
+            ),
+            (
+                { _ = try await $0.listPods(namespace: "ns", labelSelector: "app=x") }, "GET",
+                "/api/v1/namespaces/ns/pods?labelSelector=app%3Dx", "list", "pods"
+            ),
+            (
+                { _ = try await $0.listFailedCreateEvents(namespace: "ns") }, "GET",
+                "/api/v1/namespaces/ns/events?fieldSelector=involvedObject.kind%3DJob%2Creason%3DFailedCreate", "list",
+                "events"
+            ),
+            (
+                { _ = try await $0.lease(name: "leader", namespace: "ns") }, "GET",
+                "/apis/coordination.k8s.io/v1/namespaces/ns/leases/leader", "get", "leases.coordination.k8s.io"
+            ),
+            (
+                { _ = try await $0.createLease(lease, namespace: "ns") }, "POST",
+                "/apis/coordination.k8s.io/v1/namespaces/ns/leases", "create", "leases.coordination.k8s.io"
+            ),
+            (
+                { _ = try await $0.updateLease(lease, namespace: "ns") }, "PUT",
+                "/apis/coordination.k8s.io/v1/namespaces/ns/leases/leader", "update", "leases.coordination.k8s.io"
+            ),
+            (
+                { _ = try await $0.configMap(name: "state", namespace: "ns") }, "GET",
+                "/api/v1/namespaces/ns/configmaps/state", "get", "configmaps"
+            ),
+            (
+                {
+                    try await $0.saveConfigMap(
+                        name: "state",
+                        namespace: "ns",
+                        ConfigMapData(resourceVersion: nil, data: [:])
+                    )
+                }, "POST", "/api/v1/namespaces/ns/configmaps", "create", "configmaps"
+            ),
+            (
+                {
+                    try await $0.saveConfigMap(
+                        name: "state",
+                        namespace: "ns",
+                        ConfigMapData(resourceVersion: "7", data: [:])
+                    )
+                }, "PUT", "/api/v1/namespaces/ns/configmaps/state", "update", "configmaps"
+            ),
+        ]
+        for call in calls {
+            let transport = RecordingTransport()  // no answer: each call fails after sending one request
+            let kubernetes = KubernetesClient(
+                connection: KubernetesConnection(
+                    server: "https://10.0.0.1:6443",
+                    tls: TLSConfiguration(),
+                    credentials: .none,
+                    namespace: nil,
+                    source: "test"
+                ),
+                transport: transport
+            )
+            do {
+                try await call.0(kubernetes)
+                Issue.record("expected a transport error for \(call.path)")
+            } catch {
+                let error = try #require(error as? KubernetesAPIError)
+                #expect(error.kind == .transport)
+                #expect(error.verb == call.verb && error.resource == call.resource, "\(call.path)")
+            }
+            let request = try #require(transport.requests.first)
+            #expect(transport.requests.count == 1)
+            #expect(request.method == call.method, "\(call.path)")
+            #expect(request.url == "https://10.0.0.1:6443" + call.path)
+        }
+    }
+
     @Test func honoursTheAPIServersRetryAfter() async throws {
         transport.enqueue(
             429,
