@@ -30,19 +30,15 @@ package enum ProcessEnvironment {
 /// `--help`: commands and every configuration key.
 package enum Help {
     package static var text: String {
-        var lines = [
+        let lines = [
             "kube-actions-runner \(KubeActionsRunnerVersion.current): GitHub workflow_job webhooks to ephemeral runner Jobs",
             "",
             "usage: kube-actions-runner [serve]   run the service (configured by the environment)",
             "       kube-actions-runner demo      one signed delivery against a dry-run server, then exit",
             "       kube-actions-runner --version",
             "",
-            "environment:",
+            Configuration.environmentHelp,
         ]
-        for key in Configuration.keys {
-            lines.append("  \(key.name)\(key.isSecret ? " (secret)" : "")  default: \(key.defaultValue)")
-            lines.append("      \(key.summary)")
-        }
         return lines.joined(separator: "\n")
     }
 }
