@@ -1,13 +1,13 @@
 extension Configuration {
     /// `--help`'s list of environment variables, from `settings`, in lines of at most 78 columns.
-    package static var environmentHelp: String {
+    package static let environmentHelp: String = {
         var lines = ["Configured by environment variables (blank counts as unset):"]
         for setting in settings {
             lines.append("  \(setting.name)" + (setting.kind.helpText(for: setting.name).map { "  (\($0))" } ?? ""))
             lines += wrapped("\(setting.documentation) Default: \(setting.defaultValue.helpText).", indent: 6)
         }
         return lines.joined(separator: "\n")
-    }
+    }()
 
     /// README's configuration table, from `settings` (a test compares README with it).
     static var markdownTable: String {
@@ -26,8 +26,9 @@ extension Configuration {
         let margin = String(repeating: " ", count: indent)
         var lines: [String] = []
         var line = ""
+        // UTF-8 lengths: columns for the ASCII this text is, and never fewer (the parser builds this text at start).
         for word in text.split(separator: " ") {
-            if !line.isEmpty, margin.count + line.count + 1 + word.count > width {
+            if !line.isEmpty, indent + line.utf8.count + 1 + word.utf8.count > width {
                 lines.append(margin + line)
                 line = ""
             }
