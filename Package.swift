@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
     ],
     targets: [
         // Layers, each depending only on those listed before it (ARCHITECTURE.md draws the graph; a test checks it).
@@ -94,7 +95,10 @@ let package = Package(
         ),
         .executableTarget(
             name: "kube-actions-runner",
-            dependencies: ["App", "Support", "Observability", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "App", "Support", "Observability",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             swiftSettings: strict,
             linkerSettings: packedRelocations
         ),

@@ -19,108 +19,89 @@ package struct ConfigurationErrors: Error, Equatable, CustomStringConvertible {
 }
 
 extension Configuration {
-    /// Reads and validates the configuration. The environment is a parameter: tests never touch the process's.
+    /// Reads and validates the configuration: every setting of `Configuration.settings`, then the rules between
+    /// them. The environment is a parameter: tests never touch the process's.
     package init(environment: [String: String], files: some FileReading = LocalFiles()) throws(ConfigurationErrors) {
-        var reader = EnvironmentReader(environment: environment, files: files)
-
-        let dryRun = reader.bool("DRY_RUN", default: false)
-        let allowCleartextCredentials = reader.bool("ALLOW_CLEARTEXT_CREDENTIALS", default: false)
-        let releaseCodePages = reader.bool("RELEASE_CODE_PAGES", default: false)
-        let webhookSecret = reader.secret("WEBHOOK_SECRET", required: true)
-        let previousWebhookSecret = reader.secret("WEBHOOK_SECRET_PREVIOUS", required: false)
-        let githubToken = reader.secret("GITHUB_TOKEN", required: !dryRun)
-        let githubAPIURL = reader.url("GITHUB_API_URL", default: Defaults.githubAPIURL)
-        let githubCAFile = reader.existingFile("GITHUB_CA_FILE", files: files)
-        let runnerMode = reader.choice("RUNNER_MODE", default: Defaults.runnerMode)
-        let runnerImage = reader.image("RUNNER_IMAGE", default: Defaults.runnerImage)
-        let dindImage = reader.image("DIND_IMAGE", default: Defaults.dindImage)
-        let dindMTU = reader.optionalInt("DIND_MTU", range: 576...9216)
-        let namespace = reader.namespace(files: files)
-        let labelMatcher = reader.labelMatcher()
-        let listenAddress = reader.string("LISTEN_ADDRESS", default: Defaults.listenAddress)
-        let port = reader.int("PORT", default: Defaults.port, range: 1...65535)
-        let metricsPort = reader.optionalInt("METRICS_PORT", range: 1...65535)
-        if let metricsPort, metricsPort == port {
-            reader.fail("METRICS_PORT", "must differ from PORT (\(port))")
-        }
-        let jobTTLSeconds = reader.int("JOB_TTL_SECONDS", default: Defaults.jobTTLSeconds, range: 0...Int(Int32.max))
-        let runnerGroupID = reader.int("RUNNER_GROUP_ID", default: Defaults.runnerGroupID, range: 1...Int(Int32.max))
-        let maxBodyBytes = reader.int(
-            "MAX_BODY_BYTES",
-            default: Defaults.maxBodyBytes,
-            range: 1024...Defaults.maxBodyBytesLimit
-        )
-        let maxConnections = reader.int("MAX_CONNECTIONS", default: Defaults.maxConnections, range: 16...1_000_000)
-        // One request of the largest accepted size must always fit.
-        let maxInflightBodyBytes = reader.int(
-            "MAX_INFLIGHT_BODY_BYTES",
-            default: max(Defaults.maxInflightBodyBytes, maxBodyBytes + Defaults.largestHeadBytes),
-            range: (maxBodyBytes + Defaults.largestHeadBytes)...(1 << 40)
-        )
-        let logLevel = reader.logLevel()
-        let logFormat = reader.choice("LOG_FORMAT", default: LogFormat.json)
-        let reconcileInterval = reader.int("RECONCILE_INTERVAL", default: 60, range: 1...3600)
-        let reconcileGrace = reader.int("RECONCILE_GRACE", default: 60, range: 0...3600)
-        let runnerIdleTimeout = reader.int("RUNNER_IDLE_TIMEOUT", default: 600, range: 0...86_400)
-        let repositories = reader.repositories()
-        let rateLimitReserve = reader.int("RATE_LIMIT_RESERVE", default: 500, range: 0...1_000_000)
-        let runnerOwnerLabel = reader.ownerLabel("RUNNER_OWNER_LABEL")
-        let identity = reader.value("POD_NAME") ?? reader.value("HOSTNAME") ?? "kube-actions-runner-\(randomSuffix())"
-
-        guard reader.errors.isEmpty, let webhookSecret else {
+        var reader = SettingsReader(environment: environment, files: files)
+        let configuration = Self.read(with: &reader)
+        guard reader.errors.isEmpty else {
             throw ConfigurationErrors(errors: reader.errors)
         }
-        self.init(
-            webhookSecret: webhookSecret,
-            previousWebhookSecret: previousWebhookSecret,
-            githubToken: githubToken,
-            githubAPIURL: githubAPIURL,
-            githubCAFile: githubCAFile,
-            runnerMode: runnerMode,
-            runnerImage: runnerImage,
-            dindImage: dindImage,
-            dindMTU: dindMTU,
-            namespace: namespace,
-            namespaceIsExplicit: reader.value("NAMESPACE") != nil,
-            labelMatcher: labelMatcher,
-            listenAddress: listenAddress,
-            port: port,
-            metricsPort: metricsPort,
-            jobTTLSeconds: jobTTLSeconds,
-            runnerGroupID: runnerGroupID,
-            maxBodyBytes: maxBodyBytes,
-            maxConnections: maxConnections,
-            maxInflightBodyBytes: maxInflightBodyBytes,
-            logLevel: logLevel,
-            logFormat: logFormat,
-            dryRun: dryRun,
-            allowCleartextCredentials: allowCleartextCredentials,
-            reconcileInterval: .seconds(reconcileInterval),
-            reconcileGrace: .seconds(reconcileGrace),
-            runnerIdleTimeout: .seconds(runnerIdleTimeout),
-            repositories: repositories,
-            rateLimitReserve: rateLimitReserve,
-            identity: identity,
-            runnerOwnerLabel: runnerOwnerLabel,
-            releaseCodePages: releaseCodePages
+        self = configuration
+    }
+
+    /// Reads every setting, in the table's order, then checks the rules between them; problems stay in the reader.
+    static func read(with reader: inout SettingsReader) -> Configuration {
+        var configuration = Configuration.unread
+        for setting in settings {
+            setting.read?(&reader, &configuration)
+        }
+        checkRulesBetweenSettings(&configuration, &reader)
+        return configuration
+    }
+
+    /// What parsing starts from; every setting overwrites its part (a required one reports an error when unset).
+    private static var unread: Configuration {
+        Configuration(
+            webhookSecret: Secret(""),
+            previousWebhookSecret: nil,
+            githubToken: nil,
+            githubAPIURL: "",
+            githubCAFile: nil,
+            runnerMode: .standard,
+            runnerImage: "",
+            dindImage: "",
+            dindMTU: nil,
+            namespace: Defaults.namespace,
+            namespaceIsExplicit: false,
+            labelMatcher: .selfHosted,
+            listenAddress: "",
+            port: 0,
+            metricsPort: nil,
+            jobTTLSeconds: 0,
+            runnerGroupID: 0,
+            maxBodyBytes: 0,
+            maxConnections: 0,
+            maxInflightBodyBytes: 0,
+            logLevel: .info,
+            logFormat: .json,
+            dryRun: false,
+            allowCleartextCredentials: false,
+            reconcileInterval: .zero,
+            reconcileGrace: .zero,
+            runnerIdleTimeout: .zero,
+            repositories: [],
+            rateLimitReserve: 0,
+            identity: ""
         )
     }
 }
 
-/// Reads typed values and collects problems instead of stopping at the first.
-private struct EnvironmentReader<Files: FileReading> {
-    let environment: [String: String]
-    let files: Files
-    var errors: [ConfigurationError] = []
+/// Reads typed values from the environment and collects problems instead of stopping at the first.
+///
+/// Every lookup goes through `value(_:)` or `raw(_:)`, which remember the names looked up, so a test can check that
+/// the service reads no variable the settings do not document.
+struct SettingsReader {
+    private let environment: [String: String]
+    let files: any FileReading
+    private(set) var errors: [ConfigurationError] = []
+    /// Every variable looked up so far, set or not.
+    private(set) var lookedUp: Set<String> = []
 
-    init(environment: [String: String], files: Files) {
+    init(environment: [String: String], files: any FileReading) {
         self.environment = environment
         self.files = files
     }
 
+    /// The variable exactly as set, or nil.
+    mutating func raw(_ key: String) -> String? {
+        lookedUp.insert(key)
+        return environment[key]
+    }
+
     /// A set, non-blank value; blank counts as unset (templated manifests often render empty values).
-    func value(_ key: String) -> String? {
-        guard let raw = environment[key] else { return nil }
+    mutating func value(_ key: String) -> String? {
+        guard let raw = raw(key) else { return nil }
         let trimmed = raw.trimmingOWS()
         return trimmed.isEmpty ? nil : trimmed
     }
@@ -129,9 +110,14 @@ private struct EnvironmentReader<Files: FileReading> {
         errors.append(ConfigurationError(key: key, message: message))
     }
 
+    /// Whether a problem was reported about any of these variables.
+    func reported(about keys: String...) -> Bool {
+        errors.contains { keys.contains($0.key) }
+    }
+
     mutating func secret(_ key: String, required: Bool) -> Secret? {
         let fileKey = key + "_FILE"
-        let direct = environment[key].flatMap { $0.isEmpty ? nil : $0 }
+        let direct = raw(key).flatMap { $0.isEmpty ? nil : $0 }
         let path = value(fileKey)
         if direct != nil, path != nil {
             fail(key, "set either \(key) or \(fileKey), not both")
@@ -163,7 +149,7 @@ private struct EnvironmentReader<Files: FileReading> {
         return Secret(secret)
     }
 
-    mutating func existingFile(_ key: String, files: Files) -> String? {
+    mutating func existingFile(_ key: String) -> String? {
         guard let path = value(key) else { return nil }
         do {
             guard try files.read(path) != nil else {
@@ -175,10 +161,6 @@ private struct EnvironmentReader<Files: FileReading> {
             return nil
         }
         return path
-    }
-
-    func string(_ key: String, default defaultValue: String) -> String {
-        value(key) ?? defaultValue
     }
 
     mutating func int(_ key: String, default defaultValue: Int, range: ClosedRange<Int>) -> Int {
@@ -239,11 +221,11 @@ private struct EnvironmentReader<Files: FileReading> {
         return text
     }
 
-    mutating func namespace(files: Files) -> String {
-        if let text = value("NAMESPACE") {
+    mutating func namespace(_ key: String) -> String {
+        if let text = value(key) {
             guard isDNSLabel(text) else {
                 fail(
-                    "NAMESPACE",
+                    key,
                     "'\(text)' is not a valid namespace name (lowercase DNS label, at most 63 characters)"
                 )
                 return Configuration.Defaults.namespace
@@ -270,31 +252,21 @@ private struct EnvironmentReader<Files: FileReading> {
         return text
     }
 
-    mutating func labelMatcher() -> LabelMatcher {
+    mutating func labelMatcher(_ key: String) -> LabelMatcher {
         do {
-            return try LabelMatcher(parsing: environment["LABEL_MATCHERS"])
+            return try LabelMatcher(parsing: raw(key))
         } catch {
-            fail("LABEL_MATCHERS", error.description)
+            fail(key, error.description)
             return .selfHosted
         }
     }
 
-    mutating func repositories() -> [RepositoryRegistry.Repository] {
-        let (repositories, invalid) = RepositoryRegistry.parse(environment["REPOSITORIES"])
+    mutating func repositories(_ key: String) -> [RepositoryRegistry.Repository] {
+        let (repositories, invalid) = RepositoryRegistry.parse(raw(key))
         if !invalid.isEmpty {
-            fail("REPOSITORIES", "'\(invalid.joined(separator: "', '"))' is not owner/repo")
+            fail(key, "'\(invalid.joined(separator: "', '"))' is not owner/repo")
         }
         return repositories
-    }
-
-    mutating func logLevel() -> Logger.Level {
-        guard let text = value("LOG_LEVEL") else { return .info }
-        guard let level = Logger.Level(rawValue: text.asciiLowercased) else {
-            let allowed = Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")
-            fail("LOG_LEVEL", "'\(text)' is not one of \(allowed)")
-            return .info
-        }
-        return level
     }
 }
 

@@ -26,23 +26,3 @@ package enum ProcessEnvironment {
         _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
     }
 }
-
-/// `--help`: commands and every configuration key.
-package enum Help {
-    package static var text: String {
-        var lines = [
-            "kube-actions-runner \(KubeActionsRunnerVersion.current): GitHub workflow_job webhooks to ephemeral runner Jobs",
-            "",
-            "usage: kube-actions-runner [serve]   run the service (configured by the environment)",
-            "       kube-actions-runner demo      one signed delivery against a dry-run server, then exit",
-            "       kube-actions-runner --version",
-            "",
-            "environment:",
-        ]
-        for key in Configuration.keys {
-            lines.append("  \(key.name)\(key.isSecret ? " (secret)" : "")  default: \(key.defaultValue)")
-            lines.append("      \(key.summary)")
-        }
-        return lines.joined(separator: "\n")
-    }
-}

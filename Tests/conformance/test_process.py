@@ -2,6 +2,7 @@
 import hashlib
 import hmac
 import os
+import re
 import shutil
 import signal
 import socket
@@ -47,6 +48,27 @@ def test_demo_runs_the_flow_and_exits_0():
     assert result.returncode == 0, result.stderr
     assert '-> 200 {"outcome":"accepted"' in result.stdout
     assert '"kind": "Job"' in result.stdout and '"kind": "Secret"' in result.stdout
+
+
+def test_command_line_help_version_and_unknown_commands():
+    env = {"PATH": os.environ.get("PATH", "")}
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("| Variable | Default | Description |")[1].split("\n\n")[0]
+    variables = [line.split("`")[1] for line in table.splitlines() if line.startswith("| `")]
+    assert len(variables) >= 30
+    for arguments in (["--help"], ["help"], ["serve", "--help"]):
+        result = subprocess.run([binary(), *arguments], env=env, capture_output=True, text=True, timeout=30)
+        assert result.returncode == 0, result.stderr
+        listed = [line.split()[0] for line in result.stdout.splitlines() if line.startswith("  ") and line[2] != " "]
+        assert [name for name in listed if name in variables] == variables, arguments
+    version = re.search(r'static let current = "(.*)"', (ROOT / "Sources" / "Support" / "Version.swift").read_text())[1]
+    for arguments in (["--version"], ["version"]):
+        result = subprocess.run([binary(), *arguments], env=env, capture_output=True, text=True, timeout=30)
+        assert (result.returncode, result.stdout) == (0, version + "\n")
+    for arguments in (["bogus"], ["serve", "--bogus"]):
+        result = subprocess.run([binary(), *arguments], env=env, capture_output=True, text=True, timeout=30)
+        assert result.returncode == 2
+        assert "bogus" in result.stderr and result.stdout == ""
 
 
 def test_metrics_pass_promtool(server):

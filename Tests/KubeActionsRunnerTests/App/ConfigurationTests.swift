@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import App
@@ -162,42 +163,81 @@ import Testing
         #expect(!dumped.contains("hunter2"))
     }
 
-    @Test func everyKeyIsDocumentedInTheReadme() throws {
-        let readme = try String(decoding: Fixtures.bytes("../../../README.md"), as: UTF8.self)
-        for key in Configuration.keys {
-            #expect(readme.contains("| `\(key.name)` |"), "README's configuration table lacks \(key.name)")
+    /// README's configuration table is rendered from `Configuration.settings`; this compares the two exactly.
+    /// After changing a setting, `UPDATE_README=1 swift test --filter ConfigurationTests` rewrites README's table
+    /// (and still fails once, so that a run that rewrote it never passes unnoticed).
+    @Test func readmesConfigurationTableIsRenderedFromTheSettings() throws {
+        let path = Fixtures.directory.appendingPathComponent("../../../README.md")
+        let readme = String(decoding: try Data(contentsOf: path), as: UTF8.self)
+        let lines = readme.split(separator: "\n", omittingEmptySubsequences: false)
+        let header = try #require(lines.firstIndex(of: "| Variable | Default | Description |"))
+        let end = lines[header...].firstIndex { !$0.hasPrefix("|") } ?? lines.endIndex
+        let table = lines[header..<end].joined(separator: "\n")
+        let rendered = Configuration.markdownTable
+        if table != rendered, ProcessInfo.processInfo.environment["UPDATE_README"] == "1" {
+            let updated = (lines[..<header] + [Substring(rendered)] + lines[end...]).joined(separator: "\n")
+            try Data(updated.utf8).write(to: path, options: .atomic)  // other tests read README meanwhile
+            Issue.record("README's configuration table was rewritten from the settings: review and commit it")
+            return
         }
+        #expect(
+            table == rendered,
+            "README's configuration table differs from the settings: run UPDATE_README=1 swift test --filter ConfigurationTests"
+        )
+        // Both directions, row by row, so that a failure names the variable.
+        let documented = table.split(separator: "\n").dropFirst(2).map { String($0.dropFirst(3).prefix { $0 != "`" }) }
+        let names = Configuration.settings.map(\.name)
+        #expect(documented == names)
+        #expect(names.count >= 30 && Set(names).count == names.count)
     }
 
-    /// The other direction: every variable in README's table and every variable the code reads is a documented key
-    /// (so `--help`, which prints the keys, lists them all).
-    @Test func everyVariableReadOrDocumentedIsAKey() throws {
-        let names = Set(Configuration.keys.map(\.name))
-        let readme = try String(decoding: Fixtures.bytes("../../../README.md"), as: UTF8.self)
-        let table = readme.components(separatedBy: "| Variable | Default | Description |")[1]
-            .components(separatedBy: "\n\n")[0]
-        let documented = table.split(separator: "\n").compactMap { line -> String? in
-            guard line.hasPrefix("| `") else { return nil }
-            return String(line.dropFirst(3).prefix { $0 != "`" })
+    /// `--help` lists every setting, in lines that fit an 80-column terminal (ArgumentParser rewraps longer ones).
+    @Test func helpListsEverySetting() {
+        let help = Configuration.environmentHelp
+        let listed = help.split(separator: "\n").compactMap { line -> String? in
+            guard line.hasPrefix("  "), !line.hasPrefix("   ") else { return nil }
+            return String(line.dropFirst(2).prefix { $0 != " " })
         }
-        #expect(documented.count >= 30)
-        for name in documented { #expect(names.contains(name), "README documents \(name), which is not a key") }
-        var read: Set<String> = []
-        for file in ["App/Configuration+Environment.swift", "Kubernetes/KubeConfig.swift"] {
-            let source = try String(
-                decoding: Fixtures.bytes("../../../Sources/\(file)"),
-                as: UTF8.self
-            )
-            // reader.int("NAME", …), reader.value("NAME"), environment["NAME"]: the names the parser looks up.
-            for match in source.matches(of: #/(?:reader\.\w+\(|environment\[)"([A-Z][A-Z0-9_]+)"/#) {
-                read.insert(String(match.output.1))
-            }
+        #expect(listed == Configuration.settings.map(\.name))
+        for setting in Configuration.settings where setting.isSecret {
+            #expect(help.contains("\(setting.name)_FILE"))
         }
-        #expect(read.count >= 25)
+        for line in help.split(separator: "\n") { #expect(line.count <= 78, "too long for --help: \(line)") }
+    }
+
+    /// The other direction: every variable the service reads is a setting, so README and `--help` document it.
+    /// Parsing records every name it looks up; the Kubernetes layer, which reads its own variables, is scanned.
+    @Test func everyVariableTheServiceReadsIsASetting() throws {
+        let names = Set(Configuration.settings.map(\.name))
+        var lookedUp: Set<String> = []
+        // Unset variables make every fallback run (POD_NAME, then HOSTNAME); set ones every check.
+        for environment in [[:], ["WEBHOOK_SECRET": "w", "GITHUB_TOKEN": "t", "METRICS_PORT": "9090"]] {
+            var reader = SettingsReader(environment: environment, files: InMemoryFiles())
+            _ = Configuration.read(with: &reader)
+            lookedUp.formUnion(reader.lookedUp)
+        }
+        #expect(lookedUp.count >= 30)
+        let secretFiles = Set(Configuration.settings.filter(\.isSecret).map { $0.name + "_FILE" })
         // Set by Kubernetes or the shell rather than by an operator.
         let ambient: Set<String> = ["HOSTNAME", "HOME", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT"]
+        for name in lookedUp.subtracting(ambient).subtracting(secretFiles) {
+            #expect(names.contains(name), "parsing reads \(name), which is not a setting")
+        }
+        for setting in Configuration.settings where setting.read != nil {
+            #expect(lookedUp.contains(setting.name), "the setting \(setting.name) does not read its variable")
+        }
+
+        let source = try String(decoding: Fixtures.bytes("../../../Sources/Kubernetes/KubeConfig.swift"), as: UTF8.self)
+        let read = Set(source.matches(of: #/environment\["([A-Z][A-Z0-9_]+)"\]/#).map { String($0.output.1) })
+        #expect(read.count >= 3)
         for name in read.subtracting(ambient) {
-            #expect(names.contains(name), "the code reads \(name), which is not a documented key")
+            #expect(names.contains(name), "KubeConfig reads \(name), which is not a setting")
+        }
+        for setting in Configuration.settings where setting.read == nil {
+            #expect(
+                read.contains(setting.name),
+                "\(setting.name) is documented as read elsewhere, but nothing reads it"
+            )
         }
     }
 
