@@ -13,11 +13,10 @@ import Musl
 /// monitor, leader election, reconciler). Not for work that holds a lock deliveries need (the memory trimmer holds
 /// malloc's arena locks): preempted at low priority, it would make them wait.
 ///
-/// Decoding one page of 500 runner Jobs takes about 20 ms of CPU. On the cooperative pool (one thread per core)
-/// that held up whichever delivery was queued behind it: +20 ms for a delivery that met a cluster-monitor list,
-/// up to 100 ms in a burst (BENCHMARKS.md). On this thread the kernel preempts the background work for any delivery
-/// thread that wakes, and gives it the CPU the deliveries leave (niceness 10 weighs about a tenth of a normal thread
-/// when both want the same core; it never starves).
+/// Decoding one page of 500 runner Jobs takes about 20 ms of CPU; on the cooperative pool (one thread per core) it
+/// would hold up whichever delivery is queued behind it. On this thread the kernel preempts the background work for
+/// any delivery thread that wakes, and gives it the CPU the deliveries leave (niceness 10 weighs about a tenth of a
+/// normal thread when both want the same core; it never starves).
 package final class BackgroundExecutor: TaskExecutor, @unchecked Sendable {
     /// The process's one background thread.
     package static let shared = BackgroundExecutor(niceness: 10)
