@@ -17,22 +17,30 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
     private let github: any GitHubAPI
     private let kubernetes: any KubernetesAPI
     private let settings: RunnerJob.Settings
-    private let runnerGroupID: Int
+    private let scope: RunnerScope
+    private let runnerGroups: RunnerGroups
     private let monitor: ClusterMonitor
     private let logger: Logger
 
+    /// - Parameters:
+    ///   - runnerGroupID: the group of every runner (`RUNNER_GROUP_ID`); ignored when `runnerGroup` names one.
+    ///   - scope: where runners are registered (`RUNNER_SCOPE`): the job's repository, or its owner organization.
+    ///   - runnerGroup: `RUNNER_GROUP`: an organization runner group by name, resolved per organization.
     package init(
         github: any GitHubAPI,
         kubernetes: any KubernetesAPI,
         settings: RunnerJob.Settings,
         runnerGroupID: Int,
         monitor: ClusterMonitor,
-        logger: Logger
+        logger: Logger,
+        scope: RunnerScope = .repository,
+        runnerGroup: String? = nil
     ) {
         self.github = github
         self.kubernetes = kubernetes
         self.settings = settings
-        self.runnerGroupID = runnerGroupID
+        self.scope = scope
+        runnerGroups = RunnerGroups(runnerGroup.map { .named($0) } ?? .id(runnerGroupID), github: github)
         self.monitor = monitor
         self.logger = logger
     }
@@ -201,10 +209,12 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
     ) async throws(GitHubAPIError)
         -> JITConfig
     {
+        let runnerGroupID = try await runnerGroups.id(for: request.owner)
         func attempt() async throws(GitHubAPIError) -> JITConfig {
             try await github.generateJITConfig(
                 owner: request.owner,
                 repo: request.repository,
+                scope: scope,
                 JITConfigRequest(
                     name: request.runnerName.registrationName(suffix: randomSuffix()),
                     runnerGroupID: runnerGroupID,
@@ -240,10 +250,16 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
         let github = self.github
         let logger = self.logger
         let namespace = settings.namespace
+        let scope = self.scope
         let work = Task.detached {
             if let runner {
                 do throws(GitHubAPIError) {
-                    try await github.deleteRunner(owner: request.owner, repo: request.repository, runnerID: runner)
+                    try await github.deleteRunner(
+                        owner: request.owner,
+                        repo: request.repository,
+                        scope: scope,
+                        runnerID: runner
+                    )
                 } catch {
                     logger.error(
                         "removing the unused runner registration failed",

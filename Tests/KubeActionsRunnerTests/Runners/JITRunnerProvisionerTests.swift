@@ -269,3 +269,84 @@ import Testing
         }
     }
 }
+
+/// `RUNNER_SCOPE=org`: runners registered to the job's organization, in a group named by `RUNNER_GROUP`.
+@Suite struct OrganizationRunnerProvisioningTests {
+    let github = FakeGitHubAPI()
+    let kubernetes = FakeKubernetesAPI()
+    let logs = LogCapture()
+
+    func provisioner(group: String?) -> JITRunnerProvisioner {
+        JITRunnerProvisioner(
+            github: github,
+            kubernetes: kubernetes,
+            settings: Samples.settings(.standard),
+            runnerGroupID: 1,
+            monitor: ClusterMonitor(kubernetes: kubernetes, namespace: "ns", metrics: Metrics(), logger: logs.logger()),
+            logger: logs.logger(),
+            scope: .organization,
+            runnerGroup: group
+        )
+    }
+
+    func request(_ id: Int64, owner: String = "octo") -> RunnerRequest {
+        RunnerRequest(
+            owner: owner,
+            repository: "repo",
+            jobID: id,
+            runID: 1,
+            jobName: "build",
+            labels: ["self-hosted"],
+            deliveryID: nil
+        )
+    }
+
+    @Test func registersInTheNamedGroupResolvedOncePerOrganization() async throws {
+        github.state.withLock {
+            $0.runnerGroups["octo"] = [
+                RunnerGroup(id: 1, name: "Default", isDefault: true), RunnerGroup(id: 5, name: "k8s"),
+            ]
+            $0.runnerGroups["other"] = [RunnerGroup(id: 9, name: "K8s")]
+        }
+        for id in [7, 8, 9] as [Int64] { github.queue(job: id) }
+        let provisioner = provisioner(group: "k8s")
+        #expect(try await provisioner.provision(request(7)) == .created(runnerJob: "runner-7"))
+        #expect(try await provisioner.provision(request(8)) == .created(runnerJob: "runner-8"))
+        #expect(try await provisioner.provision(request(9, owner: "other")) == .created(runnerJob: "runner-9"))
+        let calls = github.calls
+        #expect(calls.filter { $0 == "runner groups octo" }.count == 1)
+        #expect(calls.filter { $0 == "runner groups other" }.count == 1)
+        #expect(
+            calls.filter { $0.hasPrefix("jit org octo runner-7-") || $0.hasPrefix("jit org octo runner-8-") }.count == 2
+        )
+        let state = github.state.withLock { $0 }
+        #expect(state.runnerGroupOf.values.sorted() == [5, 5, 9])
+        #expect(Set(state.runnerOrganization.values) == ["octo", "other"])
+        // Organization runners are listed at the organization, not at the repository.
+        #expect(try await github.runners(owner: "octo", repo: "repo", scope: .organization).count == 2)
+        #expect(try await github.runners(owner: "octo", repo: "repo").isEmpty)
+    }
+
+    @Test func aGroupNameTheOrganizationLacksFailsTheDeliveryAndLeavesNothing() async throws {
+        github.queue(job: 7)
+        await #expect {
+            try await provisioner(group: "gpu").provision(request(7))
+        } throws: { error in
+            (error as? ProvisioningError)?.reason.contains(#"no runner group named "gpu""#) == true
+        }
+        #expect(kubernetes.jobNames.isEmpty && github.runners.isEmpty)
+    }
+
+    @Test func aFailedSecretRemovesTheOrganizationRegistration() async throws {
+        github.queue(job: 7)
+        kubernetes.state.withLock {
+            $0.createSecretFaults = Array(
+                repeating: FakeKubernetesAPI.error(.unavailable, status: 500, resource: "secrets"),
+                count: 2
+            )
+        }
+        await #expect(throws: ProvisioningError.self) { try await provisioner(group: nil).provision(request(7)) }
+        #expect(github.calls.contains("delete org runner 100") && github.runners.isEmpty)
+        #expect(github.state.withLock { $0.runnerGroupOf[100] } == 1)
+    }
+}
