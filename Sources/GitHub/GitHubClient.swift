@@ -4,17 +4,6 @@ import Observability
 import Support
 import Synchronization
 
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
-
 /// `GitHubAPI` over an `HTTPTransport`, with GitHub's headers, metrics and rate-limit handling.
 ///
 /// Every call is made with the credential `GitHubCredentials` gives for its owner: one token, a token per owner,
@@ -341,6 +330,7 @@ package final class GitHubClient: GitHubAPI {
         var credential = try await credentials.credential(owner: owner, repository: repo)
         var retried = false
         while true {
+            limits.remember(owner: owner, key: credential.rateLimitKey)
             let response = try await send(endpoint, path: path, body: body, conditional: conditional, as: credential)
             if response.status == 401, !retried, await credentials.rejected(credential) {
                 logger.info(
@@ -351,7 +341,6 @@ package final class GitHubClient: GitHubAPI {
                 credential = try await credentials.credential(owner: owner, repository: repo)
                 continue
             }
-            limits.remember(owner: owner, key: credential.rateLimitKey)
             return try accept(response, endpoint: endpoint, as: credential)
         }
     }

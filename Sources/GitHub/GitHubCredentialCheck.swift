@@ -1,12 +1,6 @@
 import HTTPClient
 import Support
 
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
-
 /// What the start-up check of the credentials looks at, and how it calls GitHub (`GitHubClient.checkCredentials`).
 ///
 /// Each credential is checked with read-only calls only: a write permission is read from what GitHub reports (a
@@ -82,9 +76,9 @@ extension GitHubTokens {
         for (owner, token) in checkedTokens {
             let subject = owner.map { "GITHUB_TOKENS owner \($0)" } ?? "GITHUB_TOKEN"
             let served: (String) -> Bool = { candidate in
-                owner.map { candidate.asciiLowercased == $0.asciiLowercased } ?? !mine.contains(
-                    candidate.asciiLowercased
-                )
+                let candidate = candidate.asciiLowercased
+                if let owner { return candidate == owner.asciiLowercased }
+                return !mine.contains(candidate)
             }
             findings += await Self.check(token: token, subject: subject, serving: served, context)
         }
@@ -121,11 +115,12 @@ extension GitHubTokens {
                     findings += missingScopes(scopes, subject: subject, context)
                 }
             case 401:
+                let refusal = GitHubRequester.error(for: response, endpoint: "GET /user", now: context.clock()).error
                 return [
                     GitHubCredentialFinding(
                         .error,
                         subject: subject,
-                        "GitHub rejects it (401 \(message(of: response))): the token is wrong, expired or revoked"
+                        "GitHub rejects it (401 \(refusal.message)): the token is wrong, expired or revoked"
                     )
                 ]
             default:
@@ -367,10 +362,4 @@ extension GitHubAppCredentials {
         permissions.isEmpty
             ? "none" : permissions.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")
     }
-}
-
-/// GitHub's `message`, or the status.
-private func message(of response: HTTPClientResponse) -> String {
-    struct Body: Decodable { var message: String? }
-    return (try? JSONDecoder().decode(Body.self, from: Data(response.body)))?.message ?? "HTTP \(response.status)"
 }
