@@ -291,8 +291,16 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
             ProvisioningError(status: 503, reason: "GitHub did not answer: \(error.message)")
         case .server:
             ProvisioningError(status: 502, reason: "GitHub answered \(error.status ?? 500)")
+        case .unauthorized where error.status == nil:
+            // No credential for the owner: the message says which setting to change.
+            ProvisioningError(status: 502, reason: error.message)
+        case .unauthorized where error.endpoint.hasPrefix("POST /app/") || error.endpoint.hasSuffix("/installation"):
+            ProvisioningError(status: 502, reason: "GitHub rejected the GitHub App's JWT (401)")
         case .unauthorized:
             ProvisioningError(status: 502, reason: "GitHub rejected the token (401)")
+        case .notFound where error.endpoint.hasPrefix("POST /app/") || error.endpoint.hasSuffix("/installation"):
+            // The GitHub App is not installed where the job is: the message names the account.
+            ProvisioningError(status: 502, reason: error.message)
         case .forbidden:
             ProvisioningError(
                 status: 502,

@@ -192,6 +192,48 @@ import Testing
         )
     }
 
+    /// Credential failures name what to fix: an owner without a token, a refused App JWT, an App not installed.
+    @Test(arguments: [
+        (
+            GitHubAPIError(
+                endpoint: "credentials for {owner}",
+                kind: .unauthorized,
+                message: "no GitHub token for owner o"
+            ),
+            "no GitHub token for owner o"
+        ),
+        (
+            GitHubAPIError(
+                endpoint: "POST /app/installations/{installation_id}/access_tokens",
+                kind: .unauthorized,
+                status: 401,
+                message: "GitHub rejected the App's JWT"
+            ),
+            "GitHub rejected the GitHub App's JWT (401)"
+        ),
+        (
+            GitHubAPIError(
+                endpoint: "GET /repos/{owner}/{repo}/installation",
+                kind: .notFound,
+                status: 404,
+                message: "the GitHub App is not installed on o/r"
+            ),
+            "the GitHub App is not installed on o/r"
+        ),
+        (
+            GitHubAPIError(
+                endpoint: "GET /repos/{owner}/{repo}/actions/jobs/{job_id}",
+                kind: .unauthorized,
+                status: 401,
+                message: "Bad credentials"
+            ),
+            "GitHub rejected the token (401)"
+        ),
+    ])
+    func namesWhatToFixWhenCredentialsFail(error: GitHubAPIError, reason: String) {
+        #expect(JITRunnerProvisioner.provisioningError(error) == ProvisioningError(status: 502, reason: reason))
+    }
+
     @Test func isReadyOnceKubernetesAnswered() async {
         #expect(await provisioner.readiness() == .ready)  // the first check lists jobs
         #expect(kubernetes.calls.contains("list jobs"))
