@@ -51,7 +51,12 @@ let package = Package(
         .target(name: "HTTPClient", dependencies: ["Support", "CCurl"], swiftSettings: strict),
         .target(
             name: "GitHub",
-            dependencies: ["Support", "HTTPClient", "Observability", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "Support", "HTTPClient", "Observability",
+                // RS256 for the GitHub App's JWT (RSASSA-PKCS1-v1_5 with SHA-256).
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
         .target(
@@ -128,6 +133,7 @@ let package = Package(
                 "TestSupport", "Support", "Observability", "HTTPServer", "HTTPClient", "GitHub", "Kubernetes",
                 "Runners",
                 "Webhook", "App", "CLinuxShims",
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),

@@ -15,6 +15,7 @@ package final class DryRunGitHub: GitHubAPI {
     package func generateJITConfig(
         owner: String,
         repo: String,
+        scope: RunnerScope,
         _ request: JITConfigRequest
     ) async throws(GitHubAPIError)
         -> JITConfig
@@ -31,11 +32,30 @@ package final class DryRunGitHub: GitHubAPI {
 
     package func jobs(owner: String, repo: String, runID: Int64) async throws(GitHubAPIError) -> [GitHubJob] { [] }
 
-    package func runners(owner: String, repo: String) async throws(GitHubAPIError) -> [RegisteredRunner] { [] }
+    package func runners(
+        owner: String,
+        repo: String,
+        scope: RunnerScope
+    ) async throws(GitHubAPIError) -> [RegisteredRunner] { [] }
 
-    package func runner(owner: String, repo: String, id: Int64) async throws(GitHubAPIError) -> RegisteredRunner? {
+    package func runner(
+        owner: String,
+        repo: String,
+        scope: RunnerScope,
+        id: Int64
+    ) async throws(GitHubAPIError) -> RegisteredRunner? {
         nil
     }
 
-    package func deleteRunner(owner: String, repo: String, runnerID: Int64) async throws(GitHubAPIError) {}
+    package func deleteRunner(
+        owner: String,
+        repo: String,
+        scope: RunnerScope,
+        runnerID: Int64
+    ) async throws(GitHubAPIError) {}
+
+    /// Every organization has its default group, id 1.
+    package func runnerGroups(organization: String) async throws(GitHubAPIError) -> [RunnerGroup] {
+        [RunnerGroup(id: 1, name: "Default", visibility: "all", isDefault: true)]
+    }
 }

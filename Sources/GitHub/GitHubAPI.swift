@@ -121,7 +121,40 @@ package enum GitHubListing {
     package static let limit = 1_000
 }
 
-/// The GitHub REST calls provisioning and reconciliation need (repository runners).
+/// Where runners are registered: to one repository, or to the organization that owns it (`RUNNER_SCOPE`).
+package enum RunnerScope: String, Sendable, CaseIterable {
+    /// `/repos/{owner}/{repo}/actions/runners…`: the runner serves that repository only.
+    case repository = "repo"
+    /// `/orgs/{org}/actions/runners…`: the runner joins a runner group of the organization.
+    case organization = "org"
+}
+
+/// A runner group of an organization, as `GET /orgs/{org}/actions/runner-groups` lists it.
+package struct RunnerGroup: Sendable, Equatable, Decodable {
+    package var id: Int
+    package var name: String
+    /// `all`, `selected` or `private`.
+    package var visibility: String?
+    /// The organization's default group (every organization has one; its id is 1 on github.com).
+    package var isDefault: Bool?
+
+    package init(id: Int, name: String, visibility: String? = nil, isDefault: Bool? = nil) {
+        self.id = id
+        self.name = name
+        self.visibility = visibility
+        self.isDefault = isDefault
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, name, visibility
+        case isDefault = "default"
+    }
+}
+
+/// The GitHub REST calls provisioning and reconciliation need.
+///
+/// Runner calls take a `RunnerScope`: for `.organization` the runner lives at the owner's organization and `repo`
+/// only says which job it is for. The extension below keeps the repository-scoped spellings.
 package protocol GitHubAPI: Sendable {
     func job(owner: String, repo: String, id: Int64) async throws(GitHubAPIError) -> GitHubJob
     /// Runs in a status (`queued`, `in_progress`), newest first, every page up to `GitHubListing.limit`.
@@ -131,14 +164,60 @@ package protocol GitHubAPI: Sendable {
     func generateJITConfig(
         owner: String,
         repo: String,
+        scope: RunnerScope,
         _ request: JITConfigRequest
     ) async throws(GitHubAPIError) -> JITConfig
-    func deleteRunner(owner: String, repo: String, runnerID: Int64) async throws(GitHubAPIError)
-    /// The repository's self-hosted runners, every page up to `GitHubListing.limit`.
-    func runners(owner: String, repo: String) async throws(GitHubAPIError) -> [RegisteredRunner]
+    func deleteRunner(owner: String, repo: String, scope: RunnerScope, runnerID: Int64) async throws(GitHubAPIError)
+    /// The self-hosted runners of the repository (or organization), every page up to `GitHubListing.limit`.
+    func runners(owner: String, repo: String, scope: RunnerScope) async throws(GitHubAPIError) -> [RegisteredRunner]
     /// One registration as GitHub sees it now (busy or not); nil when it no longer exists (404). The reapers call
     /// it just before deleting anything, as the fresh check that no runner is at work on it.
-    func runner(owner: String, repo: String, id: Int64) async throws(GitHubAPIError) -> RegisteredRunner?
+    func runner(
+        owner: String,
+        repo: String,
+        scope: RunnerScope,
+        id: Int64
+    ) async throws(GitHubAPIError) -> RegisteredRunner?
+    /// The organization's runner groups, every page up to `GitHubListing.limit`.
+    func runnerGroups(organization: String) async throws(GitHubAPIError) -> [RunnerGroup]
+}
+
+extension GitHubAPI {
+    /// A repository runner's JIT configuration.
+    package func generateJITConfig(
+        owner: String,
+        repo: String,
+        _ request: JITConfigRequest
+    ) async throws(GitHubAPIError) -> JITConfig {
+        try await generateJITConfig(owner: owner, repo: repo, scope: .repository, request)
+    }
+
+    package func deleteRunner(owner: String, repo: String, runnerID: Int64) async throws(GitHubAPIError) {
+        try await deleteRunner(owner: owner, repo: repo, scope: .repository, runnerID: runnerID)
+    }
+
+    package func runners(owner: String, repo: String) async throws(GitHubAPIError) -> [RegisteredRunner] {
+        try await runners(owner: owner, repo: repo, scope: .repository)
+    }
+
+    package func runner(owner: String, repo: String, id: Int64) async throws(GitHubAPIError) -> RegisteredRunner? {
+        try await runner(owner: owner, repo: repo, scope: .repository, id: id)
+    }
+
+    /// The id of the organization's runner group called `name` (`RUNNER_GROUP`): an exact match, else the one
+    /// match ignoring case. A name that matches no group is a `.validation` error that lists the groups there are.
+    package func runnerGroupID(named name: String, organization: String) async throws(GitHubAPIError) -> Int {
+        let groups = try await runnerGroups(organization: organization)
+        if let exact = groups.first(where: { $0.name == name }) { return exact.id }
+        let folded = groups.filter { $0.name.lowercased() == name.lowercased() }
+        if folded.count == 1 { return folded[0].id }
+        throw GitHubAPIError(
+            endpoint: "GET /orgs/{org}/actions/runner-groups",
+            kind: .validation,
+            message:
+                "organization \(organization) has no runner group named \"\(name)\" (it has: \(groups.map(\.name).joined(separator: ", ")))"
+        )
+    }
 }
 
 extension RegisteredRunner {

@@ -4,34 +4,30 @@ import Observability
 import Support
 import Synchronization
 
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
-
 /// `GitHubAPI` over an `HTTPTransport`, with GitHub's headers, metrics and rate-limit handling.
 ///
-/// Every call is counted in `github_api_requests_total{endpoint,status}` and `x-ratelimit-remaining` goes to
-/// `github_api_rate_limit_remaining`. After a rate-limit answer, calls fail at once (without a request) until
-/// the reset GitHub gave: GitHub asks clients not to keep calling while limited.
+/// Every call is made with the credential `GitHubCredentials` gives for its owner: one token, a token per owner,
+/// or a GitHub App installation's token. Every call is counted in `github_api_requests_total{endpoint,status}`,
+/// and `x-ratelimit-remaining` goes to `github_api_rate_limit_remaining{owner}` for the credential's window. After
+/// a rate-limit answer, calls with that credential fail at once (without a request) until the reset GitHub gave:
+/// GitHub asks clients not to keep calling while limited. Other credentials' calls go on.
 package final class GitHubClient: GitHubAPI {
     package struct Configuration: Sendable {
-        /// `https://api.github.com`, or `https://HOST/api/v3` for GHES.
+        /// `https://api.github.com`, or `https://HOST/api/v3` for GHES: every path goes after it.
         package var baseURL: String
-        package var token: Secret
+        package var credentials: any GitHubCredentials
         /// Per-call timeout; the webhook's overall deadline bounds the sum.
         package var timeout: Duration = .seconds(4)
 
-        package init(baseURL: String, token: Secret, timeout: Duration = .seconds(4)) {
+        package init(baseURL: String, credentials: any GitHubCredentials, timeout: Duration = .seconds(4)) {
             self.baseURL = baseURL
-            self.token = token
+            self.credentials = credentials
             self.timeout = timeout
+        }
+
+        /// One token for every call (`GITHUB_TOKEN`).
+        package init(baseURL: String, token: Secret, timeout: Duration = .seconds(4)) {
+            self.init(baseURL: baseURL, credentials: GitHubTokens(token), timeout: timeout)
         }
     }
 
@@ -43,48 +39,116 @@ package final class GitHubClient: GitHubAPI {
         case listRunJobs = "GET /repos/{owner}/{repo}/actions/runs/{run_id}/jobs"
         case listRunners = "GET /repos/{owner}/{repo}/actions/runners"
         case getRunner = "GET /repos/{owner}/{repo}/actions/runners/{runner_id}"
+        case generateOrganizationJITConfig = "POST /orgs/{org}/actions/runners/generate-jitconfig"
+        case deleteOrganizationRunner = "DELETE /orgs/{org}/actions/runners/{runner_id}"
+        case listOrganizationRunners = "GET /orgs/{org}/actions/runners"
+        case getOrganizationRunner = "GET /orgs/{org}/actions/runners/{runner_id}"
+        case listRunnerGroups = "GET /orgs/{org}/actions/runner-groups"
     }
 
     private let configuration: Configuration
-    private let transport: any HTTPTransport
+    private let requester: GitHubRequester
     private let metrics: Metrics?
     private let logger: Logger
-    /// Rate-limit windows are compared in its `epochSeconds`: GitHub's reset is an epoch second, and a step of the
-    /// system clock neither shortens nor stretches a pause.
-    private let clock: MonotonicClock
-    /// Epoch seconds until which calls are refused (rate limited); one client serves every path of the process
-    /// (deliveries and the reconciler), so this is the whole process's pause.
-    private let limitedUntil = Mutex<Double>(0)
+    /// Epoch seconds on the injected clock (`MonotonicClock.epochSeconds`): GitHub's reset is an epoch second, and a
+    /// step of the system clock neither shortens nor stretches a pause.
+    private let clock: @Sendable () -> Double
+    /// Rate-limit windows, one per credential; one client serves every path of the process (deliveries and the
+    /// reconciler), so a window's pause holds for all of them.
+    private let limits = GitHubRateLimits()
     /// Conditional requests: a 304 answer does not count against the primary rate limit.
     private let etags = Mutex<[String: (etag: String, body: [UInt8])]>([:])
-    /// The last `x-ratelimit-remaining`, for callers that budget their calls (the reconciler).
-    private let remaining = Mutex<Int64?>(nil)
 
-    /// Requests left in the current rate-limit window, as GitHub last said; nil before the first answer.
-    package var rateLimitRemaining: Int64? { remaining.withLock { $0 } }
+    /// The lowest `x-ratelimit-remaining` GitHub last said over every credential used so far (the reconciler's
+    /// budget with one token); nil before the first answer.
+    package var rateLimitRemaining: Int64? { limits.lowestRemaining }
 
-    package init(
+    /// Requests left in the window of the credential that serves `owner`; nil until a call for it was answered.
+    package func rateLimitRemaining(owner: String) -> Int64? { limits.remaining(owner: owner) }
+
+    /// The credentials every call is made with (the composition root tells them about verified installations).
+    package var credentials: any GitHubCredentials { configuration.credentials }
+
+    package convenience init(
         configuration: Configuration,
         transport: any HTTPTransport,
         metrics: Metrics?,
         logger: Logger,
         clock: some Clock<Duration> = ContinuousClock()
     ) {
+        let clock = MonotonicClock(clock)
+        self.init(
+            configuration: configuration,
+            transport: transport,
+            metrics: metrics,
+            logger: logger,
+            epochSeconds: { clock.epochSeconds }
+        )
+    }
+
+    /// The same, reading epoch seconds from `epochSeconds`: for a test whose GitHub double keeps its own epoch
+    /// time, shared with the App's credentials.
+    package init(
+        configuration: Configuration,
+        transport: any HTTPTransport,
+        metrics: Metrics?,
+        logger: Logger,
+        epochSeconds: @escaping @Sendable () -> Double
+    ) {
         self.configuration = configuration
-        self.transport = transport
+        requester = GitHubRequester(
+            baseURL: configuration.baseURL,
+            transport: transport,
+            timeout: configuration.timeout,
+            metrics: metrics
+        )
         self.metrics = metrics
         self.logger = logger
-        self.clock = MonotonicClock(clock)
+        self.clock = epochSeconds
+        for owner in configuration.credentials.knownRateLimitOwners {
+            metrics?.registerGitHubRateLimit(owner: owner)
+        }
+    }
+
+    /// Epoch seconds on the process's monotonic clock (its wall time read once): the default of the App's
+    /// credentials, whose token expiries and JWT times are epoch seconds too.
+    static let steadyEpochSeconds: @Sendable () -> Double = {
+        let clock = MonotonicClock(ContinuousClock())
+        return { clock.epochSeconds }
+    }()
+
+    /// Validates the credentials once (start-up): what will not work, and why. Probes at most a few of
+    /// `repositories` (owner/name) and `owners` with read-only calls.
+    package func checkCredentials(
+        scope: RunnerScope,
+        repositories: [GitHubCredentialCheck.Repository] = [],
+        owners: [String] = []
+    ) async -> [GitHubCredentialFinding] {
+        await configuration.credentials.check(
+            GitHubCredentialCheck(
+                scope: scope,
+                repositories: repositories,
+                owners: owners,
+                requester: requester,
+                clock: clock
+            )
+        )
     }
 
     package func job(owner: String, repo: String, id: Int64) async throws(GitHubAPIError) -> GitHubJob {
-        let response = try await call(.getJob, path: "/repos/\(segment(owner))/\(segment(repo))/actions/jobs/\(id)")
+        let response = try await call(
+            .getJob,
+            owner: owner,
+            repo: repo,
+            path: "/repos/\(segment(owner))/\(segment(repo))/actions/jobs/\(id)"
+        )
         return try decode(GitHubJob.self, from: response, endpoint: .getJob)
     }
 
     package func generateJITConfig(
         owner: String,
         repo: String,
+        scope: RunnerScope,
         _ request: JITConfigRequest
     ) async throws(GitHubAPIError)
         -> JITConfig
@@ -95,9 +159,12 @@ package final class GitHubClient: GitHubAPI {
             ("labels", .array(request.labels.map { .string($0) })),
             ("work_folder", .string(request.workFolder)),
         ])
+        let endpoint: Endpoint = scope == .organization ? .generateOrganizationJITConfig : .generateJITConfig
         let response = try await call(
-            .generateJITConfig,
-            path: "/repos/\(segment(owner))/\(segment(repo))/actions/runners/generate-jitconfig",
+            endpoint,
+            owner: owner,
+            repo: repo,
+            path: runnersPath(owner: owner, repo: repo, scope: scope) + "/generate-jitconfig",
             body: body.renderedBytes()
         )
         struct Answer: Decodable {
@@ -113,7 +180,7 @@ package final class GitHubClient: GitHubAPI {
                 case encodedJITConfig = "encoded_jit_config"
             }
         }
-        let answer = try decode(Answer.self, from: response, endpoint: .generateJITConfig)
+        let answer = try decode(Answer.self, from: response, endpoint: endpoint)
         return JITConfig(
             runnerID: answer.runner.id,
             runnerName: answer.runner.name,
@@ -128,6 +195,8 @@ package final class GitHubClient: GitHubAPI {
         }
         return try await everyPage(
             .listRuns,
+            owner: owner,
+            repo: repo,
             path: "/repos/\(segment(owner))/\(segment(repo))/actions/runs?status=\(status)&per_page=100"
         ) { (response) throws(GitHubAPIError) in
             try decode(Page.self, from: response, endpoint: .listRuns).workflowRuns
@@ -138,38 +207,88 @@ package final class GitHubClient: GitHubAPI {
         struct Page: Decodable { var jobs: [GitHubJob] }
         return try await everyPage(
             .listRunJobs,
+            owner: owner,
+            repo: repo,
             path: "/repos/\(segment(owner))/\(segment(repo))/actions/runs/\(runID)/jobs?filter=latest&per_page=100"
         ) { (response) throws(GitHubAPIError) in
             try decode(Page.self, from: response, endpoint: .listRunJobs).jobs
         }
     }
 
-    package func runners(owner: String, repo: String) async throws(GitHubAPIError) -> [RegisteredRunner] {
+    package func runners(
+        owner: String,
+        repo: String,
+        scope: RunnerScope
+    ) async throws(GitHubAPIError) -> [RegisteredRunner] {
         struct Page: Decodable { var runners: [RegisteredRunner] }
+        let endpoint: Endpoint = scope == .organization ? .listOrganizationRunners : .listRunners
         return try await everyPage(
-            .listRunners,
-            path: "/repos/\(segment(owner))/\(segment(repo))/actions/runners?per_page=100"
+            endpoint,
+            owner: owner,
+            repo: repo,
+            path: runnersPath(owner: owner, repo: repo, scope: scope) + "?per_page=100"
         ) { (response) throws(GitHubAPIError) in
-            try decode(Page.self, from: response, endpoint: .listRunners).runners
+            try decode(Page.self, from: response, endpoint: endpoint).runners
         }
     }
 
-    package func runner(owner: String, repo: String, id: Int64) async throws(GitHubAPIError) -> RegisteredRunner? {
+    package func runner(
+        owner: String,
+        repo: String,
+        scope: RunnerScope,
+        id: Int64
+    ) async throws(GitHubAPIError) -> RegisteredRunner? {
+        let endpoint: Endpoint = scope == .organization ? .getOrganizationRunner : .getRunner
         do {
             // Never from the ETag cache: this is the fresh look before a deletion.
             let response = try await call(
-                .getRunner,
-                path: "/repos/\(segment(owner))/\(segment(repo))/actions/runners/\(id)",
+                endpoint,
+                owner: owner,
+                repo: repo,
+                path: runnersPath(owner: owner, repo: repo, scope: scope) + "/\(id)",
                 conditional: false
             )
-            return try decode(RegisteredRunner.self, from: response, endpoint: .getRunner)
+            return try decode(RegisteredRunner.self, from: response, endpoint: endpoint)
         } catch  where error.kind == .notFound {
             return nil
         }
     }
 
-    package func deleteRunner(owner: String, repo: String, runnerID: Int64) async throws(GitHubAPIError) {
-        _ = try await call(.deleteRunner, path: "/repos/\(segment(owner))/\(segment(repo))/actions/runners/\(runnerID)")
+    package func deleteRunner(
+        owner: String,
+        repo: String,
+        scope: RunnerScope,
+        runnerID: Int64
+    ) async throws(GitHubAPIError) {
+        _ = try await call(
+            scope == .organization ? .deleteOrganizationRunner : .deleteRunner,
+            owner: owner,
+            repo: repo,
+            path: runnersPath(owner: owner, repo: repo, scope: scope) + "/\(runnerID)"
+        )
+    }
+
+    package func runnerGroups(organization: String) async throws(GitHubAPIError) -> [RunnerGroup] {
+        struct Page: Decodable {
+            var runnerGroups: [RunnerGroup]
+            enum CodingKeys: String, CodingKey { case runnerGroups = "runner_groups" }
+        }
+        return try await everyPage(
+            .listRunnerGroups,
+            owner: organization,
+            repo: nil,
+            path: "/orgs/\(segment(organization))/actions/runner-groups?per_page=100"
+        ) { (response) throws(GitHubAPIError) in
+            try decode(Page.self, from: response, endpoint: .listRunnerGroups).runnerGroups
+        }
+    }
+
+    /// `/repos/{owner}/{repo}/actions/runners`, or `/orgs/{owner}/actions/runners` for organization runners.
+    private func runnersPath(owner: String, repo: String, scope: RunnerScope) -> String {
+        switch scope {
+        case .repository: "/repos/\(segment(owner))/\(segment(repo))/actions/runners"
+        case .organization: "/orgs/\(segment(owner))/actions/runners"
+        }
     }
 
     // MARK: - Calls
@@ -178,15 +297,17 @@ package final class GitHubClient: GitHubAPI {
     /// no other address), up to `GitHubListing.limit` items. Each page is a conditional request of its own.
     private func everyPage<Item>(
         _ endpoint: Endpoint,
+        owner: String,
+        repo: String?,
         path: String,
         items: (HTTPClientResponse) throws(GitHubAPIError) -> [Item]
     ) async throws(GitHubAPIError) -> [Item] {
         var all: [Item] = []
         var next: String? = path
         while let current = next, all.count < GitHubListing.limit {
-            let response = try await call(endpoint, path: current)
+            let response = try await call(endpoint, owner: owner, repo: repo, path: current)
             all += try items(response)
-            next = Self.nextPage(response.header("link"), under: configuration.baseURL)
+            next = Self.nextPage(response.header("link"), under: requester.baseURL)
         }
         return all
     }
@@ -209,139 +330,106 @@ package final class GitHubClient: GitHubAPI {
         return nil
     }
 
+    /// One call with the owner's credential. A 401 on a credential the credentials had cached (an installation
+    /// token) is retried once with a fresh one.
     private func call(
         _ endpoint: Endpoint,
+        owner: String,
+        repo: String?,
         path: String,
         body: [UInt8]? = nil,
         conditional: Bool = true
     ) async throws(GitHubAPIError)
         -> HTTPClientResponse
     {
-        let until = limitedUntil.withLock { $0 }
-        if clock.epochSeconds < until {
+        let credentials = configuration.credentials
+        var credential = try await credentials.credential(owner: owner, repository: repo)
+        var retried = false
+        while true {
+            limits.remember(owner: owner, key: credential.rateLimitKey)
+            let response = try await send(endpoint, path: path, body: body, conditional: conditional, as: credential)
+            if response.status == 401, !retried, await credentials.rejected(credential) {
+                logger.info(
+                    "GitHub rejected a cached credential; retrying with a fresh one",
+                    metadata: ["endpoint": "\(endpoint.rawValue)", "owner": "\(credential.rateLimitOwner)"]
+                )
+                retried = true
+                credential = try await credentials.credential(owner: owner, repository: repo)
+                continue
+            }
+            return try accept(response, endpoint: endpoint, as: credential)
+        }
+    }
+
+    /// Sends the request unless the credential's window is paused; records what GitHub said of the window.
+    private func send(
+        _ endpoint: Endpoint,
+        path: String,
+        body: [UInt8]?,
+        conditional: Bool,
+        as credential: GitHubCredential
+    ) async throws(GitHubAPIError) -> HTTPClientResponse {
+        let until = limits.pausedUntil(credential.rateLimitKey)
+        if clock() < until {
             throw GitHubAPIError(
                 endpoint: endpoint.rawValue,
                 kind: .rateLimited,
-                status: nil,
-                requestID: nil,
                 message: "not called: still rate limited",
-                retryAt: Int64(until.rounded(.up)),
-                acceptedPermissions: nil
+                retryAt: Int64(until.rounded(.up))
             )
         }
         let method = String(endpoint.rawValue.prefix { $0 != " " })
-        var headers: [(name: String, value: String)] = [
-            ("Authorization", "Bearer \(configuration.token.value)"),
-            ("Accept", "application/vnd.github+json"),
-            ("X-GitHub-Api-Version", "2022-11-28"),
-            ("User-Agent", "kube-actions-runner/\(KubeActionsRunnerVersion.current)"),
-        ]
-        if body != nil { headers.append(("Content-Type", "application/json")) }
-        let url = configuration.baseURL + path
+        let url = requester.baseURL + path
         let cached = method == "GET" && conditional ? etags.withLock { $0[url] } : nil
-        if let cached { headers.append(("If-None-Match", cached.etag)) }
-        let request = HTTPClientRequest(
-            method: method,
-            url: url,
-            headers: headers,
+        let response = try await requester.send(
+            endpoint.rawValue,
+            path: path,
+            authorization: credential.authorization,
             body: body,
-            timeout: configuration.timeout
+            headers: cached.map { [("If-None-Match", $0.etag)] } ?? []
         )
-
-        let response: HTTPClientResponse
-        do {
-            response = try await transport.send(request)
-        } catch {
-            metrics?.countGitHubRequest(endpoint: endpoint.rawValue, status: "transport")
-            throw GitHubAPIError(
-                endpoint: endpoint.rawValue,
-                kind: .transport,
-                status: nil,
-                requestID: nil,
-                message: error.message,
-                retryAt: nil,
-                acceptedPermissions: nil
-            )
-        }
-        metrics?.countGitHubRequest(endpoint: endpoint.rawValue, status: String(response.status))
         if let remaining = response.header("x-ratelimit-remaining").flatMap({ Int64($0) }) {
-            metrics?.githubRateLimitRemaining.set(remaining)
-            self.remaining.withLock { $0 = remaining }
+            metrics?.setGitHubRateLimitRemaining(remaining, owner: credential.rateLimitOwner)
+            limits.record(remaining: remaining, key: credential.rateLimitKey)
             // The last request of the window succeeded: every further one would be refused until the reset.
             if remaining == 0, (200..<300).contains(response.status) || response.status == 304,
                 let reset = response.header("x-ratelimit-reset").flatMap({ Int64($0) })
             {
-                limitedUntil.withLock { $0 = max($0, Double(reset) + 1) }
+                limits.pause(credential.rateLimitKey, until: Double(reset) + 1)
             }
         }
         if response.status == 304, let cached {
             return HTTPClientResponse(status: 200, headers: response.headers, body: cached.body)
         }
-        if (200..<300).contains(response.status) {
-            if method == "GET", let etag = response.header("etag") {
-                etags.withLock { cache in
-                    if cache.count >= 4096 { cache.removeAll() }  // bounded; refilled by the next cycle
-                    cache[url] = (etag, response.body)
-                }
+        if (200..<300).contains(response.status), method == "GET", let etag = response.header("etag") {
+            etags.withLock { cache in
+                if cache.count >= 4096 { cache.removeAll() }  // bounded; refilled by the next cycle
+                cache[url] = (etag, response.body)
             }
-            return response
         }
-        // A window GitHub gives counts from its answer, not from when the request left.
-        throw error(for: response, endpoint: endpoint, now: clock.epochSeconds)
+        return response
     }
 
-    private func error(for response: HTTPClientResponse, endpoint: Endpoint, now: Double) -> GitHubAPIError {
-        struct Body: Decodable { var message: String? }
-        let message =
-            (try? JSONDecoder().decode(Body.self, from: Data(response.body)))?.message
-            ?? "HTTP \(response.status)"
-        let kind: GitHubAPIError.Kind
-        var retryAt: Int64?
-        let remaining = response.header("x-ratelimit-remaining")
-        let retryAfter = response.header("retry-after").flatMap { Int64($0) }.map { max($0, 0) }
-        let mentionsRateLimit = message.lowercased().contains("rate limit")
-        let isRateLimit =
-            response.status == 429
-            || (response.status == 403 && (remaining == "0" || retryAfter != nil || mentionsRateLimit))
-        switch response.status {
-        case _ where isRateLimit:
-            kind = .rateLimited
-            // Until the end of the window: `retry-after` seconds from this answer; the reset is a whole second of
-            // GitHub's clock, so the whole of that second too.
-            let until: Double
-            if let retryAfter {
-                until = now + Double(retryAfter)
-            } else if remaining == "0", let reset = response.header("x-ratelimit-reset").flatMap({ Int64($0) }) {
-                until = max(Double(reset) + 1, now)
-            } else {
-                until = now + 60  // GitHub: otherwise wait at least a minute
-            }
-            retryAt = Int64(until.rounded(.up))
-            limitedUntil.withLock { $0 = max($0, until) }
+    /// A 2xx answer as it is, else the error its status means (a rate limit pauses the credential's window).
+    private func accept(
+        _ response: HTTPClientResponse,
+        endpoint: Endpoint,
+        as credential: GitHubCredential
+    ) throws(GitHubAPIError) -> HTTPClientResponse {
+        if (200..<300).contains(response.status) { return response }
+        let (error, pauseUntil) = GitHubRequester.error(for: response, endpoint: endpoint.rawValue, now: clock())
+        if let pauseUntil {
+            limits.pause(credential.rateLimitKey, until: pauseUntil)
             logger.warning(
                 "GitHub rate limit reached",
                 metadata: [
-                    "endpoint": "\(endpoint.rawValue)", "resets_at": "\(Timestamps.seconds(retryAt!))",
-                    "message": "\(message)",
+                    "endpoint": "\(endpoint.rawValue)", "owner": "\(credential.rateLimitOwner)",
+                    "resets_at": "\(Timestamps.seconds(error.retryAt ?? Int64(pauseUntil)))",
+                    "message": "\(error.message)",
                 ]
             )
-        case 401: kind = .unauthorized
-        case 403: kind = .forbidden
-        case 404: kind = .notFound
-        case 409: kind = .conflict
-        case 422: kind = .validation
-        case 500...599: kind = .server
-        default: kind = .unexpectedResponse
         }
-        return GitHubAPIError(
-            endpoint: endpoint.rawValue,
-            kind: kind,
-            status: response.status,
-            requestID: response.header("x-github-request-id"),
-            message: message,
-            retryAt: retryAt,
-            acceptedPermissions: response.header("x-accepted-github-permissions")
-        )
+        throw error
     }
 
     private func decode<T: Decodable>(
@@ -351,19 +439,7 @@ package final class GitHubClient: GitHubAPI {
     )
         throws(GitHubAPIError) -> T
     {
-        do {
-            return try JSONDecoder().decode(type, from: Data(response.body))
-        } catch {
-            throw GitHubAPIError(
-                endpoint: endpoint.rawValue,
-                kind: .unexpectedResponse,
-                status: response.status,
-                requestID: response.header("x-github-request-id"),
-                message: "response body is not the documented JSON",
-                retryAt: nil,
-                acceptedPermissions: nil
-            )
-        }
+        try GitHubRequester.decode(type, from: response, endpoint: endpoint.rawValue)
     }
 
     /// One path segment, percent-encoded (owner and repository names are nearly always safe already).

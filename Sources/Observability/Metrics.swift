@@ -12,8 +12,6 @@ package final class Metrics: Sendable {
     package let webhookLatency: DurationHistogram
     /// `runner_jobs_active`: runner Jobs that exist and have not finished.
     package let runnerJobsActive: Gauge
-    /// `github_api_rate_limit_remaining`: the last `x-ratelimit-remaining` GitHub sent (-1 until known).
-    package let githubRateLimitRemaining: Gauge
     /// `reconciler_leader`: 1 on the replica that holds the Lease and runs the reconciler.
     package let leader: Gauge
     /// `reconciler_jobs_queued_too_long`: matching queued jobs older than 5 minutes, at the last cycle.
@@ -24,6 +22,8 @@ package final class Metrics: Sendable {
     private let answered = Atomic<Int>(0)
     /// `http_requests_shed_total` as last exported, by reason (the server keeps the running totals).
     private let shed = Mutex<[String: Int]>([:])
+    /// The `owner` labels of `github_api_rate_limit_remaining` created so far.
+    private let rateLimitOwners = Mutex<Set<String>>([])
 
     package init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
@@ -42,13 +42,6 @@ package final class Metrics: Sendable {
         runnerJobsActive = registry.makeGauge(
             descriptor: metric("runner_jobs_active", "Runner Jobs that exist and have not finished.")
         )
-        githubRateLimitRemaining = registry.makeGauge(
-            descriptor: metric(
-                "github_api_rate_limit_remaining",
-                "The x-ratelimit-remaining GitHub sent last; -1 until a response arrived."
-            )
-        )
-        githubRateLimitRemaining.set(Int64(-1))
         leader = registry.makeGauge(
             descriptor: metric(
                 "reconciler_leader",
@@ -105,6 +98,29 @@ package final class Metrics: Sendable {
             ),
             labels: [("endpoint", endpoint), ("status", status)]
         ).increment()
+    }
+
+    /// `github_api_rate_limit_remaining{owner}`: the last `x-ratelimit-remaining` GitHub sent for the credential
+    /// that serves `owner` (a token or an App installation has its own window; "" is the default token).
+    package func setGitHubRateLimitRemaining(_ remaining: Int64, owner: String) {
+        rateLimitGauge(owner).set(remaining)
+        rateLimitOwners.withLock { _ = $0.insert(owner) }
+    }
+
+    /// Creates `github_api_rate_limit_remaining{owner}` at -1 (not known yet), unless GitHub already said more.
+    package func registerGitHubRateLimit(owner: String) {
+        let isNew = rateLimitOwners.withLock { $0.insert(owner).inserted }
+        if isNew { rateLimitGauge(owner).set(Int64(-1)) }
+    }
+
+    private func rateLimitGauge(_ owner: String) -> Gauge {
+        registry.makeGauge(
+            descriptor: metric(
+                "github_api_rate_limit_remaining",
+                "The x-ratelimit-remaining GitHub sent last, by credential owner (\"\": the default token); -1 until a response arrived."
+            ),
+            labels: [("owner", owner)]
+        )
     }
 
     /// `reconciler_cycles_total{result}`: ok, partial (stopped at the rate-limit reserve), failed, skipped (not leader).

@@ -17,12 +17,17 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
     private let github: any GitHubAPI
     private let kubernetes: any KubernetesAPI
     private let settings: RunnerJob.Settings
-    private let runnerGroupID: Int
+    private let scope: RunnerScope
+    private let runnerGroups: RunnerGroups
     private let monitor: ClusterMonitor
     /// The retry pauses' clock.
     private let clock: MonotonicClock
     private let logger: Logger
 
+    /// - Parameters:
+    ///   - runnerGroupID: the group of every runner (`RUNNER_GROUP_ID`); ignored when `runnerGroup` names one.
+    ///   - scope: where runners are registered (`RUNNER_SCOPE`): the job's repository, or its owner organization.
+    ///   - runnerGroup: `RUNNER_GROUP`: an organization runner group by name, resolved per organization.
     package init(
         github: any GitHubAPI,
         kubernetes: any KubernetesAPI,
@@ -30,13 +35,16 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
         runnerGroupID: Int,
         monitor: ClusterMonitor,
         clock: some Clock<Duration> = ContinuousClock(),
-        logger: Logger
+        logger: Logger,
+        scope: RunnerScope = .repository,
+        runnerGroup: String? = nil
     ) {
         self.clock = MonotonicClock(clock)
         self.github = github
         self.kubernetes = kubernetes
         self.settings = settings
-        self.runnerGroupID = runnerGroupID
+        self.scope = scope
+        runnerGroups = RunnerGroups(runnerGroup.map { .named($0) } ?? .id(runnerGroupID), github: github)
         self.monitor = monitor
         self.logger = logger
     }
@@ -205,10 +213,12 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
     ) async throws(GitHubAPIError)
         -> JITConfig
     {
+        let runnerGroupID = try await runnerGroups.id(for: request.owner)
         func attempt() async throws(GitHubAPIError) -> JITConfig {
             try await github.generateJITConfig(
                 owner: request.owner,
                 repo: request.repository,
+                scope: scope,
                 JITConfigRequest(
                     name: request.runnerName.registrationName(suffix: randomSuffix()),
                     runnerGroupID: runnerGroupID,
@@ -244,10 +254,16 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
         let github = self.github
         let logger = self.logger
         let namespace = settings.namespace
+        let scope = self.scope
         let work = Task.detached {
             if let runner {
                 do throws(GitHubAPIError) {
-                    try await github.deleteRunner(owner: request.owner, repo: request.repository, runnerID: runner)
+                    try await github.deleteRunner(
+                        owner: request.owner,
+                        repo: request.repository,
+                        scope: scope,
+                        runnerID: runner
+                    )
                 } catch {
                     logger.error(
                         "removing the unused runner registration failed",
@@ -280,8 +296,16 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
             ProvisioningError(status: 503, reason: "GitHub did not answer: \(error.message)")
         case .server:
             ProvisioningError(status: 502, reason: "GitHub answered \(error.status ?? 500)")
+        case .unauthorized where error.status == nil:
+            // No credential for the owner: the message says which setting to change.
+            ProvisioningError(status: 502, reason: error.message)
+        case .unauthorized where error.endpoint.hasPrefix("POST /app/") || error.endpoint.hasSuffix("/installation"):
+            ProvisioningError(status: 502, reason: "GitHub rejected the GitHub App's JWT (401)")
         case .unauthorized:
             ProvisioningError(status: 502, reason: "GitHub rejected the token (401)")
+        case .notFound where error.endpoint.hasPrefix("POST /app/") || error.endpoint.hasSuffix("/installation"):
+            // The GitHub App is not installed where the job is: the message names the account.
+            ProvisioningError(status: 502, reason: error.message)
         case .forbidden:
             ProvisioningError(
                 status: 502,

@@ -17,6 +17,10 @@ package struct RunnerJob: Sendable {
         /// This deployment's marker (`RUNNER_OWNER_LABEL`): a label of every registration it makes, and the
         /// `app.kubernetes.io/instance` label of its Jobs, pods and Secrets.
         package var ownerLabel: String
+        /// A private CA the runner must trust (GHES with its own CA, a TLS-inspecting proxy); nil: the image's.
+        package var caBundle: CABundle?
+        /// Proxy settings for the runner (and dockerd); nil: none.
+        package var proxy: Proxy?
 
         package init(
             namespace: String,
@@ -25,7 +29,9 @@ package struct RunnerJob: Sendable {
             dindImage: String,
             dindMTU: Int?,
             ttlSecondsAfterFinished: Int,
-            ownerLabel: String
+            ownerLabel: String,
+            caBundle: CABundle? = nil,
+            proxy: Proxy? = nil
         ) {
             self.namespace = namespace
             self.mode = mode
@@ -34,6 +40,8 @@ package struct RunnerJob: Sendable {
             self.dindMTU = dindMTU
             self.ttlSecondsAfterFinished = ttlSecondsAfterFinished
             self.ownerLabel = ownerLabel
+            self.caBundle = caBundle
+            self.proxy = proxy
         }
     }
 
@@ -64,6 +72,8 @@ package struct RunnerJob: Sendable {
     package var labels: [(String, String)]
     /// The `batch/v1` Job.
     package var job: JSONValue
+    /// More keys of the runner's Secret besides the JIT config (proxy URLs, which may carry credentials).
+    var secretValues: [(String, Secret)] = []
 
     /// Renders the Job for `request` in `settings.mode`.
     package static func render(for request: RunnerRequest, settings: Settings) -> RunnerJob {
@@ -99,7 +109,13 @@ package struct RunnerJob: Sendable {
                 ])
             ),
         ])
-        return RunnerJob(name: name, namespace: settings.namespace, labels: labels, job: job)
+        return RunnerJob(
+            name: name,
+            namespace: settings.namespace,
+            labels: labels,
+            job: job,
+            secretValues: settings.proxy?.secretValues ?? []
+        )
     }
 
     /// The Secret holding `jitConfig`, owned by the created Job (`jobUID`) so it is deleted with it, and recording
@@ -131,7 +147,10 @@ package struct RunnerJob: Sendable {
             ),
             ("type", "Opaque"),
             ("immutable", true),
-            ("stringData", .object([(RunnerJob.secretKey, .string(jitConfig))])),
+            (
+                "stringData",
+                .object([(RunnerJob.secretKey, .string(jitConfig))] + secretValues.map { ($0.0, .string($0.1.value)) })
+            ),
         ])
     }
 
@@ -158,8 +177,17 @@ package struct RunnerJob: Sendable {
         }
         podSecurity.append(("seccompProfile", .object([("type", "RuntimeDefault")])))
         spec.append(("securityContext", .object(podSecurity)))
+        var initContainers: [JSONValue] = []
+        if let caBundle = settings.caBundle {
+            initContainers.append(
+                caBundle.initContainer(image: settings.runnerImage, security: restrictedContainerSecurity)
+            )
+        }
         if mode.hasDocker {
-            spec.append(("initContainers", .array(dindInitContainers(settings: settings))))
+            initContainers += dindInitContainers(name: name, settings: settings)
+        }
+        if !initContainers.isEmpty {
+            spec.append(("initContainers", .array(initContainers)))
         }
         spec.append(("containers", [runnerContainer(name: name, settings: settings)]))
         var volumes: [JSONValue] = [.object([("name", "work"), ("emptyDir", .object([]))])]
@@ -168,6 +196,7 @@ package struct RunnerJob: Sendable {
                 volumes.append(.object([("name", .string(volume)), ("emptyDir", .object([]))]))
             }
         }
+        volumes += settings.caBundle?.volumes ?? []
         spec.append(("volumes", .array(volumes)))
         return .object(spec)
     }
@@ -194,6 +223,11 @@ package struct RunnerJob: Sendable {
             env.append(.object([("name", "RUNNER_WAIT_FOR_DOCKER_IN_SECONDS"), ("value", "120")]))
             mounts.append(.object([("name", "dind-sock"), ("mountPath", "/var/run")]))
         }
+        if let caBundle = settings.caBundle {
+            env += caBundle.environment
+            mounts += caBundle.runnerMounts
+        }
+        env += settings.proxy?.environment(secretName: name) ?? []
         return .object([
             ("name", .string(RunnerJob.runnerContainerName)),
             ("image", .string(settings.runnerImage)),
@@ -204,14 +238,14 @@ package struct RunnerJob: Sendable {
         ])
     }
 
-    private static let restrictedContainerSecurity: JSONValue = .object([
+    static let restrictedContainerSecurity: JSONValue = .object([
         ("allowPrivilegeEscalation", false),
         ("capabilities", .object([("drop", ["ALL"])])),
     ])
 
     /// The externals copy (so job containers started by dockerd find the runner's node) and the
     /// dockerd native sidecar, which Kubernetes stops once the runner exits, so the Job completes.
-    private static func dindInitContainers(settings: Settings) -> [JSONValue] {
+    private static func dindInitContainers(name: String, settings: Settings) -> [JSONValue] {
         var dockerdArgs: [JSONValue] = ["dockerd", .string("--host=\(dockerSocket)"), .string("--group=\(dockerGID)")]
         if let mtu = settings.dindMTU {
             dockerdArgs.append(.string("--mtu=\(mtu)"))
@@ -226,10 +260,16 @@ package struct RunnerJob: Sendable {
             ("securityContext", restrictedContainerSecurity),
             ("volumeMounts", [.object([("name", "dind-externals"), ("mountPath", "/home/runner/tmpDir")])]),
         ])
-        let dind: JSONValue = .object([
+        var dind: [(String, JSONValue)] = [
             ("name", "dind"),
             ("image", .string(settings.dindImage)),
             ("args", .array(dockerdArgs)),
+        ]
+        // dockerd pulls images itself: through the proxy too.
+        if let proxy = settings.proxy {
+            dind.append(("env", .array(proxy.environment(secretName: name))))
+        }
+        dind += [
             ("restartPolicy", "Always"),
             (
                 "securityContext",
@@ -259,8 +299,8 @@ package struct RunnerJob: Sendable {
                     .object([("name", "dind-storage"), ("mountPath", "/var/lib/docker")]),
                 ]
             ),
-        ])
-        return [externals, dind]
+        ]
+        return [externals, .object(dind)]
     }
 
     // MARK: - Labels

@@ -19,9 +19,17 @@ package struct WebhookHandler: Sendable {
     private let deadline: Duration
     /// Times the deadline and each delivery's latency.
     private let clock: MonotonicClock
-    /// Told about the repository of every verified `workflow_job` delivery (the reconciler's list).
+    /// Told about the repository of every verified, allowed `workflow_job` delivery (the reconciler's list).
     private let onVerifiedRepository: (@Sendable (_ owner: String, _ repo: String) -> Void)?
+    /// Which repositories' jobs are run; others are answered 403.
+    private let allowList: RepositoryAllowList
+    /// Told the GitHub App installation of every verified, allowed delivery that names one (`installation.id`).
+    private let onVerifiedInstallation: (@Sendable (_ owner: String, _ installationID: Int64) -> Void)?
 
+    /// - Parameters:
+    ///   - allowList: `ALLOWED_OWNERS`/`ALLOWED_REPOSITORIES`; everyone by default.
+    ///   - onVerifiedInstallation: for a GitHub App's credentials (`GitHubCredentials.remember`), so that the
+    ///     installation of a delivery's owner needs no look-up.
     package init(
         verifier: SignatureVerifier,
         matcher: LabelMatcher,
@@ -31,10 +39,14 @@ package struct WebhookHandler: Sendable {
         logger: Logger,
         deadline: Duration = .seconds(8),
         clock: some Clock<Duration> = ContinuousClock(),
-        onVerifiedRepository: (@Sendable (_ owner: String, _ repo: String) -> Void)? = nil
+        onVerifiedRepository: (@Sendable (_ owner: String, _ repo: String) -> Void)? = nil,
+        allowList: RepositoryAllowList = .everyone,
+        onVerifiedInstallation: (@Sendable (_ owner: String, _ installationID: Int64) -> Void)? = nil
     ) {
         self.clock = MonotonicClock(clock)
         self.onVerifiedRepository = onVerifiedRepository
+        self.allowList = allowList
+        self.onVerifiedInstallation = onVerifiedInstallation
         self.verifier = verifier
         self.matcher = matcher
         self.deliveries = deliveries
@@ -65,7 +77,9 @@ package struct WebhookHandler: Sendable {
             deliveries.record(deliveryID)
         }
         let repository = result.event?.repository
-        metrics.countWebhookRequest(status: result.status, owner: repository?.owner.login, repo: repository?.name)
+        // A delivery from outside the allow-list may carry any name (a leaked secret): it mints no series.
+        let labelled = result.outcome == .notAllowed ? nil : repository
+        metrics.countWebhookRequest(status: result.status, owner: labelled?.owner.login, repo: labelled?.name)
         metrics.countOutcome(result.outcome.rawValue)
         metrics.webhookLatency.record(elapsed)
         if result.outcome == .accepted, let repository {
@@ -116,7 +130,13 @@ package struct WebhookHandler: Sendable {
         } catch {
             return Result(outcome: .badRequest, status: 400, message: error.description)
         }
+        guard allowList.allows(owner: event.repository.owner.login, repository: event.repository.name) else {
+            return Result(outcome: .notAllowed, status: 403, message: "repository not allowed", event: event)
+        }
         onVerifiedRepository?(event.repository.owner.login, event.repository.name)
+        if let installation = event.installation {
+            onVerifiedInstallation?(event.repository.owner.login, installation.id)
+        }
         if event.action == "in_progress", let runnerName = event.workflowJob.runnerName,
             let intended = RunnerName(parsing: runnerName, as: .registration)?.jobID, intended != event.workflowJob.id
         {
@@ -295,7 +315,7 @@ package struct WebhookHandler: Sendable {
         }
         if let runnerJob = result.runnerJob { metadata["runner_job"] = "\(runnerJob)" }
         switch result.outcome {
-        case .upstreamError, .badRequest:
+        case .upstreamError, .badRequest, .notAllowed:
             metadata["reason"] = "\(result.message)"
             logger.warning("\(Logger.Message(stringLiteral: result.message))", metadata: metadata)
         case .badSignature:

@@ -19,6 +19,9 @@ package enum WebhookOutcome: String, Sendable, CaseIterable {
     case labelsDoNotMatch = "labels_do_not_match"
     /// The job is no longer queued.
     case notQueued = "not_queued"
+    /// A correctly signed `workflow_job` delivery for a repository outside `ALLOWED_OWNERS`/`ALLOWED_REPOSITORIES`:
+    /// answered 403, nothing provisioned.
+    case notAllowed = "not_allowed"
     /// Missing or wrong signature.
     case badSignature = "bad_signature"
     /// A signed delivery the service cannot read (content type, JSON, headers).

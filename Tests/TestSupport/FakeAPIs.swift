@@ -25,6 +25,13 @@ package final class FakeGitHubAPI: GitHubAPI {
         /// Registrations of one repository only ("owner/repo"), listed and found there alone, as on GitHub; the
         /// others are listed for any repository.
         package var runnerRepository: [Int64: String] = [:]
+        /// Organization registrations (id -> organization): listed, found and deleted with the organization scope
+        /// only, as on GitHub.
+        package var runnerOrganization: [Int64: String] = [:]
+        /// Runner groups by organization.
+        package var runnerGroups: [String: [RunnerGroup]] = [:]
+        /// The runner group of each registration made here.
+        package var runnerGroupOf: [Int64: Int] = [:]
     }
 
     package let state = Mutex(State())
@@ -108,16 +115,19 @@ package final class FakeGitHubAPI: GitHubAPI {
     package func generateJITConfig(
         owner: String,
         repo: String,
+        scope: RunnerScope,
         _ request: JITConfigRequest
     ) async throws(GitHubAPIError) -> JITConfig {
         let result = state.withLock { state -> Result<JITConfig, GitHubAPIError> in
-            state.calls.append("jit \(request.name)")
+            state.calls.append(scope == .organization ? "jit org \(owner) \(request.name)" : "jit \(request.name)")
             if !state.jitFaults.isEmpty { return .failure(state.jitFaults.removeFirst()) }
             if state.runners.values.contains(request.name) { return .failure(Self.error(.conflict, status: 409)) }
             let id = state.nextRunnerID
             state.nextRunnerID += 1
             state.runners[id] = request.name
             state.runnerLabels[id] = request.labels
+            state.runnerGroupOf[id] = request.runnerGroupID
+            if scope == .organization { state.runnerOrganization[id] = owner }
             if !state.jitEffectiveFaults.isEmpty { return .failure(state.jitEffectiveFaults.removeFirst()) }
             return .success(JITConfig(runnerID: id, runnerName: request.name, encodedConfig: Secret("jit-\(id)")))
         }
@@ -149,11 +159,15 @@ package final class FakeGitHubAPI: GitHubAPI {
         }
     }
 
-    package func runners(owner: String, repo: String) async throws(GitHubAPIError) -> [RegisteredRunner] {
+    package func runners(
+        owner: String,
+        repo: String,
+        scope: RunnerScope
+    ) async throws(GitHubAPIError) -> [RegisteredRunner] {
         state.withLock { state in
-            state.calls.append("runners")
+            state.calls.append(scope == .organization ? "runners org \(owner)" : "runners")
             // As the client reads it: every page, up to the list limit.
-            let here = state.runners.filter { state.runnerRepository[$0.key].map { $0 == "\(owner)/\(repo)" } ?? true }
+            let here = state.runners.filter { Self.isListed($0.key, owner: owner, repo: repo, scope: scope, in: state) }
             return here.sorted { $0.key < $1.key }.prefix(GitHubListing.limit).map {
                 RegisteredRunner(
                     id: $0.key,
@@ -166,11 +180,15 @@ package final class FakeGitHubAPI: GitHubAPI {
         }
     }
 
-    package func runner(owner: String, repo: String, id: Int64) async throws(GitHubAPIError) -> RegisteredRunner? {
+    package func runner(
+        owner: String,
+        repo: String,
+        scope: RunnerScope,
+        id: Int64
+    ) async throws(GitHubAPIError) -> RegisteredRunner? {
         state.withLock { state in
             state.calls.append("runner \(id)")
-            guard let name = state.runners[id],
-                state.runnerRepository[id].map({ $0 == "\(owner)/\(repo)" }) ?? true
+            guard let name = state.runners[id], Self.isListed(id, owner: owner, repo: repo, scope: scope, in: state)
             else { return nil }
             return RegisteredRunner(
                 id: id,
@@ -182,10 +200,20 @@ package final class FakeGitHubAPI: GitHubAPI {
         }
     }
 
-    package func deleteRunner(owner: String, repo: String, runnerID: Int64) async throws(GitHubAPIError) {
+    package func deleteRunner(
+        owner: String,
+        repo: String,
+        scope: RunnerScope,
+        runnerID: Int64
+    ) async throws(GitHubAPIError) {
         let result = state.withLock { state -> Result<Void, GitHubAPIError> in
-            state.calls.append("delete runner \(runnerID)")
+            state.calls.append(scope == .organization ? "delete org runner \(runnerID)" : "delete runner \(runnerID)")
             if !state.deleteFaults.isEmpty { return .failure(state.deleteFaults.removeFirst()) }
+            if state.runners[runnerID] != nil,
+                !Self.isListed(runnerID, owner: owner, repo: repo, scope: scope, in: state)
+            {
+                return .failure(Self.error(.notFound, status: 404))
+            }
             if state.busy.contains(runnerID) { return .failure(Self.error(.validation, status: 422)) }
             guard state.runners.removeValue(forKey: runnerID) != nil else {
                 return .failure(Self.error(.notFound, status: 404))
@@ -193,6 +221,27 @@ package final class FakeGitHubAPI: GitHubAPI {
             return .success(())
         }
         try result.get()
+    }
+}
+
+extension FakeGitHubAPI {
+    package func runnerGroups(organization: String) async throws(GitHubAPIError) -> [RunnerGroup] {
+        state.withLock { state in
+            state.calls.append("runner groups \(organization)")
+            return state.runnerGroups[organization] ?? [RunnerGroup(id: 1, name: "Default", isDefault: true)]
+        }
+    }
+
+    /// Whether registration `id` is seen at `scope`: an organization's runners at its organization only; a
+    /// repository's at that repository only; the others (registered by hand) at any repository.
+    static func isListed(_ id: Int64, owner: String, repo: String, scope: RunnerScope, in state: State) -> Bool {
+        switch scope {
+        case .organization:
+            return state.runnerOrganization[id] == owner
+        case .repository:
+            guard state.runnerOrganization[id] == nil else { return false }
+            return state.runnerRepository[id].map { $0 == "\(owner)/\(repo)" } ?? true
+        }
     }
 }
 

@@ -271,3 +271,39 @@ package func waitUntil(
 }
 
 package struct WaitTimeout: Error {}
+
+/// A transport that answers each request with what `route` returns for it (a tiny server in process) and remembers
+/// every request; `route` may suspend (to hold an answer back while a test looks at the waiting callers).
+package final class RoutingTransport: HTTPTransport {
+    package typealias Route = @Sendable (HTTPClientRequest) async -> HTTPClientResponse
+    private let route: Route
+    private let recorded = Mutex<[HTTPClientRequest]>([])
+
+    package init(_ route: @escaping Route) {
+        self.route = route
+    }
+
+    package var requests: [HTTPClientRequest] { recorded.withLock { $0 } }
+
+    /// The requests whose URL ends with `suffix` (query included).
+    package func requests(endingWith suffix: String) -> [HTTPClientRequest] {
+        requests.filter { $0.url.hasSuffix(suffix) }
+    }
+
+    package func send(_ request: HTTPClientRequest) async throws(HTTPTransportError) -> HTTPClientResponse {
+        recorded.withLock { $0.append(request) }
+        return await route(request)
+    }
+}
+
+extension HTTPClientResponse {
+    /// A JSON answer as GitHub sends it.
+    package static func json(_ status: Int, _ body: String, headers: [(String, String)] = []) -> HTTPClientResponse {
+        HTTPClientResponse(
+            status: status,
+            headers: [(name: "Content-Type", value: "application/json; charset=utf-8")]
+                + headers.map { (name: $0.0, value: $0.1) },
+            body: Array(body.utf8)
+        )
+    }
+}

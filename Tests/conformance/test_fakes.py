@@ -65,3 +65,114 @@ def test_github_fake_pages_lists_with_link_headers():
         assert {r["id"] for r in first["runners"]}.isdisjoint(r["id"] for r in second["runners"])
     finally:
         github.stop()
+
+
+def _jwt(private_pem, app_id, now=None, lifetime=540, algorithm="RS256", pss=False):
+    """A GitHub App JWT as the service signs it (RS256), or deliberately wrong (PSS, too long)."""
+    import base64
+    import time
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    def b64(data):
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    now = int(time.time()) if now is None else now
+    header = b64(json.dumps({"alg": algorithm, "typ": "JWT"}).encode())
+    claims = b64(json.dumps({"iat": now - 60, "exp": now + lifetime, "iss": app_id}).encode())
+    key = serialization.load_pem_private_key(private_pem.encode(), password=None)
+    scheme = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32) if pss else padding.PKCS1v15()
+    signature = key.sign(f"{header}.{claims}".encode(), scheme, hashes.SHA256())
+    return f"{header}.{claims}.{b64(signature)}"
+
+
+def _get(github, path, token, method="GET", body=None):
+    request = urllib.request.Request(github.url + path, method=method,
+                                     data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"Authorization": f"Bearer {token}", "User-Agent": "t",
+                                              "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request) as response:
+            return response.status, json.loads(response.read() or b"null"), dict(response.headers)
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null"), dict(error.headers)
+
+
+def test_github_fake_acts_as_a_github_app_under_the_ghes_prefix():
+    """The App side: the JWT verified with the App's public key (RS256 only, GitHub's claim rules), installation
+    look-ups, installation tokens with an expiry that reach their own account only, each with its own rate limit,
+    all under `/api/v3`."""
+    github = FakeGitHub(prefix="/api/v3")
+    try:
+        assert github.url.endswith("/api/v3")
+        key = github.enable_app(app_id=4242)
+        assert key.startswith("-----BEGIN RSA PRIVATE KEY-----")
+        octo = github.add_installation("octo-org")
+        hubot = github.add_installation("hubot", account_type="User", rate_limit=1)
+        jwt = _jwt(key, 4242)
+
+        status, app, _ = _get(github, "/app", jwt)
+        assert status == 200 and app["id"] == 4242
+        status, installations, _ = _get(github, "/app/installations", jwt)
+        assert [i["account"]["login"] for i in installations] == ["octo-org", "hubot"]
+        assert installations[0]["permissions"]["administration"] == "write"
+        assert _get(github, "/repos/octo-org/api/installation", jwt)[1]["id"] == octo
+        assert _get(github, "/orgs/octo-org/installation", jwt)[1]["id"] == octo
+        assert _get(github, "/orgs/hubot/installation", jwt)[0] == 404
+        assert _get(github, "/users/hubot/installation", jwt)[1]["id"] == hubot
+
+        # Refused JWTs: PSS (not RS256), another App's id, an expiry too far ahead; a token is no JWT.
+        for bad in (_jwt(key, 4242, pss=True), _jwt(key, 1), _jwt(key, 4242, lifetime=1200), github.token):
+            assert _get(github, "/app", bad)[0] == 401
+        assert github.jwt_rejections[:3] == ["A JSON web token could not be decoded", "Integration not found",
+                                             "'Expiration time' claim ('exp') is too far in the future"]
+
+        status, issued, _ = _get(github, f"/app/installations/{octo}/access_tokens", jwt, method="POST")
+        assert status == 201 and issued["token"].startswith("ghs_") and issued["expires_at"].endswith("Z")
+        assert _get(github, "/app/installations/999/access_tokens", jwt, method="POST")[0] == 404
+        token = issued["token"]
+        status, listed, headers = _get(github, "/orgs/octo-org/actions/runners", token)
+        assert status == 200 and headers["x-ratelimit-remaining"] == "4999"
+        assert _get(github, "/orgs/other-org/actions/runners", token)[0] == 404  # not its account
+        assert _get(github, "/orgs/octo-org/actions/runners", jwt)[0] == 401  # the JWT is not a token
+
+        # Each installation has its own window.
+        hubot_token = _get(github, f"/app/installations/{hubot}/access_tokens", jwt, method="POST")[1]["token"]
+        assert _get(github, "/repos/hubot/web/actions/runners", hubot_token)[0] == 200
+        status, error, headers = _get(github, "/repos/hubot/web/actions/runners", hubot_token)
+        assert status == 403 and headers["x-ratelimit-remaining"] == "0" and "rate limit" in error["message"]
+        assert _get(github, "/orgs/octo-org/actions/runners", token)[0] == 200
+
+        github.expire_tokens()
+        assert _get(github, "/orgs/octo-org/actions/runners", token)[0] == 401
+        # Nothing outside the prefix.
+        request = urllib.request.Request(github.url[:-len("/api/v3")] + "/app", headers={"Authorization": f"Bearer {jwt}"})
+        try:
+            urllib.request.urlopen(request)
+            raise AssertionError("served outside the prefix")
+        except urllib.error.HTTPError as error:
+            assert error.code == 404
+    finally:
+        github.stop()
+
+
+def test_github_fake_registers_organization_runners_in_their_groups():
+    github = FakeGitHub()
+    try:
+        group = github.add_runner_group("octo-org", "Kubernetes")
+        status, groups, _ = _get(github, "/orgs/octo-org/actions/runner-groups?per_page=100", github.token)
+        assert status == 200 and [g["name"] for g in groups["runner_groups"]] == ["Default", "Kubernetes"]
+        jit = {"name": "runner-1-abcde", "runner_group_id": group, "labels": ["self-hosted"]}
+        status, created = _call(github, "POST", "/orgs/octo-org/actions/runners/generate-jitconfig", jit)
+        assert status == 201
+        assert _call(github, "POST", "/orgs/octo-org/actions/runners/generate-jitconfig",
+                     dict(jit, name="runner-2-abcde", runner_group_id=77))[0] == 404  # no such group
+        runner_id = created["runner"]["id"]
+        assert github.runners[runner_id]["group"] == group and github.runners[runner_id]["repo"] is None
+        assert _get(github, "/orgs/octo-org/actions/runners", github.token)[1]["total_count"] == 1
+        assert _get(github, "/repos/octo-org/api/actions/runners", github.token)[1]["total_count"] == 0
+        assert _get(github, f"/orgs/octo-org/actions/runners/{runner_id}", github.token)[0] == 200
+        assert _call(github, "DELETE", f"/orgs/octo-org/actions/runners/{runner_id}")[0] == 204
+        assert _get(github, f"/orgs/octo-org/actions/runners/{runner_id}", github.token)[0] == 404
+    finally:
+        github.stop()

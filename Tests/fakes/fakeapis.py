@@ -232,13 +232,33 @@ def _github_error(status, message, docs="https://docs.github.com/rest"):
     return {"message": message, "documentation_url": docs, "status": str(status)}
 
 
-class FakeGitHub(FakeAPI):
-    """Repository jobs and self-hosted runners, as the REST API (version 2022-11-28) serves them."""
+def _default_group():
+    """Every organization's default runner group."""
+    return {"id": 1, "name": "Default", "visibility": "all", "default": True, "allows_public_repositories": True,
+            "restricted_to_workflows": False}
 
-    def __init__(self, token="ghp_test_token", tls=None, rate_limit=5000):
+
+def _b64url(text):
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class FakeGitHub(FakeAPI):
+    """Repository and organization jobs and self-hosted runners, as the REST API (version 2022-11-28) serves them.
+
+    Callers authenticate with the personal access token `token`, or as a GitHub App: `enable_app()` makes a key
+    pair; a JWT signed with it (RS256, verified here with the public key, GitHub's claim rules) reaches `GET /app`,
+    `GET /app/installations`, the installation look-ups and `POST /app/installations/{id}/access_tokens`, whose
+    tokens (with `expires_at`) reach the installation's account only, each installation with its own rate limit.
+    With `prefix="/api/v3"` everything is served under that prefix, as GHES does (`url` includes it).
+    """
+
+    def __init__(self, token="ghp_test_token", tls=None, rate_limit=5000, prefix=""):
         self.token = token
+        self.prefix = prefix.rstrip("/")
         self.jobs = {}  # (owner, repo, job_id) -> job dict
-        self.runners = {}  # runner_id -> {"name", "labels", "owner", "repo", "busy", "jit", "status"}
+        # runner_id -> {"name", "labels", "owner", "repo", "busy", "jit", "status", "group"}; repo None: an
+        # organization's runner
+        self.runners = {}
         # name -> runner_id, so a name clash is found without a scan of every runner (the benchmark registers
         # thousands); an entry whose runner is gone (deleted here, or by a test) is stale and ignored.
         self.runner_ids_by_name = {}
@@ -249,7 +269,161 @@ class FakeGitHub(FakeAPI):
         self.reset = int(time.time()) + 3600
         self.job_template = json.loads((FIXTURES / "github/api/job.get.200.json").read_text())
         self.jit_template = json.loads((FIXTURES / "github/api/generate-jitconfig.201.json").read_text())
+        self.runner_groups = {}  # org -> [{"id", "name", "visibility", "default"}]; every org has Default (id 1)
+        # The GitHub App side (enable_app).
+        self.app_id = None
+        self.app_public_key = None
+        self.installations = {}  # id -> {"account", "type", "permissions", "remaining", "suspended"}
+        self.installation_tokens = {}  # token -> (installation id, expires at, epoch seconds)
+        self.token_lifetime = 3600
+        self.jwt_rejections = []  # why each refused JWT was refused
         super().__init__(tls)
+
+    @property
+    def url(self):
+        return f"{self.scheme}://127.0.0.1:{self.port}{self.prefix}"
+
+    # MARK: - GitHub App
+
+    def enable_app(self, app_id=4242, key_format="pkcs1"):
+        """Makes the App's key pair (at run time: no key is committed) and returns its private key in PEM,
+        PKCS#1 (`BEGIN RSA PRIVATE KEY`, as GitHub hands it out) or PKCS#8."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.app_id = app_id
+        self.app_public_key = key.public_key()
+        form = serialization.PrivateFormat.TraditionalOpenSSL if key_format == "pkcs1" else serialization.PrivateFormat.PKCS8
+        return key.private_bytes(serialization.Encoding.PEM, form, serialization.NoEncryption()).decode()
+
+    def add_installation(self, account, account_type="Organization", permissions=None, rate_limit=5000,
+                         installation_id=None):
+        """Installs the App on `account`; by default with what runners need. Returns the installation id."""
+        with self.lock:
+            installation_id = installation_id or 1000 + len(self.installations)
+            self.installations[installation_id] = {
+                "account": account, "type": account_type, "remaining": rate_limit, "suspended": False,
+                "permissions": permissions if permissions is not None else {
+                    "administration": "write", "organization_self_hosted_runners": "write", "actions": "read",
+                    "metadata": "read"},
+            }
+            return installation_id
+
+    def expire_tokens(self):
+        """Every installation token issued so far expires now (GitHub then answers 401 Bad credentials)."""
+        with self.lock:
+            self.installation_tokens = {t: (i, 0) for t, (i, _) in self.installation_tokens.items()}
+
+    def add_runner_group(self, org, name, group_id=None, visibility="selected"):
+        with self.lock:
+            groups = self.runner_groups.setdefault(org, [_default_group()])
+            group_id = group_id or max(g["id"] for g in groups) + 1
+            groups.append({"id": group_id, "name": name, "visibility": visibility, "default": False,
+                           "allows_public_repositories": False, "restricted_to_workflows": False})
+            return group_id
+
+    def _verify_jwt(self, jwt):
+        """None when `jwt` is the App's: RS256 (PKCS#1 v1.5, SHA-256) under its key, `iss` its id, `iat` not in
+        the future (60 s of drift allowed), `exp` in the future and at most 10 minutes after `iat`; else the
+        message GitHub answers with."""
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+
+        undecodable = "A JSON web token could not be decoded"
+        if self.app_public_key is None:
+            return undecodable
+        try:
+            header_b64, claims_b64, signature_b64 = jwt.split(".")
+            header, claims = json.loads(_b64url(header_b64)), json.loads(_b64url(claims_b64))
+            signature = _b64url(signature_b64)
+        except ValueError:
+            return undecodable
+        if header.get("alg") != "RS256":
+            return undecodable
+        try:
+            self.app_public_key.verify(signature, f"{header_b64}.{claims_b64}".encode(), padding.PKCS1v15(), hashes.SHA256())
+        except InvalidSignature:
+            return undecodable
+        now = time.time()
+        iat, exp = claims.get("iat"), claims.get("exp")
+        if not isinstance(iat, int) or not isinstance(exp, int):
+            return "'Issued at' claim ('iat') and 'Expiration time' claim ('exp') must be Integers"
+        if str(claims.get("iss")) != str(self.app_id):
+            return "Integration not found"
+        if iat > now + 60:
+            return "'Issued at' claim ('iat') must be an Integer representing a time in the past"
+        if exp <= now:
+            return "'Expiration time' claim ('exp') must be a numeric value representing the future time at which the assertion expires"
+        if exp - iat > 600:
+            return "'Expiration time' claim ('exp') is too far in the future"
+        return None
+
+    def _installation_json(self, installation_id):
+        i = self.installations[installation_id]
+        return {"id": installation_id, "account": {"login": i["account"], "type": i["type"]},
+                "access_tokens_url": f"{self.url}/app/installations/{installation_id}/access_tokens",
+                "app_id": self.app_id, "target_type": i["type"], "permissions": i["permissions"],
+                "repository_selection": "all", "events": ["workflow_job"],
+                "suspended_at": "2026-01-01T00:00:00Z" if i["suspended"] else None, "suspended_by": None}
+
+    def _app_endpoint(self, method, path, query, jwt):
+        """GitHub's answers to the App's JWT."""
+        problem = self._verify_jwt(jwt)
+        if problem:
+            with self.lock:
+                self.jwt_rejections.append(problem)
+            return 401, {}, _github_error(401, problem)
+        params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
+        if method == "GET" and path == "/app":
+            return 200, {}, {"id": self.app_id, "slug": "kube-actions-runner-test", "name": "kube-actions-runner test",
+                             "permissions": {"administration": "write", "organization_self_hosted_runners": "write",
+                                             "actions": "read", "metadata": "read"}, "events": ["workflow_job"]}
+        if method == "GET" and path == "/app/installations":
+            with self.lock:
+                items = [self._installation_json(i) for i in sorted(self.installations)]
+            return 200, self._next_link(path, query, len(items)), self._page(items, params)
+        m = re.fullmatch(r"/app/installations/(\d+)/access_tokens", path)
+        if m and method == "POST":
+            with self.lock:
+                installation = self.installations.get(int(m[1]))
+                if installation is None:
+                    return 404, {}, _github_error(404, "Not Found")
+                if installation["suspended"]:
+                    return 403, {}, _github_error(403, "This installation has been suspended")
+                token = "ghs_" + uuid.uuid4().hex[:36]
+                expires = int(time.time()) + self.token_lifetime
+                self.installation_tokens[token] = (int(m[1]), expires)
+            expires_at = datetime.datetime.fromtimestamp(expires, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            return 201, {}, {"token": token, "expires_at": expires_at, "permissions": installation["permissions"],
+                             "repository_selection": "all"}
+        m = re.fullmatch(r"/(repos|orgs|users)/([^/]+)(?:/([^/]+))?/installation", path)
+        if m and method == "GET" and (m[1] == "repos") == (m[3] is not None):
+            with self.lock:
+                for installation_id, i in sorted(self.installations.items()):
+                    if i["account"].lower() == m[2].lower() and (m[1] != "orgs" or i["type"] == "Organization") \
+                            and (m[1] != "users" or i["type"] == "User"):
+                        return 200, {}, self._installation_json(installation_id)
+            return 404, {}, _github_error(404, "Not Found")
+        return 404, {}, _github_error(404, "Not Found")
+
+    def _caller(self, headers, path):
+        """Who calls: ("pat", None) for the token, ("installation", id) for an unexpired installation token of
+        the account the path names, or an error answer."""
+        authorization = headers.get("Authorization") or ""
+        bearer = authorization[len("Bearer "):] if authorization.startswith("Bearer ") else authorization[len("token "):]
+        if bearer == self.token:
+            return ("pat", None), None
+        with self.lock:
+            issued = self.installation_tokens.get(bearer)
+            if issued is None or issued[1] <= time.time():
+                return None, (401, {}, _github_error(401, "Bad credentials"))
+            installation = self.installations[issued[0]]
+        m = re.match(r"/(?:repos|orgs)/([^/]+)", path)
+        if m and m[1].lower() != installation["account"].lower():
+            return None, (404, {}, _github_error(404, "Not Found"))  # outside the installation: not found
+        return ("installation", issued[0]), None
 
     def add_job(self, owner, repo, job_id, status="queued", labels=("self-hosted", "linux"), run_id=None, age=0):
         created = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=age)
@@ -273,19 +447,45 @@ class FakeGitHub(FakeAPI):
             }
 
     def handle(self, method, path, query, headers, body):
+        if self.prefix:
+            if not path.startswith(self.prefix + "/"):
+                return 404, {}, _github_error(404, "Not Found")
+            path = path[len(self.prefix):]
         if not headers.get("User-Agent"):
             return 403, {}, _github_error(403, "Request forbidden by administrative rules. Please make sure your request has a User-Agent header.")
-        if headers.get("Authorization") != f"Bearer {self.token}":
-            return 401, {}, _github_error(401, "Bad credentials")
+        if path.startswith("/app") or path.endswith("/installation"):
+            authorization = headers.get("Authorization") or ""
+            return self._app_endpoint(method, path, query, authorization[len("Bearer "):])
+        caller, refusal = self._caller(headers, path)
+        if refusal:
+            return refusal
+        if caller[0] == "installation":  # the installation's own window, in its own headers
+            with self.lock:
+                installation = self.installations[caller[1]]
+                remaining = installation["remaining"]
+                if remaining > 0:
+                    installation["remaining"] -= 1
+            limits = {"x-ratelimit-limit": "5000", "x-ratelimit-remaining": str(max(remaining - 1, 0)),
+                      "x-ratelimit-reset": str(self.reset), "x-ratelimit-resource": "core"}
+            if remaining <= 0:
+                return 403, dict(limits, **{"x-ratelimit-remaining": "0"}), _github_error(
+                    403, f"API rate limit exceeded for installation ID {caller[1]}.")
+            status, extra, payload = self._serve(method, path, query, headers, body, count=False)
+            return status, {**limits, **extra}, payload
+        return self._serve(method, path, query, headers, body, count=True)
+
+    def _serve(self, method, path, query, headers, body, count):
+        """The REST answers themselves; `count`: against the token's rate limit."""
         listing = self._listing(method, path, query)
         if listing is not None:  # conditional requests: a 304 does not count against the rate limit
             etag = '"' + hashlib.sha1(json.dumps(listing, sort_keys=True).encode()).hexdigest() + '"'
             if headers.get("If-None-Match") == etag:
                 return 304, {"ETag": etag}, None
-        with self.lock:
-            if self.remaining <= 0:
-                return 403, {}, _github_error(403, "API rate limit exceeded for user ID 1.")
-            self.remaining -= 1
+        if count:
+            with self.lock:
+                if self.remaining <= 0:
+                    return 403, {}, _github_error(403, "API rate limit exceeded for user ID 1.")
+                self.remaining -= 1
         if listing is not None:
             return 200, {"ETag": etag, **self._next_link(path, query, listing["total_count"])}, listing
         m = re.fullmatch(r"/repos/([^/]+)/([^/]+)/actions/jobs/(\d+)", path)
@@ -321,6 +521,40 @@ class FakeGitHub(FakeAPI):
                 del self.runners[int(m[3])]
                 self.runner_ids_by_name.pop(runner["name"], None)
             return 204, {}, None
+        return self._serve_organization(method, path, query, body)
+
+    def _serve_organization(self, method, path, query, body):
+        """Organization runners and runner groups."""
+        params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
+        m = re.fullmatch(r"/orgs/([^/]+)/actions/runners/generate-jitconfig", path)
+        if m and method == "POST":
+            return self._generate(m[1], None, body)
+        m = re.fullmatch(r"/orgs/([^/]+)/actions/runners", path)
+        if m and method == "GET":
+            with self.lock:
+                runners = [self._runner(i, r) for i, r in sorted(self.runners.items())
+                           if r["owner"] == m[1] and r["repo"] is None]
+            return (200, self._next_link(path, query, len(runners)),
+                    {"total_count": len(runners), "runners": self._page(runners, params)})
+        m = re.fullmatch(r"/orgs/([^/]+)/actions/runners/(\d+)", path)
+        if m and method in ("GET", "DELETE"):
+            with self.lock:
+                runner = self.runners.get(int(m[2]))
+                if not runner or runner["owner"] != m[1] or runner["repo"] is not None:
+                    return 404, {}, _github_error(404, "Not Found")
+                if method == "GET":
+                    return 200, {}, self._runner(int(m[2]), runner)
+                if runner["busy"]:
+                    return 422, {}, _github_error(422, f'Bad request - Runner "{runner["name"]}" is still running a job"')
+                del self.runners[int(m[2])]
+                self.runner_ids_by_name.pop(runner["name"], None)
+            return 204, {}, None
+        m = re.fullmatch(r"/orgs/([^/]+)/actions/runner-groups", path)
+        if m and method == "GET":
+            with self.lock:
+                groups = list(self.runner_groups.get(m[1], [_default_group()]))
+            return (200, self._next_link(path, query, len(groups)),
+                    {"total_count": len(groups), "runner_groups": self._page(groups, params)})
         return 404, {}, _github_error(404, "Not Found")
 
     def register(self, owner, repo, name, labels, busy=False):
@@ -397,7 +631,10 @@ class FakeGitHub(FakeAPI):
         labels = request["labels"]
         if not isinstance(labels, list) or not 1 <= len(labels) <= 100:
             return 422, {}, _github_error(422, "Invalid request.\n\nFor 'properties/labels', minimum 1 items.")
-        if request["runner_group_id"] != 1:
+        # A repository's runners join the default group; an organization's, one of its groups.
+        with self.lock:
+            groups = {g["id"] for g in self.runner_groups.get(owner, [_default_group()])} if repo is None else {1}
+        if request["runner_group_id"] not in groups:
             return 404, {}, _github_error(404, "Not Found")
         with self.lock:
             clash = self.runners.get(self.runner_ids_by_name.get(request["name"]))
@@ -409,7 +646,8 @@ class FakeGitHub(FakeAPI):
                 {"agentId": runner_id, "agentName": request["name"]}).encode()).decode()}).encode()).decode()
             self.runner_ids_by_name[request["name"]] = runner_id
             self.runners[runner_id] = {"name": request["name"], "labels": labels, "owner": owner, "repo": repo,
-                                       "busy": False, "jit": jit, "status": "offline"}
+                                       "busy": False, "jit": jit, "status": "offline",
+                                       "group": request["runner_group_id"]}
             effective_failure = self.effective_failures > 0
             if effective_failure:
                 self.effective_failures -= 1
@@ -837,10 +1075,20 @@ if __name__ == "__main__":
     parser.add_argument("--job-ranges", default="", help="more queued jobs: FIRST-LAST[,FIRST-LAST...]")
     parser.add_argument("--rate-limit", type=int, default=5000, help="GitHub's primary rate limit (requests an hour)")
     parser.add_argument("--job-controller", action="store_true", help="create a pod for each Job, as the Job controller does")
+    parser.add_argument("--api-prefix", default="", help="serve GitHub under this prefix, as GHES does (/api/v3)")
+    parser.add_argument("--app-key-out", help="act as a GitHub App too: write its new private key (PEM) here")
+    parser.add_argument("--app-installations", default="octo",
+                        help="with --app-key-out: accounts the App is installed on, ACCOUNT[:User][,...]")
     args = parser.parse_args()
     tls = make_tls(args.tls_dir) if args.tls_dir else None
     # No Job controller by default here: the benchmark holds thousands of Jobs and measures the service, not pods.
-    github, kube = FakeGitHub(tls=tls, rate_limit=args.rate_limit), FakeKubernetes(tls=tls, job_controller=args.job_controller)
+    github = FakeGitHub(tls=tls, rate_limit=args.rate_limit, prefix=args.api_prefix)
+    kube = FakeKubernetes(tls=tls, job_controller=args.job_controller)
+    if args.app_key_out:
+        pathlib.Path(args.app_key_out).write_text(github.enable_app())
+        for entry in filter(None, args.app_installations.split(",")):
+            account, _, kind = entry.partition(":")
+            github.add_installation(account, account_type=kind or "Organization")
     github.latency = kube.latency = args.latency
     for i in range(1, args.queued_jobs + 1):
         github.add_job("octo", "repo", i)
@@ -853,5 +1101,6 @@ if __name__ == "__main__":
     # What they allocate has no reference cycles to speak of, so collection is off.
     gc.disable()
     print(json.dumps({"github": github.url, "kubernetes": kube.url, "github_token": github.token,
-                      "kube_token": kube.token, "ca": tls and tls["ca"]}), flush=True)
+                      "kube_token": kube.token, "ca": tls and tls["ca"], "github_app_id": github.app_id,
+                      "github_app_installations": sorted(github.installations)}), flush=True)
     threading.Event().wait()

@@ -143,7 +143,7 @@ import Testing
                 #"github_api_requests_total{endpoint="POST /repos/{owner}/{repo}/actions/runners/generate-jitconfig",status="201"} 1"#
             )
         )
-        #expect(exposition.contains("github_api_rate_limit_remaining 4321"))
+        #expect(exposition.contains(#"github_api_rate_limit_remaining{owner=""} 4321"#))
         #expect(!"\(jit)".contains("abc123"))
     }
 
@@ -195,7 +195,7 @@ import Testing
             #expect(error.kind == .rateLimited && error.retryAt == 1_700_000_601)
             #expect(error.description.contains("rate limited until 2023-11-14T22:23:21Z"))
         }
-        #expect(exposition.contains("github_api_rate_limit_remaining 0.0\n"))
+        #expect(exposition.contains(#"github_api_rate_limit_remaining{owner=""} 0.0"# + "\n"))
         // Before the reset, and within its second: refused without a request.
         await #expect(throws: GitHubAPIError.self) { try await github.job(owner: "o", repo: "r", id: 1) }
         time.advance(by: .milliseconds(600_900))
@@ -305,5 +305,158 @@ import Testing
         #expect(requests[0].header("If-None-Match") == nil)
         #expect(requests[1].header("If-None-Match") == #"W/"abc""#)
         #expect(github.rateLimitRemaining == 4000)
+    }
+}
+
+/// GHES serves the API under `https://HOST/api/v3`: every call goes under that prefix (a trailing slash or not),
+/// and so do the pages a list is read on.
+@Suite struct GitHubEnterpriseServerTests {
+    static let base = "https://ghe.example.com/api/v3"
+
+    /// Each call of `GitHubAPI`, and the path it must reach under the prefix.
+    static let calls: [(String, @Sendable (GitHubClient) async throws -> Void)] = [
+        ("/repos/octo/api/actions/jobs/7", { _ = try await $0.job(owner: "octo", repo: "api", id: 7) }),
+        (
+            "/repos/octo/api/actions/runs?status=queued&per_page=100",
+            { _ = try await $0.runs(owner: "octo", repo: "api", status: "queued") }
+        ),
+        (
+            "/repos/octo/api/actions/runs/9/jobs?filter=latest&per_page=100",
+            { _ = try await $0.jobs(owner: "octo", repo: "api", runID: 9) }
+        ),
+        ("/repos/octo/api/actions/runners?per_page=100", { _ = try await $0.runners(owner: "octo", repo: "api") }),
+        ("/repos/octo/api/actions/runners/5", { _ = try await $0.runner(owner: "octo", repo: "api", id: 5) }),
+        ("/repos/octo/api/actions/runners/5", { try await $0.deleteRunner(owner: "octo", repo: "api", runnerID: 5) }),
+        (
+            "/repos/octo/api/actions/runners/generate-jitconfig",
+            {
+                _ = try await $0.generateJITConfig(
+                    owner: "octo",
+                    repo: "api",
+                    JITConfigRequest(name: "n", runnerGroupID: 1, labels: ["x"])
+                )
+            }
+        ),
+        (
+            "/orgs/octo/actions/runners?per_page=100",
+            { _ = try await $0.runners(owner: "octo", repo: "api", scope: .organization) }
+        ),
+        (
+            "/orgs/octo/actions/runners/5",
+            { _ = try await $0.runner(owner: "octo", repo: "api", scope: .organization, id: 5) }
+        ),
+        (
+            "/orgs/octo/actions/runners/5",
+            { try await $0.deleteRunner(owner: "octo", repo: "api", scope: .organization, runnerID: 5) }
+        ),
+        (
+            "/orgs/octo/actions/runners/generate-jitconfig",
+            {
+                _ = try await $0.generateJITConfig(
+                    owner: "octo",
+                    repo: "api",
+                    scope: .organization,
+                    JITConfigRequest(name: "n", runnerGroupID: 3, labels: ["x"])
+                )
+            }
+        ),
+        ("/orgs/octo/actions/runner-groups?per_page=100", { _ = try await $0.runnerGroups(organization: "octo") }),
+    ]
+
+    @Test(arguments: 0..<calls.count, [base, base + "/"])
+    func sendsEveryCallUnderThePrefix(index: Int, baseURL: String) async throws {
+        let (path, call) = Self.calls[index]
+        let transport = RoutingTransport { request in
+            let body =
+                request.url.contains("generate-jitconfig")
+                ? #"{"runner":{"id":23,"name":"n"},"encoded_jit_config":"abc"}"#
+                : request.url.contains("/runners/5")
+                    ? #"{"id":5,"name":"r","labels":[]}"#
+                    : request.url.contains("/jobs/7")
+                        ? #"{"id":7,"status":"queued","labels":[]}"#
+                        : #"{"total_count":0,"runners":[],"workflow_runs":[],"jobs":[],"runner_groups":[]}"#
+            return .json(request.method == "DELETE" ? 204 : 200, body)
+        }
+        let github = GitHubClient(
+            configuration: .init(baseURL: baseURL, token: Secret("ghp_secret")),
+            transport: transport,
+            metrics: nil,
+            logger: LogCapture().logger()
+        )
+        try await call(github)
+        #expect(transport.requests.map(\.url) == [Self.base + path])
+    }
+
+    /// The organization's runner calls carry the route templates of the organization endpoints, and a JIT config
+    /// for an organization runner names the group.
+    @Test func registersOrganizationRunnersInTheirGroup() async throws {
+        let transport = RecordingTransport()
+        transport.enqueue(201, #"{"runner":{"id":23,"name":"runner-1-abcde"},"encoded_jit_config":"abc"}"#)
+        transport.enqueue(404, #"{"message":"Not Found"}"#)
+        let metrics = Metrics()
+        let github = GitHubClient(
+            configuration: .init(baseURL: Self.base, token: Secret("ghp_secret")),
+            transport: transport,
+            metrics: metrics,
+            logger: LogCapture().logger()
+        )
+        let jit = try await github.generateJITConfig(
+            owner: "octo-org",
+            repo: "api",
+            scope: .organization,
+            JITConfigRequest(name: "runner-1-abcde", runnerGroupID: 3, labels: ["self-hosted"])
+        )
+        #expect(jit.runnerID == 23)
+        let body = try JSONSerialization.jsonObject(with: Data(transport.requests[0].body!)) as! [String: Any]
+        #expect(body["runner_group_id"] as? Int == 3)
+        #expect(try await github.runner(owner: "octo-org", repo: "api", scope: .organization, id: 23) == nil)
+        let exposition = String(decoding: metrics.exposition(), as: UTF8.self)
+        #expect(
+            exposition.contains(
+                #"github_api_requests_total{endpoint="POST /orgs/{org}/actions/runners/generate-jitconfig",status="201"} 1"#
+            )
+        )
+        #expect(
+            exposition.contains(
+                #"github_api_requests_total{endpoint="GET /orgs/{org}/actions/runners/{runner_id}",status="404"} 1"#
+            )
+        )
+    }
+
+    /// Runner groups are read on every page under the prefix; a name resolves exactly, else ignoring case, else
+    /// fails listing the groups there are.
+    @Test func resolvesARunnerGroupByNameOverEveryPage() async throws {
+        let transport = RecordingTransport()
+        for _ in 0..<4 {
+            transport.enqueue(
+                200,
+                #"{"total_count":3,"runner_groups":[{"id":1,"name":"Default","visibility":"all","default":true},{"id":2,"name":"gpu","visibility":"selected","default":false}]}"#,
+                headers: [
+                    ("link", #"<\#(Self.base)/organizations/9/actions/runner-groups?per_page=100&page=2>; rel="next""#)
+                ]
+            )
+            transport.enqueue(200, #"{"total_count":3,"runner_groups":[{"id":7,"name":"Kubernetes Runners"}]}"#)
+        }
+        let github = GitHubClient(
+            configuration: .init(baseURL: Self.base, token: Secret("ghp_secret")),
+            transport: transport,
+            metrics: nil,
+            logger: LogCapture().logger()
+        )
+        #expect(try await github.runnerGroupID(named: "Kubernetes Runners", organization: "octo") == 7)
+        #expect(
+            transport.requests.map(\.url).last
+                == "\(Self.base)/organizations/9/actions/runner-groups?per_page=100&page=2"
+        )
+        #expect(try await github.runnerGroupID(named: "GPU", organization: "octo") == 2)
+        #expect(try await github.runnerGroupID(named: "Default", organization: "octo") == 1)
+        let error = await #expect(throws: GitHubAPIError.self) {
+            try await github.runnerGroupID(named: "arm64", organization: "octo")
+        }
+        #expect(error?.kind == .validation)
+        #expect(
+            error?.message.contains(#"no runner group named "arm64" (it has: Default, gpu, Kubernetes Runners)"#)
+                == true
+        )
     }
 }

@@ -16,6 +16,10 @@ import Testing
             status: "201"
         )
         metrics.webhookLatency.record(.milliseconds(30))
+        metrics.registerGitHubRateLimit(owner: "")
+        metrics.registerGitHubRateLimit(owner: "octo-org")
+        metrics.setGitHubRateLimitRemaining(4999, owner: "octo-org")
+        metrics.registerGitHubRateLimit(owner: "octo-org")  // known already: stays
         let text = String(decoding: metrics.exposition(), as: UTF8.self)
         for name in [
             "webhook_requests_total", "webhook_latency_seconds", "runner_jobs_created_total", "runner_jobs_active",
@@ -24,7 +28,8 @@ import Testing
             #expect(text.contains("# HELP \(name) "), "no HELP for \(name)")
             #expect(text.contains("# TYPE \(name) "), "no TYPE for \(name)")
         }
-        #expect(text.contains("github_api_rate_limit_remaining -1"))
+        #expect(text.contains(#"github_api_rate_limit_remaining{owner=""} -1"#))
+        #expect(text.contains(#"github_api_rate_limit_remaining{owner="octo-org"} 4999"#))
         #expect(text.contains(#"webhook_latency_seconds_bucket{le="0.05"} 1"#))
         #expect(text.contains(#"webhook_outcomes_total{outcome="ignored"} 0"#))
     }

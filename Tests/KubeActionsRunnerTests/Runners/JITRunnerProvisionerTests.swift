@@ -211,6 +211,48 @@ import Testing
         )
     }
 
+    /// Credential failures name what to fix: an owner without a token, a refused App JWT, an App not installed.
+    @Test(arguments: [
+        (
+            GitHubAPIError(
+                endpoint: "credentials for {owner}",
+                kind: .unauthorized,
+                message: "no GitHub token for owner o"
+            ),
+            "no GitHub token for owner o"
+        ),
+        (
+            GitHubAPIError(
+                endpoint: "POST /app/installations/{installation_id}/access_tokens",
+                kind: .unauthorized,
+                status: 401,
+                message: "GitHub rejected the App's JWT"
+            ),
+            "GitHub rejected the GitHub App's JWT (401)"
+        ),
+        (
+            GitHubAPIError(
+                endpoint: "GET /repos/{owner}/{repo}/installation",
+                kind: .notFound,
+                status: 404,
+                message: "the GitHub App is not installed on o/r"
+            ),
+            "the GitHub App is not installed on o/r"
+        ),
+        (
+            GitHubAPIError(
+                endpoint: "GET /repos/{owner}/{repo}/actions/jobs/{job_id}",
+                kind: .unauthorized,
+                status: 401,
+                message: "Bad credentials"
+            ),
+            "GitHub rejected the token (401)"
+        ),
+    ])
+    func namesWhatToFixWhenCredentialsFail(error: GitHubAPIError, reason: String) {
+        #expect(JITRunnerProvisioner.provisioningError(error) == ProvisioningError(status: 502, reason: reason))
+    }
+
     @Test func isReadyOnceKubernetesAnswered() async {
         #expect(await provisioner.readiness() == .ready)  // the first check lists jobs
         #expect(kubernetes.calls.contains("list jobs"))
@@ -287,5 +329,86 @@ import Testing
                 defer { value += 1 }; return value
             }
         }
+    }
+}
+
+/// `RUNNER_SCOPE=org`: runners registered to the job's organization, in a group named by `RUNNER_GROUP`.
+@Suite struct OrganizationRunnerProvisioningTests {
+    let github = FakeGitHubAPI()
+    let kubernetes = FakeKubernetesAPI()
+    let logs = LogCapture()
+
+    func provisioner(group: String?) -> JITRunnerProvisioner {
+        JITRunnerProvisioner(
+            github: github,
+            kubernetes: kubernetes,
+            settings: Samples.settings(.standard),
+            runnerGroupID: 1,
+            monitor: ClusterMonitor(kubernetes: kubernetes, namespace: "ns", metrics: Metrics(), logger: logs.logger()),
+            logger: logs.logger(),
+            scope: .organization,
+            runnerGroup: group
+        )
+    }
+
+    func request(_ id: Int64, owner: String = "octo") -> RunnerRequest {
+        RunnerRequest(
+            owner: owner,
+            repository: "repo",
+            jobID: id,
+            runID: 1,
+            jobName: "build",
+            labels: ["self-hosted"],
+            deliveryID: nil
+        )
+    }
+
+    @Test func registersInTheNamedGroupResolvedOncePerOrganization() async throws {
+        github.state.withLock {
+            $0.runnerGroups["octo"] = [
+                RunnerGroup(id: 1, name: "Default", isDefault: true), RunnerGroup(id: 5, name: "k8s"),
+            ]
+            $0.runnerGroups["other"] = [RunnerGroup(id: 9, name: "K8s")]
+        }
+        for id in [7, 8, 9] as [Int64] { github.queue(job: id) }
+        let provisioner = provisioner(group: "k8s")
+        #expect(try await provisioner.provision(request(7)) == .created(runnerJob: "runner-7"))
+        #expect(try await provisioner.provision(request(8)) == .created(runnerJob: "runner-8"))
+        #expect(try await provisioner.provision(request(9, owner: "other")) == .created(runnerJob: "runner-9"))
+        let calls = github.calls
+        #expect(calls.filter { $0 == "runner groups octo" }.count == 1)
+        #expect(calls.filter { $0 == "runner groups other" }.count == 1)
+        #expect(
+            calls.filter { $0.hasPrefix("jit org octo runner-7-") || $0.hasPrefix("jit org octo runner-8-") }.count == 2
+        )
+        let state = github.state.withLock { $0 }
+        #expect(state.runnerGroupOf.values.sorted() == [5, 5, 9])
+        #expect(Set(state.runnerOrganization.values) == ["octo", "other"])
+        // Organization runners are listed at the organization, not at the repository.
+        #expect(try await github.runners(owner: "octo", repo: "repo", scope: .organization).count == 2)
+        #expect(try await github.runners(owner: "octo", repo: "repo").isEmpty)
+    }
+
+    @Test func aGroupNameTheOrganizationLacksFailsTheDeliveryAndLeavesNothing() async throws {
+        github.queue(job: 7)
+        await #expect {
+            try await provisioner(group: "gpu").provision(request(7))
+        } throws: { error in
+            (error as? ProvisioningError)?.reason.contains(#"no runner group named "gpu""#) == true
+        }
+        #expect(kubernetes.jobNames.isEmpty && github.runners.isEmpty)
+    }
+
+    @Test func aFailedSecretRemovesTheOrganizationRegistration() async throws {
+        github.queue(job: 7)
+        kubernetes.state.withLock {
+            $0.createSecretFaults = Array(
+                repeating: FakeKubernetesAPI.error(.unavailable, status: 500, resource: "secrets"),
+                count: 2
+            )
+        }
+        await #expect(throws: ProvisioningError.self) { try await provisioner(group: nil).provision(request(7)) }
+        #expect(github.calls.contains("delete org runner 100") && github.runners.isEmpty)
+        #expect(github.state.withLock { $0.runnerGroupOf[100] } == 1)
     }
 }
