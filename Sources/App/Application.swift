@@ -78,8 +78,7 @@ package struct Application: Sendable {
         do {
             let (server, metricsServer) = try servers(
                 configuration: configuration,
-                provisioner: provisioning.provisioner,
-                repositories: provisioning.repositories,
+                provisioning: provisioning,
                 metrics: metrics,
                 logger: logger,
                 serverConfiguration: serverConfiguration,
@@ -103,15 +102,16 @@ package struct Application: Sendable {
     /// The webhook server and, with `METRICS_PORT`, the operations server, routes in place.
     private static func servers(
         configuration: Configuration,
-        provisioner: any RunnerProvisioner,
-        repositories: RepositoryRegistry?,
+        provisioning: Provisioning,
         metrics: Metrics,
         logger: Logger,
         serverConfiguration: HTTPServer.Configuration?,
         metricsServerConfiguration: HTTPServer.Configuration?
     ) throws(HTTPServerError) -> (HTTPServer, HTTPServer?) {
+        let provisioner = provisioning.provisioner
+        let findings = provisioning.findings
         var noteRepository: (@Sendable (String, String) -> Void)?
-        if let repositories {
+        if let repositories = provisioning.repositories {
             noteRepository = { owner, repo in repositories.note(owner: owner, repo: repo) }
         }
         var secrets = [configuration.webhookSecret]
@@ -123,7 +123,9 @@ package struct Application: Sendable {
             provisioner: provisioner,
             metrics: metrics,
             logger: logger,
-            onVerifiedRepository: noteRepository
+            onVerifiedRepository: noteRepository,
+            allowList: configuration.allowList,
+            onVerifiedInstallation: provisioning.rememberInstallation
         )
         let serverReference = ServerReference()
         var server = serverConfiguration ?? HTTPServer.Configuration()
@@ -146,9 +148,11 @@ package struct Application: Sendable {
         operations.add("GET", "/health") { _ in .text(200, "ok") }
         operations.add("GET", "/ready") { _ in
             if serverReference.isShuttingDown { return .text(503, "not ready: shutting down") }
+            // What the start-up check found about the GitHub credentials, one line each.
+            let detail = findings.all.map { "\n\($0.severity.rawValue): \($0.subject): \($0.message)" }.joined()
             switch await provisioner.readiness() {
-            case .ready: return .text(200, "ready")
-            case .notReady(let reason): return .text(503, "not ready: \(reason)")
+            case .ready: return .text(200, "ready" + detail)
+            case .notReady(let reason): return .text(503, "not ready: \(reason)" + detail)
             }
         }
 

@@ -2,6 +2,7 @@ import Logging
 import Observability
 import Runners
 import Support
+import Webhook
 
 /// One problem with the configuration, naming its key; never carries a secret's value.
 package struct ConfigurationError: Error, Equatable, CustomStringConvertible {
@@ -115,7 +116,8 @@ struct SettingsReader {
         errors.contains { keys.contains($0.key) }
     }
 
-    mutating func secret(_ key: String, required: Bool) -> Secret? {
+    /// - Parameter multiline: a PEM key, whose lines may also come as literal `\n` in a variable's one line.
+    mutating func secret(_ key: String, required: Bool, multiline: Bool = false) -> Secret? {
         let fileKey = key + "_FILE"
         let direct = raw(key).flatMap { $0.isEmpty ? nil : $0 }
         let path = value(fileKey)
@@ -141,6 +143,10 @@ struct SettingsReader {
         guard let secret, !secret.isEmpty else {
             if required { fail(key, "required (set \(key) or \(fileKey))") }
             return nil
+        }
+        if multiline {
+            let lines = secret.contains("\n") ? secret : secret.replacing("\\n", with: "\n")
+            return Secret(lines.replacing("\r\n", with: "\n"))
         }
         if secret.utf8.contains(where: { $0 == 0x0A || $0 == 0x0D }) {
             fail(key, "must be a single line")
@@ -250,6 +256,11 @@ struct SettingsReader {
             return nil
         }
         return text
+    }
+
+    /// A comma-separated list; empty items dropped.
+    mutating func list(_ key: String) -> [String] {
+        (value(key) ?? "").split(separator: ",").map { String($0).trimmingOWS() }.filter { !$0.isEmpty }
     }
 
     mutating func labelMatcher(_ key: String) -> LabelMatcher {

@@ -1,6 +1,8 @@
+import GitHub
 import Logging
 import Runners
 import Support
+import Webhook
 
 extension Configuration {
     /// Every environment variable the service is configured by, in README's order: parsing reads them in this order,
@@ -20,7 +22,7 @@ extension Configuration {
         .secret(
             "GITHUB_TOKEN",
             \.githubToken,
-            unset: "(required unless `DRY_RUN`)",
+            unset: "(required unless `DRY_RUN`, `GITHUB_TOKENS` or a GitHub App)",
             "Token that may create runners (fine-grained PAT: Administration read/write, Actions read)."
         ),
         .url(
@@ -35,6 +37,42 @@ extension Configuration {
             unset: "(system CAs)",
             "PEM bundle of CAs to trust for GitHub (GHES with a private CA)."
         ),
+        .custom(
+            "GITHUB_TOKENS",
+            kind: .secret,
+            default: .described("(unset)"),
+            "A token per owner: a JSON array `[{\"owner\":\"octo-org\",\"token\":\"...\"}]`; `GITHUB_TOKEN` serves"
+                + " other owners."
+        ) { reader, configuration in
+            guard let text = reader.secret("GITHUB_TOKENS", required: false) else { return }
+            do {
+                configuration.githubOwnerTokens = try GitHubTokens.parse(text.value)
+            } catch let error as GitHubCredentialsError {
+                reader.fail("GITHUB_TOKENS", error.description)
+            } catch {
+                reader.fail("GITHUB_TOKENS", "cannot be read")
+            }
+        },
+        .custom(
+            "GITHUB_APP_ID",
+            default: .described("(unset: tokens)"),
+            "A GitHub App's id (or client id) to authenticate as, with `GITHUB_APP_PRIVATE_KEY`, instead of tokens."
+        ) { reader, configuration in
+            configuration.githubAppID = reader.value("GITHUB_APP_ID")
+        },
+        .custom(
+            "GITHUB_APP_PRIVATE_KEY",
+            kind: .secret,
+            default: .described("(unset)"),
+            "The App's private key, PEM (PKCS#1 as GitHub hands it out, or PKCS#8); in the variable itself, line"
+                + " breaks may be written `\\n`."
+        ) { reader, configuration in
+            configuration.githubAppPrivateKey = reader.secret(
+                "GITHUB_APP_PRIVATE_KEY",
+                required: false,
+                multiline: true
+            )
+        },
         .choice(
             "RUNNER_MODE",
             \.runnerMode,
@@ -81,6 +119,66 @@ extension Configuration {
         ) { reader, configuration in
             configuration.labelMatcher = reader.labelMatcher("LABEL_MATCHERS")
         },
+        .custom(
+            "ALLOWED_OWNERS",
+            default: .described("(every owner)"),
+            "Comma-separated globs (`*`, `?`; case-insensitive) of the owners whose jobs run here; a signed delivery"
+                + " from any other is answered 403."
+        ) { reader, configuration in
+            configuration.allowedOwners = reader.list("ALLOWED_OWNERS")
+        },
+        .custom(
+            "ALLOWED_REPOSITORIES",
+            default: .described("(every repository)"),
+            "Comma-separated `owner/repo` globs of the repositories whose jobs run here (with `ALLOWED_OWNERS`: either"
+                + " allows)."
+        ) { reader, configuration in
+            configuration.allowedRepositories = reader.list("ALLOWED_REPOSITORIES")
+        },
+        .custom(
+            "RUNNER_CA_CONFIGMAP",
+            default: .described("(unset: the image's CAs)"),
+            "ConfigMap with a PEM CA runner pods must trust (GHES with a private CA, a TLS-inspecting proxy)."
+        ) { reader, configuration in
+            configuration.runnerCAConfigMap = reader.value("RUNNER_CA_CONFIGMAP")
+        },
+        .custom(
+            "RUNNER_CA_SECRET",
+            default: .described("(unset)"),
+            "The same from a Secret (one of the two)."
+        ) { reader, configuration in
+            configuration.runnerCASecret = reader.value("RUNNER_CA_SECRET")
+        },
+        .text(
+            "RUNNER_CA_KEY",
+            \.runnerCAKey,
+            default: "ca.crt",
+            "The key of that ConfigMap or Secret holding the PEM."
+        ),
+        .custom(
+            "HTTPS_PROXY",
+            kind: .secret,
+            default: .described("(unset)"),
+            "Proxy for runner pods (with `HTTP_PROXY` and `NO_PROXY`; both spellings reach the runner and dockerd)."
+                + " The service's own libcurl calls use them too: put the Kubernetes API server in `NO_PROXY`."
+        ) { reader, configuration in
+            configuration.runnerHTTPSProxy = reader.secret("HTTPS_PROXY", required: false)
+        },
+        .custom(
+            "HTTP_PROXY",
+            kind: .secret,
+            default: .described("(unset)"),
+            "Proxy for plain-http traffic of runner pods."
+        ) { reader, configuration in
+            configuration.runnerHTTPProxy = reader.secret("HTTP_PROXY", required: false)
+        },
+        .custom(
+            "NO_PROXY",
+            default: .described("(unset)"),
+            "Hosts runner pods reach without the proxy."
+        ) { reader, configuration in
+            configuration.runnerNoProxy = reader.value("NO_PROXY")
+        },
         .integer("PORT", \.port, default: 8080, in: 1...65535, "HTTP port."),
         .integer(
             "METRICS_PORT",
@@ -103,6 +201,20 @@ extension Configuration {
             in: 0...Int(Int32.max),
             "`ttlSecondsAfterFinished` of runner Jobs."
         ),
+        .choice(
+            "RUNNER_SCOPE",
+            \.runnerScope,
+            default: .repository,
+            "Where runners register: `repo` (the job's repository) or `org` (its organization; README, \"GitHub"
+                + " access\")."
+        ),
+        .custom(
+            "RUNNER_GROUP",
+            default: .described("(unset: `RUNNER_GROUP_ID`)"),
+            "Organization runner group by name, resolved to its id (`RUNNER_SCOPE=org` only)."
+        ) { reader, configuration in
+            configuration.runnerGroup = reader.value("RUNNER_GROUP")
+        },
         .integer(
             "RUNNER_GROUP_ID",
             \.runnerGroupID,
@@ -237,10 +349,44 @@ extension Configuration {
                 configuration.maxInflightBodyBytes = smallestInflight
             }
         }
-        if !configuration.dryRun, configuration.githubToken == nil,
-            !reader.reported(about: "GITHUB_TOKEN", "GITHUB_TOKEN_FILE")
+        let app = configuration.githubAppID != nil || configuration.githubAppPrivateKey != nil
+        if app, configuration.githubAppID == nil {
+            reader.fail("GITHUB_APP_ID", "required with GITHUB_APP_PRIVATE_KEY")
+        }
+        if app, configuration.githubAppPrivateKey == nil,
+            !reader.reported(about: "GITHUB_APP_PRIVATE_KEY", "GITHUB_APP_PRIVATE_KEY_FILE")
         {
-            reader.fail("GITHUB_TOKEN", "required (set GITHUB_TOKEN or GITHUB_TOKEN_FILE)")
+            reader.fail("GITHUB_APP_PRIVATE_KEY", "required with GITHUB_APP_ID (or GITHUB_APP_PRIVATE_KEY_FILE)")
+        }
+        if app, configuration.githubToken != nil || !configuration.githubOwnerTokens.isEmpty {
+            reader.fail("GITHUB_APP_ID", "a GitHub App replaces tokens: unset GITHUB_TOKEN and GITHUB_TOKENS")
+        }
+        if !app, !configuration.dryRun, configuration.githubToken == nil, configuration.githubOwnerTokens.isEmpty,
+            !reader.reported(about: "GITHUB_TOKEN", "GITHUB_TOKEN_FILE", "GITHUB_TOKENS", "GITHUB_TOKENS_FILE")
+        {
+            reader.fail(
+                "GITHUB_TOKEN",
+                "required (set GITHUB_TOKEN or GITHUB_TOKEN_FILE, GITHUB_TOKENS, or a GitHub App's GITHUB_APP_ID)"
+            )
+        }
+        do {
+            configuration.allowList = try RepositoryAllowList(
+                owners: configuration.allowedOwners,
+                repositories: configuration.allowedRepositories
+            )
+        } catch {
+            reader.fail(error.setting, error.description)
+        }
+        if configuration.runnerCAConfigMap != nil, configuration.runnerCASecret != nil {
+            reader.fail("RUNNER_CA_CONFIGMAP", "set either RUNNER_CA_CONFIGMAP or RUNNER_CA_SECRET, not both")
+        }
+        if configuration.runnerGroup != nil {
+            if configuration.runnerScope != .organization {
+                reader.fail("RUNNER_GROUP", "runner groups are an organization's: set RUNNER_SCOPE=org")
+            }
+            if reader.value("RUNNER_GROUP_ID") != nil {
+                reader.fail("RUNNER_GROUP", "set either RUNNER_GROUP or RUNNER_GROUP_ID, not both")
+            }
         }
     }
 }

@@ -1,8 +1,10 @@
+import GitHub
 import Kubernetes
 import Logging
 import Observability
 import Runners
 import Support
+import Webhook
 
 /// Everything the service is told at start, read once from the environment and validated.
 ///
@@ -59,6 +61,44 @@ package struct Configuration: Sendable {
     /// Whether the memory trimmer unmaps the clean pages of the binary's and libraries' read-only mappings while the
     /// service is quiet (`MemoryTrimmer`): lower idle RSS, a few minor faults on the next delivery.
     package var releaseCodePages = false
+    /// `GITHUB_TOKENS`: a token per owner (`GITHUB_TOKEN`, when set, serves every other owner).
+    package var githubOwnerTokens: [GitHubTokens.OwnerToken] = []
+    /// `GITHUB_APP_ID` and `GITHUB_APP_PRIVATE_KEY`: a GitHub App instead of tokens.
+    package var githubAppID: String? = nil
+    package var githubAppPrivateKey: Secret? = nil
+    /// Where runners register: the repository (the original design) or its organization.
+    package var runnerScope: RunnerScope = .repository
+    /// `RUNNER_GROUP`: the organization runner group by name (resolved to its id once per organization).
+    package var runnerGroup: String? = nil
+    /// `ALLOWED_OWNERS` and `ALLOWED_REPOSITORIES` (globs).
+    package var allowedOwners: [String] = []
+    package var allowedRepositories: [String] = []
+    /// Whose signed deliveries are served: the two lists above, validated.
+    package var allowList: RepositoryAllowList = .everyone
+    /// A private CA for runner pods: a ConfigMap or a Secret, and the key holding the PEM.
+    package var runnerCAConfigMap: String? = nil
+    package var runnerCASecret: String? = nil
+    package var runnerCAKey = "ca.crt"
+    /// `HTTP_PROXY`, `HTTPS_PROXY` and `NO_PROXY`, passed to runner pods.
+    package var runnerHTTPProxy: Secret? = nil
+    package var runnerHTTPSProxy: Secret? = nil
+    package var runnerNoProxy: String? = nil
+
+    /// The CA bundle runner pods get, if any.
+    package var runnerCABundle: RunnerJob.CABundle? {
+        if let name = runnerCAConfigMap { return RunnerJob.CABundle(.configMap(name), key: runnerCAKey) }
+        if let name = runnerCASecret { return RunnerJob.CABundle(.secret(name), key: runnerCAKey) }
+        return nil
+    }
+
+    /// The proxy runner pods get, if any.
+    package var runnerProxy: RunnerJob.Proxy? {
+        guard runnerHTTPProxy != nil || runnerHTTPSProxy != nil || runnerNoProxy != nil else { return nil }
+        return RunnerJob.Proxy(http: runnerHTTPProxy, https: runnerHTTPSProxy, noProxy: runnerNoProxy)
+    }
+
+    /// How the service authenticates to GitHub, or nil in dry-run mode (checked at parse time).
+    package var usesGitHubApp: Bool { githubAppID != nil }
 
     /// This deployment's marker: a label of every registration it makes and the `app.kubernetes.io/instance` label
     /// of its Jobs and Secrets. The reapers touch only what carries it. Default `kar-<namespace>`.

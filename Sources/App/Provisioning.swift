@@ -18,6 +18,10 @@ struct Provisioning: Sendable {
     var repositories: RepositoryRegistry? = nil
     /// With in-memory upstreams, what would have been created.
     var dryRunCluster: DryRunKubernetes? = nil
+    /// Tells a GitHub App's credentials the installation a verified delivery names.
+    var rememberInstallation: (@Sendable (_ owner: String, _ installationID: Int64) -> Void)? = nil
+    /// What the start-up credential check found (`/ready` lists it).
+    var findings = CredentialFindings()
 
     /// Why the service cannot provision (a kubeconfig it cannot use, say).
     struct Unavailable: Error, CustomStringConvertible {
@@ -45,9 +49,6 @@ struct Provisioning: Sendable {
             )
             provisioning.dryRunCluster = kubernetes
             return provisioning
-        }
-        guard let token = configuration.githubToken else {
-            throw Unavailable(description: "GITHUB_TOKEN is required unless DRY_RUN=true")
         }
         let connection: KubernetesConnection
         do {
@@ -82,14 +83,33 @@ struct Provisioning: Sendable {
             ]
         )
 
-        let github = GitHubClient(
-            configuration: .init(baseURL: configuration.githubAPIURL, token: token),
-            transport: CurlTransport(
-                configuration: .bounded(
-                    tls: TLSConfiguration(caFile: configuration.githubCAFile),
-                    connections: configuration.upstreamConnections
+        let githubTransport = CurlTransport(
+            configuration: .bounded(
+                tls: TLSConfiguration(caFile: configuration.githubCAFile),
+                connections: configuration.upstreamConnections
+            )
+        )
+        let credentials: any GitHubCredentials
+        if let appID = configuration.githubAppID, let key = configuration.githubAppPrivateKey {
+            do {
+                credentials = try GitHubAppCredentials(
+                    configuration: .init(appID: appID, privateKey: key, baseURL: configuration.githubAPIURL),
+                    transport: githubTransport,
+                    metrics: metrics,
+                    logger: logger
                 )
-            ),
+            } catch {
+                throw Unavailable(description: error.description)
+            }
+        } else {
+            credentials = GitHubTokens(
+                defaultToken: configuration.githubToken,
+                ownerTokens: configuration.githubOwnerTokens
+            )
+        }
+        let github = GitHubClient(
+            configuration: .init(baseURL: configuration.githubAPIURL, credentials: credentials),
+            transport: githubTransport,
             metrics: metrics,
             logger: logger
         )
@@ -100,7 +120,7 @@ struct Provisioning: Sendable {
             ),
             files: files
         )
-        return assemble(
+        var provisioning = assemble(
             configuration: configuration,
             github: github,
             rateLimitRemaining: { github.rateLimitRemaining },
@@ -108,6 +128,16 @@ struct Provisioning: Sendable {
             metrics: metrics,
             logger: logger
         )
+        provisioning.rememberInstallation = { owner, id in credentials.remember(installationID: id, for: owner) }
+        provisioning.services.append(
+            CredentialCheck(
+                github: github,
+                configuration: configuration,
+                findings: provisioning.findings,
+                logger: logger
+            )
+        )
+        return provisioning
     }
 
     /// The provisioner and its background services over the given GitHub and Kubernetes.
@@ -133,7 +163,9 @@ struct Provisioning: Sendable {
             settings: RunnerJob.Settings(configuration),
             runnerGroupID: configuration.runnerGroupID,
             monitor: monitor,
-            logger: logger
+            logger: logger,
+            scope: configuration.runnerScope,
+            runnerGroup: configuration.runnerGroup
         )
         let repositories = RepositoryRegistry(
             kubernetes: kubernetes,

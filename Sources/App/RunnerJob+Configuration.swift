@@ -10,7 +10,9 @@ extension RunnerJob.Settings {
             dindImage: configuration.dindImage,
             dindMTU: configuration.dindMTU,
             ttlSecondsAfterFinished: configuration.jobTTLSeconds,
-            ownerLabel: configuration.ownerLabel
+            ownerLabel: configuration.ownerLabel,
+            caBundle: configuration.runnerCABundle,
+            proxy: configuration.runnerProxy
         )
     }
 }

@@ -10,6 +10,9 @@ package struct RepositoryAllowList: Sendable, Equatable {
     private let owners: [Glob]
     /// Owner and name patterns of each `owner/repo` pattern.
     private let repositories: [(owner: Glob, name: Glob)]
+    /// Owners named without a wildcard (in either list): accounts that must be served, which the start-up check of
+    /// the credentials looks at.
+    package private(set) var literalOwners: [String] = []
 
     /// Everyone: the behaviour without an allow-list.
     package static let everyone = RepositoryAllowList(validOwners: [], repositories: [])
@@ -40,6 +43,12 @@ package struct RepositoryAllowList: Sendable, Equatable {
             repositoryGlobs.append((Glob(String(parts[0])), Glob(String(parts[1]))))
         }
         self.init(validOwners: ownerGlobs, repositories: repositoryGlobs)
+        var literals: [String] = []
+        for owner in owners + repositories.map({ String($0.prefix { $0 != "/" }) })
+        where !owner.contains("*") && !owner.contains("?") {
+            if !literals.contains(where: { $0.lowercased() == owner.lowercased() }) { literals.append(owner) }
+        }
+        literalOwners = literals
     }
 
     private init(validOwners: [Glob], repositories: [(owner: Glob, name: Glob)]) {

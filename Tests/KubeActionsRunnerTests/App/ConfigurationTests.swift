@@ -3,6 +3,7 @@ import Testing
 
 @testable import App
 @testable import Observability
+@testable import Runners
 @testable import Support
 @testable import TestSupport
 
@@ -140,6 +141,85 @@ import Testing
         }
     }
 
+    /// GitHub access: a token per owner, or a GitHub App instead of tokens, each checked at parse time.
+    @Test func readsGitHubAccessAndRefusesContradictions() throws {
+        let base = ["WEBHOOK_SECRET": "s"]
+        let tokens = try Configuration(
+            environment: base.merging(["GITHUB_TOKENS": #"[{"owner":"octo","token":"ghp_octo_secret"}]"#]) { $1 },
+            files: InMemoryFiles()
+        )
+        #expect(tokens.githubOwnerTokens.map(\.owner) == ["octo"] && tokens.githubToken == nil)
+        let app = try Configuration(
+            environment: base.merging(["GITHUB_APP_ID": "12345", "GITHUB_APP_PRIVATE_KEY_FILE": "/key.pem"]) { $1 },
+            files: InMemoryFiles(["/key.pem": "-----BEGIN RSA PRIVATE KEY-----\nMIIB\n-----END RSA PRIVATE KEY-----\n"])
+        )
+        #expect(app.githubAppID == "12345" && app.githubAppPrivateKey != nil && app.usesGitHubApp)
+        // A PEM written on one line with literal \n, as environment variables often carry it.
+        let oneLine = try Configuration(
+            environment: base.merging([
+                "GITHUB_APP_ID": "1",
+                "GITHUB_APP_PRIVATE_KEY": #"-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----"#,
+            ]) { $1 },
+            files: InMemoryFiles()
+        )
+        #expect(oneLine.githubAppPrivateKey?.value == "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----")
+
+        func errors(_ environment: [String: String]) -> [ConfigurationError] {
+            do {
+                _ = try Configuration(environment: base.merging(environment) { $1 }, files: InMemoryFiles())
+                return []
+            } catch {
+                return error.errors
+            }
+        }
+        let badTokens = errors(["GITHUB_TOKENS": #"[{"owner":"octo","token":"ghp_leak"}, "#])
+        #expect(badTokens.map(\.key) == ["GITHUB_TOKENS"])
+        #expect(!badTokens.description.contains("ghp_leak"))
+        #expect(errors(["GITHUB_APP_ID": "1"]).map(\.key) == ["GITHUB_APP_PRIVATE_KEY"])
+        #expect(errors(["GITHUB_APP_PRIVATE_KEY": "k"]).map(\.key) == ["GITHUB_APP_ID"])
+        #expect(
+            errors(["GITHUB_APP_ID": "1", "GITHUB_APP_PRIVATE_KEY": "k", "GITHUB_TOKEN": "t"]).map(\.key)
+                == ["GITHUB_APP_ID"]
+        )
+    }
+
+    /// Organization runners, the allow-list, the runner CA and the proxy: values and contradictions.
+    @Test func readsRunnerScopeAllowListCAAndProxy() throws {
+        let base = ["WEBHOOK_SECRET": "s", "GITHUB_TOKEN": "t"]
+        let configuration = try Configuration(
+            environment: base.merging([
+                "RUNNER_SCOPE": "org", "RUNNER_GROUP": "linux-x64", "ALLOWED_OWNERS": "octo-org, hubot",
+                "ALLOWED_REPOSITORIES": "other/infra-*", "RUNNER_CA_CONFIGMAP": "ghes-ca",
+                "HTTPS_PROXY": "http://user:pw@proxy:3128", "NO_PROXY": "10.0.0.1,.svc",
+            ]) { $1 },
+            files: InMemoryFiles()
+        )
+        #expect(configuration.runnerScope == .organization && configuration.runnerGroup == "linux-x64")
+        #expect(configuration.allowList.allows(owner: "Octo-Org", repository: "x"))
+        #expect(configuration.allowList.allows(owner: "other", repository: "infra-prod"))
+        #expect(!configuration.allowList.allows(owner: "other", repository: "web"))
+        #expect(configuration.allowList.literalOwners == ["octo-org", "hubot", "other"])
+        #expect(configuration.runnerCABundle == RunnerJob.CABundle(.configMap("ghes-ca"), key: "ca.crt"))
+        #expect(configuration.runnerProxy?.noProxy == "10.0.0.1,.svc")
+        #expect(configuration.runnerProxy?.https?.value == "http://user:pw@proxy:3128")
+        #expect(try Configuration(environment: base, files: InMemoryFiles()).runnerProxy == nil)
+
+        func keys(_ environment: [String: String]) -> [String] {
+            do {
+                _ = try Configuration(environment: base.merging(environment) { $1 }, files: InMemoryFiles())
+                return []
+            } catch {
+                return error.errors.map(\.key)
+            }
+        }
+        #expect(keys(["RUNNER_GROUP": "g"]) == ["RUNNER_GROUP"])  // repository scope
+        #expect(keys(["RUNNER_SCOPE": "org", "RUNNER_GROUP": "g", "RUNNER_GROUP_ID": "3"]) == ["RUNNER_GROUP"])
+        #expect(keys(["RUNNER_SCOPE": "enterprise"]) == ["RUNNER_SCOPE"])
+        #expect(keys(["ALLOWED_REPOSITORIES": "no-slash"]) == ["ALLOWED_REPOSITORIES"])
+        #expect(keys(["ALLOWED_OWNERS": "a/b"]) == ["ALLOWED_OWNERS"])
+        #expect(keys(["RUNNER_CA_CONFIGMAP": "a", "RUNNER_CA_SECRET": "b"]) == ["RUNNER_CA_CONFIGMAP"])
+    }
+
     @Test func requiresTheWebhookSecretAndTheToken() {
         #expect(
             throws: ConfigurationErrors(errors: [
@@ -147,7 +227,11 @@ import Testing
                     key: "WEBHOOK_SECRET",
                     message: "required (set WEBHOOK_SECRET or WEBHOOK_SECRET_FILE)"
                 ),
-                ConfigurationError(key: "GITHUB_TOKEN", message: "required (set GITHUB_TOKEN or GITHUB_TOKEN_FILE)"),
+                ConfigurationError(
+                    key: "GITHUB_TOKEN",
+                    message:
+                        "required (set GITHUB_TOKEN or GITHUB_TOKEN_FILE, GITHUB_TOKENS, or a GitHub App's GITHUB_APP_ID)"
+                ),
             ])
         ) {
             try Configuration(environment: [:], files: InMemoryFiles())
