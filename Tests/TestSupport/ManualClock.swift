@@ -1,6 +1,5 @@
 import Support
 import Synchronization
-import Testing
 
 /// A clock that tests advance by hand: no test sleeps for a rule's timeout, a loop's interval or a retry's pause.
 ///
@@ -96,28 +95,4 @@ package final class ManualClock: Clock {
     package var nanoseconds: @Sendable () -> UInt64 {
         { [self] in 1_000_000_000_000 + UInt64(self.elapsed.nanoseconds) }
     }
-}
-
-/// Fails the test unless `task` ends within `limit` of real time (how long a shutdown may take); cancels it then.
-package func expectEnds(
-    _ task: Task<Void, any Error>,
-    within limit: Duration,
-    _ what: String,
-    sourceLocation: SourceLocation = #_sourceLocation
-) async {
-    let ended = await withTaskGroup(of: Bool.self) { group in
-        group.addTask {
-            _ = await task.result
-            return true
-        }
-        group.addTask {
-            try? await Task.sleep(for: limit)
-            return false
-        }
-        let first = await group.next() ?? false
-        if !first { task.cancel() }
-        group.cancelAll()
-        return first
-    }
-    if !ended { Issue.record("\(what) did not end within \(limit)", sourceLocation: sourceLocation) }
 }

@@ -6,7 +6,6 @@ import Observability
 import Runners
 import Support
 import Synchronization
-import Testing
 import Webhook
 
 #if canImport(Glibc)
@@ -254,7 +253,8 @@ extension HTTPClientRequest {
     package var bodyText: String { String(decoding: body ?? [], as: UTF8.self) }
 }
 
-/// Waits, polling every 5 ms, until `condition` holds; fails the test after `limit` (an event that never came).
+/// Waits, polling every 5 ms, until `condition` holds; throws `WaitTimeout` after `limit` (an event that never
+/// came), which fails the test that waited.
 package func waitUntil(
     _ what: String,
     limit: Duration = .seconds(10),
@@ -262,15 +262,15 @@ package func waitUntil(
 ) async throws {
     let start = ContinuousClock.now
     while !condition() {
-        guard ContinuousClock.now - start < limit else {
-            Issue.record("timed out waiting until \(what)")
-            throw WaitTimeout()
-        }
+        guard ContinuousClock.now - start < limit else { throw WaitTimeout(what: what) }
         try await Task.sleep(for: .milliseconds(5))
     }
 }
 
-package struct WaitTimeout: Error {}
+package struct WaitTimeout: Error, CustomStringConvertible {
+    package var what: String
+    package var description: String { "timed out waiting until \(what)" }
+}
 
 /// A transport that answers each request with what `route` returns for it (a tiny server in process) and remembers
 /// every request; `route` may suspend (to hold an answer back while a test looks at the waiting callers).

@@ -108,3 +108,13 @@ def test_the_service_binary_links_no_test_support(manifest):
     below_app = reachable - {"App", "kube-actions-runner"}
     for name in below_app:
         assert "App" not in graph[name], f"{name} depends on App"
+
+
+def test_test_support_builds_without_a_test_framework():
+    """TestSupport is a regular target that the benchmarks build in release (`swift build -c release`), where
+    neither Swift Testing nor XCTest can be imported: what records test issues lives in the test target."""
+    sources = list((ROOT / "Tests/TestSupport").rglob("*.swift"))
+    assert sources
+    for source in sources:
+        imports = re.findall(r"^(?:@testable )?import (\w+)", source.read_text(), re.M)
+        assert not {"Testing", "XCTest"} & set(imports), f"{source.relative_to(ROOT)} imports a test framework"
