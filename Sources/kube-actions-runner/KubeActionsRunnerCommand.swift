@@ -4,8 +4,8 @@ import Support
 
 extension App.Render.Format: ExpressibleByArgument {}
 
-/// The command line: `serve` (the default), `demo`, `render` and `version`. Parsing only; each command calls into
-/// App.
+/// The command line: `serve` (the default), `demo`, `render`, `check-config` and `version`. Parsing only; each
+/// command calls into App.
 struct KubeActionsRunnerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kube-actions-runner",
@@ -13,8 +13,7 @@ struct KubeActionsRunnerCommand: AsyncParsableCommand {
             "kube-actions-runner \(KubeActionsRunnerVersion.current): GitHub workflow_job webhooks to ephemeral runner Jobs.",
         discussion: Configuration.environmentHelp,
         version: KubeActionsRunnerVersion.current,
-        // Room for `check-config`.
-        subcommands: [Serve.self, Demo.self, Render.self, Version.self],
+        subcommands: [Serve.self, Demo.self, Render.self, CheckConfig.self, Version.self],
         defaultSubcommand: Serve.self
     )
 
@@ -108,6 +107,24 @@ struct KubeActionsRunnerCommand: AsyncParsableCommand {
 
         static func split(_ labels: String) -> [String] {
             labels.split(separator: ",").map { String($0).trimmingOWS() }.filter { !$0.isEmpty }
+        }
+    }
+
+    /// Validates the configuration in the environment and exits.
+    struct CheckConfig: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "check-config",
+            abstract: "Check the configuration in the environment as serve would, without network, then exit.",
+            discussion: "Prints \"configuration OK\" and a summary (exit 0), or every problem (exit 2)."
+        )
+
+        func run() throws {
+            let check = ConfigurationCheck(environment: ProcessEnvironment.current())
+            guard check.isValid else {
+                ProcessEnvironment.printError(check.text)
+                throw ExitCode(2)
+            }
+            print(check.text)
         }
     }
 

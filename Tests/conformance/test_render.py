@@ -1,8 +1,8 @@
-"""`render` as a user runs it: the real binary, offline, configured by the environment.
+"""`render` and `check-config` as a user runs them: the real binary, offline, configured by the environment.
 
 `render`'s stream is what `kubectl apply --dry-run=server -f -` reads: every document parses as YAML (PyYAML),
 passes the Kubernetes OpenAPI schema (`kubernetes-validate --strict`, 1.33 and 1.35) and is the same object as the
-JSON output's; the JIT config never appears.
+JSON output's; the JIT config never appears. `check-config` exits 0 with a summary, or 2 with every problem.
 """
 import json
 import os
@@ -105,3 +105,24 @@ def test_render_with_an_invalid_configuration_or_command_line_exits_2():
     assert "RUNNER_MODE" in out.stderr
     assert run(["render"]).returncode == 2
     assert run(["render", "--labels", "a", "--payload", str(PAYLOAD)]).returncode == 2
+
+
+def test_check_config_accepts_a_valid_configuration():
+    out = run(["check-config"], {"WEBHOOK_SECRET": "webhook-secret-value", "DRY_RUN": "true",
+                                 "GITHUB_TOKEN": "github-token-value", "RUNNER_MODE": "dind"})
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "configuration OK"
+    assert "  mode: dind" in lines
+    assert "  GitHub access: one token (GITHUB_TOKEN)" in lines
+    assert "secret-value" not in out.stdout and "token-value" not in out.stdout
+
+
+def test_check_config_reports_every_problem_and_exits_2():
+    out = run(["check-config"], {"RUNNER_MODE": "vm", "PORT": "0", "GITHUB_APP_ID": "1",
+                                 "GITHUB_APP_PRIVATE_KEY": "private-key-value"})
+    assert out.returncode == 2
+    assert out.stdout == ""
+    for key in ("WEBHOOK_SECRET", "RUNNER_MODE", "PORT", "GITHUB_APP_PRIVATE_KEY", "Kubernetes"):
+        assert f"\n{key}" in out.stderr, out.stderr
+    assert "private-key-value" not in out.stderr
