@@ -45,9 +45,11 @@ struct KubeActionsRunnerCommand: AsyncParsableCommand {
     struct Render: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Print the runner Job and Secret a workflow_job would get with this configuration, then exit.",
-            discussion: """
-                Reads the configuration from the environment as `serve` does (no GitHub credentials needed) and                 prints the Job, then its Secret (JIT config redacted, no ownerReferences: the Job's uid exists only                 once it is created), ready for `kubectl apply --dry-run=server -f -`. Exits 1 when the service would                 provision nothing (labels matching no LABEL_MATCHERS matcher, a repository outside the allow-list,                 an action other than queued), 2 for an invalid configuration.
-                """
+            discussion: "Reads the configuration from the environment as `serve` does (no GitHub credentials needed)"
+                + " and prints the Job, then its Secret (JIT config redacted, no ownerReferences: the Job's uid exists"
+                + " only once it is created), ready for `kubectl apply --dry-run=server -f -`. Exits 1 when the service"
+                + " would provision nothing (labels matching no LABEL_MATCHERS matcher, a repository outside the"
+                + " allow-list, an action other than queued), 2 for an invalid configuration."
         )
 
         @Option(
