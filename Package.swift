@@ -95,6 +95,8 @@ let package = Package(
                 "Webhook",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                // `render` writes YAML.
+                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strict
         ),

@@ -113,7 +113,7 @@ func redactingJITConfig(_ manifest: JSONValue) -> JSONValue {
     return .object(
         members.map { key, value in
             let redacted: JSONValue = .object([
-                (RunnerJob.secretKey, .string("<redacted: the JIT config GitHub issues>"))
+                (RunnerJob.secretKey, .string(Render.redactedJITConfig))
             ])
             return key == "stringData" ? (key, redacted) : (key, value)
         }

@@ -51,26 +51,7 @@ struct Provisioning: Sendable {
             return provisioning
         }
         let connection: KubernetesConnection
-        do {
-            connection = try KubernetesConnection.load(environment: environment, files: files)
-        } catch {
-            throw Unavailable(description: error.description)
-        }
-        let hasCredentials =
-            connection.credentials != .none || connection.tls.clientCertificate != nil
-            || connection.tls.clientCertificateFile != nil
-        if connection.server.lowercased().hasPrefix("http://"), hasCredentials, !configuration.allowCleartextCredentials
-        {
-            throw Unavailable(
-                description:
-                    "Kubernetes server \(connection.server) is plain http://, so its credentials would cross the network in cleartext; use an https:// server, or set ALLOW_CLEARTEXT_CREDENTIALS=true for a loopback test setup"
-            )
-        }
-        if !configuration.namespaceIsExplicit, connection.source != "in-cluster service account",
-            let namespace = connection.namespace
-        {
-            configuration.namespace = namespace
-        }
+        (connection, configuration) = try connect(configuration: configuration, environment: environment, files: files)
         if connection.tls.insecureSkipVerify {
             logger.warning("Kubernetes API certificate is not verified (insecure-skip-tls-verify)")
         }
@@ -138,6 +119,39 @@ struct Provisioning: Sendable {
             )
         )
         return provisioning
+    }
+
+    /// The cluster the environment names (in-cluster service account or `KUBECONFIG`), refused when its credentials
+    /// would cross the network in cleartext, and the configuration with the namespace it resolves. Reads files only:
+    /// `check-config` and `render` call it too.
+    static func connect(
+        configuration: Configuration,
+        environment: [String: String],
+        files: any FileReading
+    ) throws(Unavailable) -> (KubernetesConnection, Configuration) {
+        var configuration = configuration
+        let connection: KubernetesConnection
+        do {
+            connection = try KubernetesConnection.load(environment: environment, files: files)
+        } catch {
+            throw Unavailable(description: error.description)
+        }
+        let hasCredentials =
+            connection.credentials != .none || connection.tls.clientCertificate != nil
+            || connection.tls.clientCertificateFile != nil
+        if connection.server.lowercased().hasPrefix("http://"), hasCredentials, !configuration.allowCleartextCredentials
+        {
+            throw Unavailable(
+                description:
+                    "Kubernetes server \(connection.server) is plain http://, so its credentials would cross the network in cleartext; use an https:// server, or set ALLOW_CLEARTEXT_CREDENTIALS=true for a loopback test setup"
+            )
+        }
+        if !configuration.namespaceIsExplicit, connection.source != "in-cluster service account",
+            let namespace = connection.namespace
+        {
+            configuration.namespace = namespace
+        }
+        return (connection, configuration)
     }
 
     /// The provisioner and its background services over the given GitHub and Kubernetes.

@@ -99,6 +99,12 @@ package final class GitHubAppCredentials: GitHubCredentials {
         self.logger = logger
     }
 
+    /// Throws what `init` throws for a private key that is not an RSA private key in PEM, without building the
+    /// credentials (`check-config`, which calls nothing).
+    package static func checkPrivateKey(_ privateKey: Secret) throws(GitHubCredentialsError) {
+        _ = try GitHubAppKey(pem: privateKey)
+    }
+
     // MARK: - GitHubCredentials
 
     package func credential(owner: String, repository: String?) async throws(GitHubAPIError) -> GitHubCredential {

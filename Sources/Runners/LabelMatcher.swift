@@ -51,6 +51,41 @@ package struct LabelMatcher: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// Why a job with these `runs-on` labels is not ours: each matcher with the labels it missed, in
+    /// `LABEL_MATCHERS` order; empty when `matches(_:)` holds.
+    package func mismatches(for jobLabels: [String]) -> [Mismatch] {
+        guard !matches(jobLabels) else { return [] }
+        let labels = Set(jobLabels.map { $0.trimmingOWS().asciiLowercased })
+        return rules.enumerated().map { index, rule in
+            switch rule {
+            case .anyOf(let wanted): Mismatch(position: index + 1, rule: rule, missing: wanted)
+            case .allOf(let wanted):
+                Mismatch(position: index + 1, rule: rule, missing: wanted.filter { !labels.contains($0) })
+            }
+        }
+    }
+
+    /// One matcher that a job's labels do not satisfy, and the labels it wanted and did not find.
+    package struct Mismatch: Sendable, Equatable, CustomStringConvertible {
+        /// 1-based, as `LabelMatcherError` counts.
+        package var position: Int
+        package var rule: Rule
+        package var missing: [String]
+
+        package var description: String {
+            switch rule {
+            case .anyOf(let labels) where labels.count == 1:
+                "matcher \(position) '\(labels[0])' needs \(labels[0]): missing"
+            case .anyOf(let labels):
+                "matcher \(position) '\(labels.joined(separator: ","))' needs any of \(labels.joined(separator: ", ")): none"
+                    + " present"
+            case .allOf(let labels):
+                "matcher \(position) '\(labels.joined(separator: "+"))' needs all of \(labels.joined(separator: ", ")):"
+                    + " missing \(missing.joined(separator: ", "))"
+            }
+        }
+    }
+
     package var description: String {
         rules.map { rule in
             switch rule {

@@ -130,37 +130,20 @@ package struct WebhookHandler: Sendable {
         } catch {
             return Result(outcome: .badRequest, status: 400, message: error.description)
         }
-        guard allowList.allows(owner: event.repository.owner.login, repository: event.repository.name) else {
-            return Result(outcome: .notAllowed, status: 403, message: "repository not allowed", event: event)
-        }
-        onVerifiedRepository?(event.repository.owner.login, event.repository.name)
-        if let installation = event.installation {
-            onVerifiedInstallation?(event.repository.owner.login, installation.id)
-        }
-        if event.action == "in_progress", let runnerName = event.workflowJob.runnerName,
-            let intended = RunnerName(parsing: runnerName, as: .registration)?.jobID, intended != event.workflowJob.id
-        {
+        let runnerRequest: RunnerRequest
+        switch DeliveryDecision(event, allowList: allowList, matcher: matcher, deliveryID: deliveryID) {
+        case .answer(.notAllowed, let status, let message):
+            return Result(outcome: .notAllowed, status: status, message: message, event: event)
+        case .answer(let outcome, let status, let message):
+            noteVerified(event)
+            return Result(outcome: outcome, status: status, message: message, event: event)
+        case .replaceRunner(let intended):
+            noteVerified(event)
             return await replaceRunner(for: intended, takenBy: event, deliveryID: deliveryID)
+        case .provision(let request):
+            noteVerified(event)
+            runnerRequest = request
         }
-        guard event.action == "queued" else {
-            return Result(outcome: .ignoredAction, status: 200, message: "action ignored", event: event)
-        }
-        // `queued` deliveries carry status queued, or waiting (deployment protection rules).
-        guard event.workflowJob.status == "queued" || event.workflowJob.status == "waiting" else {
-            return Result(outcome: .notQueued, status: 200, message: "job is no longer queued", event: event)
-        }
-        guard matcher.matches(event.workflowJob.labels) else {
-            return Result(outcome: .labelsDoNotMatch, status: 200, message: "job labels do not match", event: event)
-        }
-        let runnerRequest = RunnerRequest(
-            owner: event.repository.owner.login,
-            repository: event.repository.name,
-            jobID: event.workflowJob.id,
-            runID: event.workflowJob.runID,
-            jobName: event.workflowJob.name,
-            labels: event.workflowJob.labels,
-            deliveryID: deliveryID
-        )
         switch await provisionWithinDeadline(runnerRequest) {
         case .success(.created(let name)):
             return Result(outcome: .accepted, status: 200, message: "runner job created", event: event, runnerJob: name)
@@ -183,6 +166,14 @@ package struct WebhookHandler: Sendable {
             )
         case .failure(let error):
             return Result(outcome: .upstreamError, status: error.status, message: error.reason, event: event)
+        }
+    }
+
+    /// Tells the reconciler's list and a GitHub App's credentials about a verified delivery from the allow-list.
+    private func noteVerified(_ event: WorkflowJobEvent) {
+        onVerifiedRepository?(event.repository.owner.login, event.repository.name)
+        if let installation = event.installation {
+            onVerifiedInstallation?(event.repository.owner.login, installation.id)
         }
     }
 
@@ -338,9 +329,9 @@ func sanitizedDeliveryID(_ text: String) -> String {
 }
 
 /// `application/x-www-form-urlencoded` decoding, for GitHub's form content type.
-enum FormDecoding {
+package enum FormDecoding {
     /// The decoded value of the first `name` field, or nil when absent or badly encoded.
-    static func value(of name: String, in body: [UInt8]) -> [UInt8]? {
+    package static func value(of name: String, in body: [UInt8]) -> [UInt8]? {
         for pair in body.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true) {
             let parts = pair.split(separator: UInt8(ascii: "="), maxSplits: 1, omittingEmptySubsequences: false)
             guard let key = percentDecode(parts[0]), key == Array(name.utf8) else { continue }

@@ -38,6 +38,19 @@ import Testing
         #expect(throws: error) { try LabelMatcher(parsing: matchers) }
     }
 
+    /// What `render` says about a job the service would not take: every matcher, with the labels it missed.
+    @Test func namesWhatEachMatcherMissed() throws {
+        let matcher = try LabelMatcher(parsing: "linux+x64+gpu;arm64,riscv;self-hosted")
+        #expect(
+            matcher.mismatches(for: ["Linux", "x64"]).map(\.description) == [
+                "matcher 1 'linux+x64+gpu' needs all of linux, x64, gpu: missing gpu",
+                "matcher 2 'arm64,riscv' needs any of arm64, riscv: none present",
+                "matcher 3 'self-hosted' needs self-hosted: missing",
+            ]
+        )
+        #expect(matcher.mismatches(for: ["self-hosted"]).isEmpty)
+    }
+
     @Test func describesItselfInTheVariablesSyntax() throws {
         #expect(try LabelMatcher(parsing: "Linux+x64; arm64,gpu").description == "linux+x64;arm64,gpu")
         #expect(LabelMatcher.selfHosted.description == "self-hosted")
