@@ -25,7 +25,8 @@ extension Reconciler {
                 isOurs: isOurs,
                 // A registration missing from a list cut at its limit may be further on: not known to be gone.
                 isYoung: {
-                    world.truncated.contains(repository) || seenFor("young:\($0)", in: &cycle) < configuration.grace
+                    world.truncated.contains(repository)
+                        || seenFor("young:\($0)", of: repository, in: &cycle) < configuration.grace
                 }
             )
         }
@@ -44,6 +45,7 @@ extension Reconciler {
         var tooLong = 0
         var provisioned = 0
         defer { metrics.jobsQueuedTooLong.set(Int64(tooLong)) }
+        var pointsSpent = false
         for repository in world.repositories {
             guard let queued = world.queued[repository], let plan = plans[repository] else { continue }
             for job in queued where matcher.matches(job.labels) {
@@ -56,20 +58,27 @@ extension Reconciler {
                 guard registrationsKnown || need.request == nil,
                     let request = request(for: need, in: repository)
                 else { continue }
-                guard provisioned < configuration.maxProvisionsPerCycle else {
+                guard provisioned < configuration.maxProvisionsPerCycle, !pointsSpent else {
                     summary.result = "partial"
                     break
                 }
-                provisioned += 1
                 try fence()
+                // A provisioning reads the job (a GET) and registers its runner (a POST).
+                guard try spend(PointsBudget.read + PointsBudget.write) else {
+                    summary.result = "partial"
+                    pointsSpent = true
+                    break
+                }
+                provisioned += 1
                 await recover(request, in: repository, age: age(of: need.job), summary: &summary)
             }
         }
     }
 
-    /// Seconds since GitHub queued the job, by the current wall clock (GitHub's `created_at` is a wall time).
+    /// Seconds since GitHub queued the job, by the wall time of the injected clock when the decision is made
+    /// (GitHub's `created_at` is a wall time).
     private func age(of job: GitHubJob) -> Double {
-        job.createdAt.flatMap(Timestamps.parse).map { Timestamps.now() - $0 } ?? 0
+        job.createdAt.flatMap(Timestamps.parse).map { clock.epochSeconds - $0 } ?? 0
     }
 
     /// The runner request for an unserved job, or nil while it must wait: held off after its runner could not run,

@@ -26,6 +26,9 @@ package final class RepositoryRegistry: Sendable {
     private let namespace: String
     private let logger: Logger
     private let known: Mutex<Set<Repository>>
+    /// Repositories the reconciler visits first: those with a sign of a lost delivery, then those with a recent
+    /// delivery, each until its next visit (this replica's; a follower's signs stay with it).
+    private let flagged = Mutex<(loss: [Repository], recent: [Repository])>(([], []))
 
     package init(kubernetes: any KubernetesAPI, namespace: String, configured: [Repository], logger: Logger) {
         self.kubernetes = kubernetes
@@ -55,6 +58,33 @@ package final class RepositoryRegistry: Sendable {
         let isNew = known.withLock { $0.insert(repository).inserted }
         guard isNew else { return }
         Task { await self.store() }
+    }
+
+    /// Puts a repository first in the reconciler's next cycle: `loss` for a sign that a delivery was lost (before
+    /// every other), else for a recent delivery.
+    package func prioritize(owner: String, repo: String, loss: Bool = false) {
+        let repository = Repository(owner: owner, name: repo)
+        flagged.withLock { flagged in
+            if loss {
+                flagged.recent.removeAll { $0 == repository }
+                if !flagged.loss.contains(repository) { flagged.loss.append(repository) }
+            } else if !flagged.loss.contains(repository) && !flagged.recent.contains(repository) {
+                flagged.recent.append(repository)
+            }
+        }
+    }
+
+    /// The repositories to visit first, signs of loss before recent deliveries, each in the order flagged.
+    package func priority() -> [Repository] {
+        flagged.withLock { $0.loss + $0.recent }
+    }
+
+    /// A repository was visited: it is no longer flagged.
+    package func visited(_ repository: Repository) {
+        flagged.withLock { flagged in
+            flagged.loss.removeAll { $0 == repository }
+            flagged.recent.removeAll { $0 == repository }
+        }
     }
 
     /// Everything known: this replica's, the ConfigMap's (other replicas', earlier runs'), and `REPOSITORIES`.
