@@ -48,10 +48,14 @@ extension Reconciler {
         var pointsSpent = false
         for repository in world.repositories {
             guard let queued = world.queued[repository], let plan = plans[repository] else { continue }
+            var matched = false
             for job in queued where matcher.matches(job.labels) {
+                matched = true
                 summary.queued += 1
                 if age(of: job) >= Double(configuration.tooLong.components.seconds) { tooLong += 1 }
             }
+            // A matching job keeps its repository known (it may have had no delivery).
+            if matched { repositories.note(owner: repository.owner, repo: repository.name, recent: false) }
             // Without the registrations, supply is unknown: provision only jobs with no runner Job at all.
             let registrationsKnown = world.registrations[repository] != nil
             for need in plan.unserved where matcher.matches(need.job.labels) {
