@@ -81,6 +81,18 @@ package final class Metrics: Sendable {
         ).increment()
     }
 
+    /// `webhook_missed_queued_total{owner}`: verified, allowed `in_progress` or `completed` deliveries of a matching
+    /// job this process never saw `queued` (queued after it started): a sign that the `queued` delivery was lost.
+    package func countMissedQueued(owner: String) {
+        registry.makeCounter(
+            descriptor: metric(
+                "webhook_missed_queued_total",
+                "Deliveries of a matching job in progress or completed that this process never saw queued, by owner."
+            ),
+            labels: [("owner", owner)]
+        ).increment()
+    }
+
     /// `runner_jobs_created_total{owner,repo}`.
     package func countRunnerJobCreated(owner: String, repo: String) {
         registry.makeCounter(

@@ -19,17 +19,25 @@ package struct WebhookHandler: Sendable {
     private let deadline: Duration
     /// Times the deadline and each delivery's latency.
     private let clock: MonotonicClock
-    /// Told about the repository of every verified, allowed `workflow_job` delivery (the reconciler's list).
+    /// Told about the repository of a verified, allowed `workflow_job` delivery with a job this service runs: a
+    /// `queued` one whose labels match, or one about a runner of this service (the reconciler's list).
     private let onVerifiedRepository: (@Sendable (_ owner: String, _ repo: String) -> Void)?
     /// Which repositories' jobs are run; others are answered 403.
     private let allowList: RepositoryAllowList
     /// Told the GitHub App installation of every verified, allowed delivery that names one (`installation.id`).
     private let onVerifiedInstallation: (@Sendable (_ owner: String, _ installationID: Int64) -> Void)?
+    /// The jobs this process saw `queued`.
+    private let queuedJobs: QueuedJobMemory
+    /// Told the repository of a sign that a `queued` delivery was lost (`webhook_missed_queued_total`).
+    private let onSignOfLoss: (@Sendable (_ owner: String, _ repo: String) -> Void)?
 
     /// - Parameters:
     ///   - allowList: `ALLOWED_OWNERS`/`ALLOWED_REPOSITORIES`; everyone by default.
     ///   - onVerifiedInstallation: for a GitHub App's credentials (`GitHubCredentials.remember`), so that the
     ///     installation of a delivery's owner needs no look-up.
+    ///   - queuedJobs: remembers the jobs seen `queued` (made from `clock` unless given).
+    ///   - onSignOfLoss: for the reconciler (`RepositoryRegistry.prioritize(owner:repo:loss:)`), which visits the
+    ///     repository of a job in progress or completed that was never seen `queued` first.
     package init(
         verifier: SignatureVerifier,
         matcher: LabelMatcher,
@@ -41,9 +49,13 @@ package struct WebhookHandler: Sendable {
         clock: some Clock<Duration> = ContinuousClock(),
         onVerifiedRepository: (@Sendable (_ owner: String, _ repo: String) -> Void)? = nil,
         allowList: RepositoryAllowList = .everyone,
-        onVerifiedInstallation: (@Sendable (_ owner: String, _ installationID: Int64) -> Void)? = nil
+        onVerifiedInstallation: (@Sendable (_ owner: String, _ installationID: Int64) -> Void)? = nil,
+        queuedJobs: QueuedJobMemory? = nil,
+        onSignOfLoss: (@Sendable (_ owner: String, _ repo: String) -> Void)? = nil
     ) {
         self.clock = MonotonicClock(clock)
+        self.queuedJobs = queuedJobs ?? QueuedJobMemory(since: self.clock.epochSeconds)
+        self.onSignOfLoss = onSignOfLoss
         self.onVerifiedRepository = onVerifiedRepository
         self.allowList = allowList
         self.onVerifiedInstallation = onVerifiedInstallation
@@ -133,13 +145,16 @@ package struct WebhookHandler: Sendable {
         guard allowList.allows(owner: event.repository.owner.login, repository: event.repository.name) else {
             return Result(outcome: .notAllowed, status: 403, message: "repository not allowed", event: event)
         }
-        onVerifiedRepository?(event.repository.owner.login, event.repository.name)
         if let installation = event.installation {
             onVerifiedInstallation?(event.repository.owner.login, installation.id)
         }
-        if event.action == "in_progress", let runnerName = event.workflowJob.runnerName,
-            let intended = RunnerName(parsing: runnerName, as: .registration)?.jobID, intended != event.workflowJob.id
-        {
+        noteSignsOfLoss(event)
+        // Only a repository with a job this service runs is recorded: one whose jobs never matched is not watched.
+        let ours = event.workflowJob.runnerName.flatMap { RunnerName(parsing: $0, as: .registration) }
+        if ours != nil {
+            onVerifiedRepository?(event.repository.owner.login, event.repository.name)
+        }
+        if event.action == "in_progress", let intended = ours?.jobID, intended != event.workflowJob.id {
             return await replaceRunner(for: intended, takenBy: event, deliveryID: deliveryID)
         }
         guard event.action == "queued" else {
@@ -152,6 +167,7 @@ package struct WebhookHandler: Sendable {
         guard matcher.matches(event.workflowJob.labels) else {
             return Result(outcome: .labelsDoNotMatch, status: 200, message: "job labels do not match", event: event)
         }
+        if ours == nil { onVerifiedRepository?(event.repository.owner.login, event.repository.name) }
         let runnerRequest = RunnerRequest(
             owner: event.repository.owner.login,
             repository: event.repository.name,
@@ -184,6 +200,34 @@ package struct WebhookHandler: Sendable {
         case .failure(let error):
             return Result(outcome: .upstreamError, status: error.status, message: error.reason, event: event)
         }
+    }
+
+    /// Remembers a job seen `queued`; a matching job in progress, or completed on a runner, that was queued after
+    /// this process started and never seen `queued` here is counted, logged and its repository visited first.
+    private func noteSignsOfLoss(_ event: WorkflowJobEvent) {
+        let job = event.workflowJob
+        switch event.action {
+        case "queued", "waiting":
+            queuedJobs.remember(job.id)
+            return
+        case "in_progress":
+            break
+        case "completed" where job.runnerName?.isEmpty == false:
+            break
+        default:
+            return
+        }
+        guard !queuedJobs.contains(job.id), matcher.matches(job.labels),
+            let queuedAt = job.createdAt.flatMap(Timestamps.parse), queuedAt >= queuedJobs.since
+        else { return }
+        queuedJobs.remember(job.id)  // one sign per job
+        let owner = event.repository.owner.login
+        metrics.countMissedQueued(owner: owner)
+        logger.notice(
+            "a job in progress or completed was never seen queued; its repository is reconciled first",
+            metadata: ["job.id": "\(job.id)", "repo": "\(owner)/\(event.repository.name)", "action": "\(event.action)"]
+        )
+        onSignOfLoss?(owner, event.repository.name)
     }
 
     /// Any idle runner whose labels fit may take any queued job: when the runner made for job X starts job Y,
