@@ -59,6 +59,7 @@ extension Reconciler {
         world.known = await repositories.all()
         var owners: [String: [RegisteredRunner]?] = [:]
         var priorityPoints = 0
+        let fresh = budget.spentThisMinute == 0
         let (priority, rest) = visitingOrder(world.known)
         visits: for (index, repository) in (priority + rest).enumerated() {
             let isPriority = index < priority.count
@@ -82,6 +83,17 @@ extension Reconciler {
             case .failed:
                 summary.result = "partial"
                 if !isPriority { state.withLock { $0.cursor = repository } }
+            case .stopped(.budget) where fresh && world.repositories.isEmpty:
+                // Its lists alone cost more than a minute's listing may spend: passed over, or it would stop
+                // every cycle at itself and no repository after it would ever be visited.
+                logger.warning(
+                    "reconciler: a repository's lists cost more than a cycle may spend; passed over",
+                    metadata: ["repo": "\(repository)", "points_per_minute": "\(configuration.pointsPerMinute)"]
+                )
+                summary.result = "partial"
+                repositories.visited(repository)
+                if !isPriority { state.withLock { $0.cursor = repository } }
+                break visits
             case .stopped(let stop):
                 note(stop, summary: &summary)
                 break visits
@@ -246,8 +258,9 @@ extension Reconciler {
     }
 
     /// Organization scope: each organization's registrations go to the visited repository whose job they were
-    /// made for (the runner Job its name names, by that Job's labels); one whose repository cannot be told goes to
-    /// the organization's first visited repository, so that it is still seen, and removed at the organization.
+    /// made for (the runner Job its name names, by that Job's labels), and wait for that repository's visit when
+    /// it was not visited; one without a runner Job goes to the organization's first visited repository, so that
+    /// it is still seen, and removed at the organization.
     func assignOrganizationRunners(_ owners: [String: [RegisteredRunner]?], in world: inout World) {
         let jobs = Dictionary(world.jobs.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         for (owner, runners) in owners {
@@ -263,6 +276,9 @@ extension Reconciler {
                             && RunnerJob.labelValue($0.owner) == job.labels[RunnerJob.ownerNameLabel]
                     }
                 }
+                // A runner of a repository not visited this cycle waits for that visit: in another repository's
+                // plan it would look surplus while its own job may wait.
+                if job != nil && named == nil { continue }
                 world.registrations[named ?? first, default: []].append(runner)
             }
             if runners.count >= GitHubListing.limit { world.truncated.formUnion(visited) }

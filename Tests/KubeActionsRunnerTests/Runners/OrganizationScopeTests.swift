@@ -1,6 +1,8 @@
 import Synchronization
 import Testing
 
+@testable import GitHub
+@testable import Kubernetes
 @testable import Observability
 @testable import Runners
 @testable import TestSupport
@@ -78,5 +80,28 @@ import Testing
         #expect(github.runners[id] == nil)
         #expect(github.calls.filter { $0.hasPrefix("delete") } == ["delete org runner \(id)"])
         #expect(exposition.contains(#"runners_reaped_total{reason="orphan_registration"} 1"#))
+    }
+}
+
+extension OrganizationScopeTests {
+    /// A cycle that visited only octo/a sees octo/b's runner in the organization's list: it waits for octo/b's
+    /// visit (in octo/a's plan it would look surplus while its job may wait); a runner with no Job is seen in the
+    /// organization's first visited repository.
+    @Test func aRunnerOfARepositoryNotVisitedThisCycleWaitsForThatVisit() {
+        let a = RepositoryRegistry.Repository(owner: "octo", name: "a")
+        var world = Reconciler.World()
+        world.known = [a, .init(owner: "octo", name: "b")]
+        world.repositories = [a]
+        world.jobs = [
+            JobSummary(
+                name: "runner-1",
+                labels: [RunnerJob.ownerNameLabel: "octo", RunnerJob.repositoryNameLabel: "b"],
+                isFinished: false
+            )
+        ]
+        let ofB = RegisteredRunner(id: 100, name: "runner-1-abcde", labels: [Samples.ownerLabel])
+        let orphan = RegisteredRunner(id: 101, name: "runner-2-abcde", labels: [Samples.ownerLabel])
+        reconciler(["octo/a"]).assignOrganizationRunners(["octo": [ofB, orphan]], in: &world)
+        #expect(world.registrations == [a: [orphan]])
     }
 }

@@ -177,3 +177,23 @@ import Testing
         #expect(github.mostPointsInAMinute <= 300)
     }
 }
+
+extension ReconcilerBudgetTests {
+    @Test func passesOverARepositoryWhoseListsCostMoreThanACycleMaySpend() async throws {
+        let all = Self.repositories(3)
+        for run in 1...10 {
+            github.queue(job: Int64(run), run: Int64(run), repository: all[1].description)
+        }
+        let reconciler = reconciler(repositories: all, pointsPerMinute: 12)  // listing may spend 9
+        _ = await reconciler.cycle()
+        #expect(listed == ["octo/r0000", "octo/r0001"])  // r0001 stopped midway
+        time.advance(by: .seconds(60))
+        _ = await reconciler.cycle()  // r0001 again, from a fresh minute: still too dear
+        #expect(logs.text.contains("reconciler: a repository's lists cost more than a cycle may spend; passed over"))
+        time.advance(by: .seconds(60))
+        _ = await reconciler.cycle()
+        // The round robin goes on after it (and comes back to it, which again stops the cycle there).
+        #expect(listed.suffix(3) == ["octo/r0002", "octo/r0000", "octo/r0001"])
+        #expect(github.mostPointsInAMinute <= 12)
+    }
+}
