@@ -150,6 +150,9 @@ extension Reconciler {
                 )
             case .alreadyProvisioned, .notQueued, .foreignRunner:
                 break
+            case .deferred:
+                // The credential's content-creating budget is spent; a later cycle comes back to it.
+                summary.result = "partial"
             }
         } catch {
             logger.warning("reconciler: provisioning failed", metadata: metadata.merging(["error": "\(error)"]) { $1 })

@@ -141,6 +141,14 @@ extension Reconciler {
             logger.info("reaper: the minute's GitHub points are spent; kept until a later cycle", metadata: metadata)
             return .failed
         }
+        if let refusal = contentBudget?.take(contentKey(repository.owner)) {
+            metadata["detail"] = "\(refusal)"
+            logger.info(
+                "reaper: the credential's content-creating budget is spent; kept until later",
+                metadata: metadata
+            )
+            return .failed
+        }
         do {
             try await github.deleteRunner(
                 owner: repository.owner,

@@ -81,6 +81,8 @@ package final class Reconciler: Service {
     let isLeader: @Sendable () -> Bool
     let scope: RunnerScope
     let budget: PointsBudget
+    let contentBudget: ContentBudget?
+    let contentKey: @Sendable (_ owner: String) -> String
     let clock: MonotonicClock
     let metrics: Metrics
     let logger: Logger
@@ -111,10 +113,14 @@ package final class Reconciler: Service {
         repositories: RepositoryRegistry,
         isLeader: @escaping @Sendable () -> Bool,
         scope: RunnerScope = .repository,
+        contentBudget: ContentBudget? = nil,
+        contentKey: @escaping @Sendable (_ owner: String) -> String = { _ in "" },
         clock: some Clock<Duration> = ContinuousClock(),
         metrics: Metrics,
         logger: Logger
     ) {
+        self.contentBudget = contentBudget
+        self.contentKey = contentKey
         self.configuration = configuration
         self.github = github
         self.rateLimitRemaining = rateLimitRemaining

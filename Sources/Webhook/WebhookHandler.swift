@@ -190,6 +190,8 @@ package struct WebhookHandler: Sendable {
             )
         case .success(.foreignRunner):
             return Result(outcome: .ignoredAction, status: 200, message: "action ignored", event: event)
+        case .success(.deferred(let reason)):
+            return Result(outcome: .deferred, status: 202, message: "deferred (\(reason))", event: event)
         case .success(.notQueued(let status)):
             return Result(
                 outcome: .notQueued,
@@ -266,6 +268,8 @@ package struct WebhookHandler: Sendable {
             )
         case .success(.notQueued):
             return Result(outcome: .ignoredAction, status: 200, message: "action ignored", event: event)
+        case .success(.deferred(let reason)):
+            return Result(outcome: .deferred, status: 202, message: "deferred (\(reason))", event: event)
         case .success(.foreignRunner):
             // A name shaped like ours is no proof: no runner Job of this deployment records that registration.
             return Result(
@@ -364,6 +368,9 @@ package struct WebhookHandler: Sendable {
             logger.warning("\(Logger.Message(stringLiteral: result.message))", metadata: metadata)
         case .badSignature:
             logger.warning("webhook signature missing or wrong", metadata: metadata)
+        case .deferred:
+            metadata["reason"] = "\(result.message)"
+            logger.notice("delivery deferred; the reconciler provisions the job", metadata: metadata)
         default:
             logger.info("\(Logger.Message(stringLiteral: result.message))", metadata: metadata)
         }
