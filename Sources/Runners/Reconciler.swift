@@ -95,6 +95,8 @@ package final class Reconciler: Service {
         /// The repository of a rule's key that looks at a repository's registrations: kept while that repository
         /// waits for its next visit.
         var keyRepository: [String: RepositoryRegistry.Repository] = [:]
+        /// When each known repository was last visited (or first known).
+        var lastVisited: [RepositoryRegistry.Repository: MonotonicClock.Instant] = [:]
         /// The last repository the round robin visited: the next cycle starts after it.
         var cursor: RepositoryRegistry.Repository?
     }
@@ -185,6 +187,7 @@ package final class Reconciler: Service {
     /// One pass over every known repository.
     @discardableResult
     package func cycle() async -> Summary {
+        let started = clock.now
         var summary = Summary()
         let world: World
         do {
@@ -221,6 +224,7 @@ package final class Reconciler: Service {
             state.keyRepository = state.keyRepository.filter { state.firstSeen[$0.key] != nil }
         }
         metrics.countReconcilerCycle(summary.result)
+        report(world, started: started)
         logger.info(
             "reconciler cycle",
             metadata: [
@@ -230,6 +234,23 @@ package final class Reconciler: Service {
             ]
         )
         return summary
+    }
+
+    /// The cycle's gauges: points of the last minute, repositories visited, duration, oldest unvisited repository.
+    private func report(_ world: World, started: MonotonicClock.Instant) {
+        let now = clock.now
+        let oldest = state.withLock { state -> Duration in
+            var visits: [RepositoryRegistry.Repository: MonotonicClock.Instant] = [:]
+            for repository in world.known { visits[repository] = state.lastVisited[repository] ?? started }
+            for repository in world.repositories { visits[repository] = now }
+            state.lastVisited = visits
+            return visits.values.map { now - $0 }.max() ?? .zero
+        }
+        metrics.reconcilerPoints.set(Int64(budget.spentThisMinute))
+        metrics.reconcilerRepositories.set(Int64(world.repositories.count))
+        let took = (now - started).components
+        metrics.reconcilerCycleSeconds.set(Double(took.seconds) + Double(took.attoseconds) / 1e18)
+        metrics.reconcilerOldestUnvisited.set(Int64(oldest.components.seconds))
     }
 
     // MARK: - Acting

@@ -197,3 +197,21 @@ extension ReconcilerBudgetTests {
         #expect(github.mostPointsInAMinute <= 12)
     }
 }
+
+extension ReconcilerBudgetTests {
+    var exposition: String { String(decoding: metrics.exposition(), as: UTF8.self) }
+
+    @Test func reportsPointsRepositoriesAndTheOldestUnvisitedRepository() async throws {
+        let reconciler = reconciler(repositories: Self.repositories(12), pointsPerMinute: 20)
+        await reconciler.cycle()
+        #expect(exposition.contains("reconciler_points_last_minute 15"))
+        #expect(exposition.contains("reconciler_repositories_visited 5"))
+        time.advance(by: .seconds(30))
+        await reconciler.cycle()  // nothing left to spend this minute
+        #expect(exposition.contains("reconciler_repositories_visited 0"))
+        #expect(exposition.contains("reconciler_oldest_unvisited_seconds 30"))
+        time.advance(by: .seconds(30))
+        await reconciler.cycle()
+        #expect(exposition.contains("reconciler_oldest_unvisited_seconds 60"))  // r0010 and r0011 still wait
+    }
+}
