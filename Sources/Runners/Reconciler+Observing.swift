@@ -59,6 +59,9 @@ extension Reconciler {
         world.known = await repositories.all()
         var owners: [String: [RegisteredRunner]?] = [:]
         var priorityPoints = 0
+        // Where the round robin got to, and what no longer needs priority: kept only once the cycle can act.
+        var cursor: RepositoryRegistry.Repository?
+        var done: [RepositoryRegistry.Repository] = []
         let fresh = budget.spentThisMinute == 0
         let (priority, rest) = visitingOrder(world.known)
         visits: for (index, repository) in (priority + rest).enumerated() {
@@ -74,15 +77,15 @@ extension Reconciler {
             case .visited:
                 summary.repositories += 1
                 world.repositories.append(repository)
-                repositories.visited(repository)
+                done.append(repository)
                 if isPriority {
                     priorityPoints += budget.spentThisMinute - before
                 } else {
-                    state.withLock { $0.cursor = repository }
+                    cursor = repository
                 }
             case .failed:
                 summary.result = "partial"
-                if !isPriority { state.withLock { $0.cursor = repository } }
+                if !isPriority { cursor = repository }
             case .stopped(.budget) where fresh && world.repositories.isEmpty:
                 // Its lists alone cost more than a minute's listing may spend: passed over, or it would stop
                 // every cycle at itself and no repository after it would ever be visited.
@@ -91,8 +94,8 @@ extension Reconciler {
                     metadata: ["repo": "\(repository)", "points_per_minute": "\(configuration.pointsPerMinute)"]
                 )
                 summary.result = "partial"
-                repositories.visited(repository)
-                if !isPriority { state.withLock { $0.cursor = repository } }
+                done.append(repository)
+                if !isPriority { cursor = repository }
                 break visits
             case .stopped(let stop):
                 note(stop, summary: &summary)
@@ -105,6 +108,8 @@ extension Reconciler {
         }
         try await observeKubernetes(into: &world)
         if scope == .organization { assignOrganizationRunners(owners, in: &world) }
+        for repository in done { repositories.visited(repository) }
+        if let cursor { state.withLock { $0.cursor = cursor } }
         return world
     }
 

@@ -215,3 +215,20 @@ extension ReconcilerBudgetTests {
         #expect(exposition.contains("reconciler_oldest_unvisited_seconds 60"))  // r0010 and r0011 still wait
     }
 }
+
+extension ReconcilerBudgetTests {
+    @Test func aCycleThatCouldNotActLeavesTheCursorAndTheFlagsWhereTheyWere() async throws {
+        let all = Self.repositories(12)
+        let registry = registry(all)
+        let reconciler = reconciler(repositories: all, pointsPerMinute: 20, registry: registry)
+        registry.prioritize(owner: "octo", repo: "r0009", loss: true)
+        kubernetes.down.withLock { $0 = true }
+        #expect(await reconciler.cycle().result == "failed")
+        kubernetes.down.withLock { $0 = false }
+        time.advance(by: .seconds(60))
+        await reconciler.cycle()
+        let visits = ["octo/r0009", "octo/r0000", "octo/r0001", "octo/r0002", "octo/r0003"]
+        #expect(listed == visits + visits)  // visited again from where the failed cycle started
+        #expect(registry.priority().isEmpty)
+    }
+}
