@@ -22,8 +22,8 @@ package final class GitHubClient: GitHubAPI {
         /// used go first) (`GITHUB_ETAG_CACHE_BYTES`).
         package var etagCacheBytes: Int
 
-        /// 32 MiB: 1,000 repositories' lists at a few kilobytes each, several times over.
-        package static let defaultETagCacheBytes = 32 << 20
+        /// 8 MiB: 1,000 repositories' lists at a few kilobytes each, twice over, well inside the pod's 128 MiB limit.
+        package static let defaultETagCacheBytes = 8 << 20
 
         package init(
             baseURL: String,
