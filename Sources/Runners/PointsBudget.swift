@@ -29,13 +29,12 @@ package final class PointsBudget: Sendable {
         }
     }
 
-    /// Spends `points` when the points spent in the last minute stay within `limit` (the ceiling unless told)
-    /// with them; false, spending nothing, otherwise.
-    package func spend(_ points: Int, within limit: Int? = nil) -> Bool {
-        let limit = min(limit ?? perMinute, perMinute)
-        return spent.withLock { spent in
+    /// Spends `points` when the points spent in the last minute stay within the ceiling with them; false,
+    /// spending nothing, otherwise.
+    package func spend(_ points: Int) -> Bool {
+        spent.withLock { spent in
             forgetOld(&spent)
-            guard spent.reduce(0, { $0 + $1.points }) + points <= limit else { return false }
+            guard spent.reduce(0, { $0 + $1.points }) + points <= perMinute else { return false }
             spent.append((clock.now, points))
             return true
         }

@@ -127,12 +127,11 @@ extension Reconciler {
         return (priority, rotated.filter { !prioritySet.contains($0) })
     }
 
-    /// Why the cycle must not make its next call, if it must not.
-    func stopReason(points: Int = PointsBudget.read, observing: Bool = true) -> Stop? {
+    /// Why the cycle must not make its next listing call (a GET), if it must not.
+    func stopReason() -> Stop? {
         if Task.isCancelled || Task.isShuttingDownGracefully { return .stopping }
         if let remaining = rateLimitRemaining(), remaining < configuration.reserve { return .reserve(remaining) }
-        let limit = observing ? configuration.observingPoints : configuration.pointsPerMinute
-        if budget.spentThisMinute + points > limit { return .budget }
+        if budget.spentThisMinute + PointsBudget.read > configuration.observingPoints { return .budget }
         return nil
     }
 

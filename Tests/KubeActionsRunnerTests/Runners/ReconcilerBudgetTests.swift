@@ -232,3 +232,16 @@ extension ReconcilerBudgetTests {
         #expect(registry.priority().isEmpty)
     }
 }
+
+extension ReconcilerBudgetTests {
+    @Test func aPointFreesAMinuteAfterItWasSpent() {
+        let budget = PointsBudget(perMinute: 10, clock: time)
+        #expect(budget.spend(5))
+        time.advance(by: .seconds(30))
+        #expect(budget.spend(5) && !budget.spend(1))
+        budget.charge(2)  // a list's further pages: counted whatever the ceiling says
+        #expect(budget.spentThisMinute == 12)
+        time.advance(by: .seconds(30))  // the first five are a minute old
+        #expect(budget.spentThisMinute == 7 && budget.spend(3) && !budget.spend(1))
+    }
+}
