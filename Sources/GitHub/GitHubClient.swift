@@ -18,16 +18,38 @@ package final class GitHubClient: GitHubAPI {
         package var credentials: any GitHubCredentials
         /// Per-call timeout; the webhook's overall deadline bounds the sum.
         package var timeout: Duration = .seconds(4)
+        /// Bytes the answers of conditional requests may take (URL, ETag and body each count; the least recently
+        /// used go first) (`GITHUB_ETAG_CACHE_BYTES`).
+        package var etagCacheBytes: Int
 
-        package init(baseURL: String, credentials: any GitHubCredentials, timeout: Duration = .seconds(4)) {
+        /// 8 MiB: 1,000 repositories' lists at a few kilobytes each, twice over, well inside the pod's 128 MiB limit.
+        package static let defaultETagCacheBytes = 8 << 20
+
+        package init(
+            baseURL: String,
+            credentials: any GitHubCredentials,
+            timeout: Duration = .seconds(4),
+            etagCacheBytes: Int = Configuration.defaultETagCacheBytes
+        ) {
             self.baseURL = baseURL
             self.credentials = credentials
             self.timeout = timeout
+            self.etagCacheBytes = etagCacheBytes
         }
 
         /// One token for every call (`GITHUB_TOKEN`).
-        package init(baseURL: String, token: Secret, timeout: Duration = .seconds(4)) {
-            self.init(baseURL: baseURL, credentials: GitHubTokens(token), timeout: timeout)
+        package init(
+            baseURL: String,
+            token: Secret,
+            timeout: Duration = .seconds(4),
+            etagCacheBytes: Int = Configuration.defaultETagCacheBytes
+        ) {
+            self.init(
+                baseURL: baseURL,
+                credentials: GitHubTokens(token),
+                timeout: timeout,
+                etagCacheBytes: etagCacheBytes
+            )
         }
     }
 
@@ -57,7 +79,7 @@ package final class GitHubClient: GitHubAPI {
     /// reconciler), so a window's pause holds for all of them.
     private let limits = GitHubRateLimits()
     /// Conditional requests: a 304 answer does not count against the primary rate limit.
-    private let etags = Mutex<[String: (etag: String, body: [UInt8])]>([:])
+    package let etags: ETagCache
 
     /// The lowest `x-ratelimit-remaining` GitHub last said over every credential used so far (the reconciler's
     /// budget with one token); nil before the first answer.
@@ -96,6 +118,7 @@ package final class GitHubClient: GitHubAPI {
         epochSeconds: @escaping @Sendable () -> Double
     ) {
         self.configuration = configuration
+        etags = ETagCache(byteLimit: configuration.etagCacheBytes)
         requester = GitHubRequester(
             baseURL: configuration.baseURL,
             transport: transport,
@@ -380,7 +403,7 @@ package final class GitHubClient: GitHubAPI {
         }
         let method = String(endpoint.rawValue.prefix { $0 != " " })
         let url = requester.baseURL + path
-        let cached = method == "GET" && conditional ? etags.withLock { $0[url] } : nil
+        let cached = method == "GET" && conditional ? etags.entry(for: url) : nil
         let response = try await requester.send(
             endpoint.rawValue,
             path: path,
@@ -402,10 +425,7 @@ package final class GitHubClient: GitHubAPI {
             return HTTPClientResponse(status: 200, headers: response.headers, body: cached.body)
         }
         if (200..<300).contains(response.status), method == "GET", let etag = response.header("etag") {
-            etags.withLock { cache in
-                if cache.count >= 4096 { cache.removeAll() }  // bounded; refilled by the next cycle
-                cache[url] = (etag, response.body)
-            }
+            etags.store(ETagCache.Entry(etag: etag, body: response.body), for: url)
         }
         return response
     }

@@ -16,6 +16,15 @@ package final class Metrics: Sendable {
     package let leader: Gauge
     /// `reconciler_jobs_queued_too_long`: matching queued jobs older than 5 minutes, at the last cycle.
     package let jobsQueuedTooLong: Gauge
+    /// `reconciler_points_last_minute`: GitHub points the reconciler spent in the minute up to its last cycle's end.
+    package let reconcilerPoints: Gauge
+    /// `reconciler_repositories_visited`: repositories the last cycle visited.
+    package let reconcilerRepositories: Gauge
+    /// `reconciler_cycle_seconds`: how long the last cycle took.
+    package let reconcilerCycleSeconds: Gauge
+    /// `reconciler_oldest_unvisited_seconds`: since when the known repository waiting longest for its visit was
+    /// last visited (or first known), at the last cycle's end.
+    package let reconcilerOldestUnvisited: Gauge
     /// Webhook deliveries answered since start, for the memory trimmer's "quiet" test (not exported: the labelled
     /// `webhook_requests_total` series carry the same count).
     package var webhookRequestsAnswered: Int { answered.load(ordering: .relaxed) }
@@ -54,6 +63,24 @@ package final class Metrics: Sendable {
                 "Queued jobs with matching labels older than 5 minutes, as the last reconciler cycle saw them."
             )
         )
+        reconcilerPoints = registry.makeGauge(
+            descriptor: metric(
+                "reconciler_points_last_minute",
+                "GitHub points (a GET 1, a POST or DELETE 5) the reconciler spent in the minute up to its last cycle's end."
+            )
+        )
+        reconcilerRepositories = registry.makeGauge(
+            descriptor: metric("reconciler_repositories_visited", "Repositories the last reconciler cycle visited.")
+        )
+        reconcilerCycleSeconds = registry.makeGauge(
+            descriptor: metric("reconciler_cycle_seconds", "How long the last reconciler cycle took, in seconds.")
+        )
+        reconcilerOldestUnvisited = registry.makeGauge(
+            descriptor: metric(
+                "reconciler_oldest_unvisited_seconds",
+                "Seconds since the known repository waiting longest for the reconciler was last visited (or first known)."
+            )
+        )
         for result in ["ok", "partial", "failed", "skipped"] { _ = reconcilerCycleCounter(result) }
         _ = reconcilerRecoveredCounter()
         _ = reserveHitsCounter()
@@ -78,6 +105,18 @@ package final class Metrics: Sendable {
                 "Webhook deliveries answered, by HTTP status and, for verified deliveries, owner and repo."
             ),
             labels: [("status", String(status)), ("owner", owner ?? ""), ("repo", repo ?? "")]
+        ).increment()
+    }
+
+    /// `webhook_missed_queued_total{owner}`: verified, allowed `in_progress` or `completed` deliveries of a matching
+    /// job this process never saw `queued` (queued after it started): a sign that the `queued` delivery was lost.
+    package func countMissedQueued(owner: String) {
+        registry.makeCounter(
+            descriptor: metric(
+                "webhook_missed_queued_total",
+                "Deliveries of a matching job in progress or completed that this process never saw queued, by owner."
+            ),
+            labels: [("owner", owner)]
         ).increment()
     }
 

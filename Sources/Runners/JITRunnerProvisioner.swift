@@ -18,6 +18,8 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
     private let kubernetes: any KubernetesAPI
     private let settings: RunnerJob.Settings
     private let scope: RunnerScope
+    private let contentBudget: ContentBudget?
+    private let contentKey: @Sendable (_ owner: String) -> String
     private let runnerGroups: RunnerGroups
     private let monitor: ClusterMonitor
     /// The retry pauses' clock.
@@ -28,6 +30,10 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
     ///   - runnerGroupID: the group of every runner (`RUNNER_GROUP_ID`); ignored when `runnerGroup` names one.
     ///   - scope: where runners are registered (`RUNNER_SCOPE`): the job's repository, or its owner organization.
     ///   - runnerGroup: `RUNNER_GROUP`: an organization runner group by name, resolved per organization.
+    ///   - contentBudget: GitHub's limits on content-creating requests (JIT configurations, runner deletions);
+    ///     none when nil.
+    ///   - contentKey: the credential an owner's calls are made with (its key in `contentBudget`); one for every
+    ///     owner unless told.
     package init(
         github: any GitHubAPI,
         kubernetes: any KubernetesAPI,
@@ -37,8 +43,12 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
         clock: some Clock<Duration> = ContinuousClock(),
         logger: Logger,
         scope: RunnerScope = .repository,
-        runnerGroup: String? = nil
+        runnerGroup: String? = nil,
+        contentBudget: ContentBudget? = nil,
+        contentKey: @escaping @Sendable (_ owner: String) -> String = { _ in "" }
     ) {
+        self.contentBudget = contentBudget
+        self.contentKey = contentKey
         self.clock = MonotonicClock(clock)
         self.github = github
         self.kubernetes = kubernetes
@@ -97,6 +107,11 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
         }
 
         guard mayAct() else { throw fenced }
+        // Nothing is made while the credential's content-creating budget is spent: the reconciler comes back.
+        if let refusal = contentBudget?.take(contentKey(request.owner)) {
+            logger.notice("provisioning deferred", metadata: metadata.merging(["reason": "\(refusal)"]) { $1 })
+            return .deferred(reason: refusal)
+        }
         // Round 1: the Job (the lock on this GitHub job) and GitHub's view of the job, at the same time.
         async let jobStatus = capture { () async throws(GitHubAPIError) in
             try await self.jobWithRetry(owner: request.owner, repo: request.repository, id: request.jobID)
@@ -229,6 +244,9 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
         do {
             return try await attempt()
         } catch  where error.kind == .conflict || (error.isTransient && !Task.isCancelled) {
+            if let refusal = contentBudget?.take(contentKey(request.owner)) {
+                throw GitHubAPIError(endpoint: error.endpoint, kind: .rateLimited, message: "not retried: \(refusal)")
+            }
             // A name clash gets a new name; a 5xx or no answer one more try (with a new name too, so a registration
             // the failed attempt may have made cannot clash; recorded on no Job, the reaper deletes it as a leftover).
             if error.isTransient { await pauseBeforeRetry() }
@@ -255,6 +273,7 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
         let logger = self.logger
         let namespace = settings.namespace
         let scope = self.scope
+        if runner != nil { contentBudget?.charge(contentKey(request.owner)) }
         let work = Task.detached {
             if let runner {
                 do throws(GitHubAPIError) {

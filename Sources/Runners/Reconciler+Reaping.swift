@@ -57,7 +57,7 @@ extension Reconciler {
         for (repository, runners) in world.registrations.sorted(by: { $0.key.description < $1.key.description }) {
             for runner in runners where isOurs(runner) && !recordedIDs.contains(runner.id) && runner.busy != true {
                 guard let name = RunnerName(parsing: runner.name, as: .registration),
-                    seenFor("unrecorded:\(runner.id)", in: &cycle) >= configuration.secretDeadline
+                    seenFor("unrecorded:\(runner.id)", of: repository, in: &cycle) >= configuration.secretDeadline
                 else { continue }
                 let reason = liveJobNames.contains(name.jobName) ? "leftover_registration" : "orphan_registration"
                 _ = try await removeRegistration(runner, in: repository, reason: reason)
@@ -85,7 +85,7 @@ extension Reconciler {
             }
             let offlineLong =
                 running && runner.status != "online"
-                && seenFor(offlineKey, in: &cycle) >= configuration.connectDeadline
+                && seenFor(offlineKey, of: repository, in: &cycle) >= configuration.connectDeadline
             let reason: String
             if exited {
                 reason = "runner_exited"
@@ -122,7 +122,7 @@ extension Reconciler {
             else { continue }
             for runner in runners where isOurs(runner) {
                 guard runner.busy != true, let job = plan.recordedOn[runner.id] else { continue }
-                let idle = seenFor("idle:\(runner.id)", in: &cycle)
+                let idle = seenFor("idle:\(runner.id)", of: repository, in: &cycle)
                 guard !plan.needed.contains(runner.id), idle >= configuration.idleTimeout else { continue }
                 let outcome = try await removeRegistration(runner, in: repository, reason: "idle")
                 // The idle rule removes a Job only when the registration recorded on it is the one it deleted.

@@ -25,7 +25,8 @@ extension Reconciler {
                 isOurs: isOurs,
                 // A registration missing from a list cut at its limit may be further on: not known to be gone.
                 isYoung: {
-                    world.truncated.contains(repository) || seenFor("young:\($0)", in: &cycle) < configuration.grace
+                    world.truncated.contains(repository)
+                        || seenFor("young:\($0)", of: repository, in: &cycle) < configuration.grace
                 }
             )
         }
@@ -44,32 +45,44 @@ extension Reconciler {
         var tooLong = 0
         var provisioned = 0
         defer { metrics.jobsQueuedTooLong.set(Int64(tooLong)) }
+        var pointsSpent = false
         for repository in world.repositories {
             guard let queued = world.queued[repository], let plan = plans[repository] else { continue }
+            var matched = false
             for job in queued where matcher.matches(job.labels) {
+                matched = true
                 summary.queued += 1
                 if age(of: job) >= Double(configuration.tooLong.components.seconds) { tooLong += 1 }
             }
+            // A matching job keeps its repository known (it may have had no delivery).
+            if matched { repositories.note(owner: repository.owner, repo: repository.name, recent: false) }
             // Without the registrations, supply is unknown: provision only jobs with no runner Job at all.
             let registrationsKnown = world.registrations[repository] != nil
             for need in plan.unserved where matcher.matches(need.job.labels) {
                 guard registrationsKnown || need.request == nil,
                     let request = request(for: need, in: repository)
                 else { continue }
-                guard provisioned < configuration.maxProvisionsPerCycle else {
+                guard provisioned < configuration.maxProvisionsPerCycle, !pointsSpent else {
                     summary.result = "partial"
                     break
                 }
-                provisioned += 1
                 try fence()
+                // A provisioning reads the job (a GET) and registers its runner (a POST).
+                guard try spend(PointsBudget.read + PointsBudget.write) else {
+                    summary.result = "partial"
+                    pointsSpent = true
+                    break
+                }
+                provisioned += 1
                 await recover(request, in: repository, age: age(of: need.job), summary: &summary)
             }
         }
     }
 
-    /// Seconds since GitHub queued the job, by the current wall clock (GitHub's `created_at` is a wall time).
+    /// Seconds since GitHub queued the job, by the wall time of the injected clock when the decision is made
+    /// (GitHub's `created_at` is a wall time).
     private func age(of job: GitHubJob) -> Double {
-        job.createdAt.flatMap(Timestamps.parse).map { Timestamps.now() - $0 } ?? 0
+        job.createdAt.flatMap(Timestamps.parse).map { clock.epochSeconds - $0 } ?? 0
     }
 
     /// The runner request for an unserved job, or nil while it must wait: held off after its runner could not run,
@@ -137,6 +150,9 @@ extension Reconciler {
                 )
             case .alreadyProvisioned, .notQueued, .foreignRunner:
                 break
+            case .deferred:
+                // The credential's content-creating budget is spent; a later cycle comes back to it.
+                summary.result = "partial"
             }
         } catch {
             logger.warning("reconciler: provisioning failed", metadata: metadata.merging(["error": "\(error)"]) { $1 })

@@ -10,7 +10,15 @@ extension Reconciler {
     }
 
     func fence() throws(LostLeadership) {
+        try checkStopping()
         guard isLeader() else { throw LostLeadership() }
+    }
+
+    /// Spends `points` of the minute's budget for one call of acting; false when they are spent (the call waits for
+    /// a later cycle). Stops the cycle once shutdown came.
+    func spend(_ points: Int) throws(LostLeadership) -> Bool {
+        try checkStopping()
+        return budget.spend(points)
     }
 
     /// The repository of a runner Job's recorded registration: where that registration was listed, else the one
@@ -23,7 +31,7 @@ extension Reconciler {
         if let (repository, _) = world.registration(id: registrationID) { return repository }
         let owner = job.labels[RunnerJob.ownerNameLabel]
         let name = job.labels[RunnerJob.repositoryNameLabel]
-        let named = world.repositories.filter {
+        let named = world.known.filter {
             RunnerJob.labelValue($0.owner) == owner && RunnerJob.labelValue($0.name) == name
         }
         return named.count == 1 ? named.first : nil
@@ -105,9 +113,13 @@ extension Reconciler {
             "repo": "\(repository)", "runner.id": "\(runner.id)", "runner.name": "\(runner.name)",
             "reason": "\(reason)",
         ]
+        guard try spend(PointsBudget.read) else {
+            logger.info("reaper: the minute's GitHub points are spent; kept until a later cycle", metadata: metadata)
+            return .failed
+        }
         let fresh: RegisteredRunner?
         do {
-            fresh = try await github.runner(owner: repository.owner, repo: repository.name, id: runner.id)
+            fresh = try await github.runner(owner: repository.owner, repo: repository.name, scope: scope, id: runner.id)
         } catch {
             logger.warning(
                 "reaper: cannot look at a registration; kept",
@@ -125,8 +137,25 @@ extension Reconciler {
             return .busy
         }
         try fence()
+        guard try spend(PointsBudget.write) else {
+            logger.info("reaper: the minute's GitHub points are spent; kept until a later cycle", metadata: metadata)
+            return .failed
+        }
+        if let refusal = contentBudget?.take(contentKey(repository.owner)) {
+            metadata["detail"] = "\(refusal)"
+            logger.info(
+                "reaper: the credential's content-creating budget is spent; kept until later",
+                metadata: metadata
+            )
+            return .failed
+        }
         do {
-            try await github.deleteRunner(owner: repository.owner, repo: repository.name, runnerID: runner.id)
+            try await github.deleteRunner(
+                owner: repository.owner,
+                repo: repository.name,
+                scope: scope,
+                runnerID: runner.id
+            )
         } catch  where error.kind == .validation {
             logger.info("reaper: registration became busy; kept", metadata: metadata)
             return .busy

@@ -12,10 +12,16 @@ import Synchronization
 /// webhook path) and have no runner that can still take them. Through the same provisioner as a delivery, so it is
 /// just as idempotent.
 ///
-/// It spends GitHub's rate limit carefully: conditional requests (a 304 is free), a cycle stops when
-/// `x-ratelimit-remaining` falls under `reserve` (kept for webhook deliveries), at most `maxProvisionsPerCycle`
-/// runners per cycle (GitHub's secondary limit is 80 content-creating requests a minute), and the interval
-/// doubles, up to `maxInterval`, while nothing is found.
+/// It spends GitHub's rate limit carefully: conditional requests (a 304 is free), at most `pointsPerMinute` points
+/// a minute (a GET 1, a POST or DELETE 5: GitHub's secondary limit is about 900 for every path of a credential), a
+/// cycle stops when `x-ratelimit-remaining` falls under `reserve` (kept for webhook deliveries), at most
+/// `maxProvisionsPerCycle` runners per cycle (GitHub's secondary limit is 80 content-creating requests a minute),
+/// and the interval doubles, up to `maxInterval`, while nothing is found and every repository was visited.
+/// Repositories are visited round robin from where the last cycle stopped, after those with a sign of loss or a
+/// recent delivery (`RepositoryRegistry.priority()`).
+///
+/// A cycle is a sequence of short steps: each decision reads the clock when it is made, and shutdown or
+/// cancellation stops the cycle before its next call.
 ///
 /// Every destructive action needs proof, not a pattern: the object carries this deployment's marker (the
 /// registration's `ownerLabel`, the Job's instance label, as listed by selector), the exact link to what it serves
@@ -28,6 +34,12 @@ package final class Reconciler: Service {
         package var maxInterval: Duration = .seconds(300)
         package var grace: Duration = .seconds(60)
         package var reserve: Int64 = 500
+        /// GitHub points the reconciler (its lists, the reapers' looks and deletions, its provisionings) spends in
+        /// any minute (`RECONCILE_POINTS_PER_MINUTE`): a GET is 1, a POST or DELETE 5. GitHub's secondary limit is
+        /// about 900 a minute per credential for every path; the rest is the deliveries'.
+        package var pointsPerMinute = 300
+        /// Of `pointsPerMinute`, what listing may spend: the rest is kept for acting on what was seen.
+        package var observingPoints: Int { pointsPerMinute * 3 / 4 }
         package var maxProvisionsPerCycle = 20
         /// Queued longer than this counts in `reconciler_jobs_queued_too_long`.
         package var tooLong: Duration = .seconds(300)
@@ -67,6 +79,10 @@ package final class Reconciler: Service {
     let matcher: LabelMatcher
     let repositories: RepositoryRegistry
     let isLeader: @Sendable () -> Bool
+    let scope: RunnerScope
+    let budget: PointsBudget
+    let contentBudget: ContentBudget?
+    let contentKey: @Sendable (_ owner: String) -> String
     let clock: MonotonicClock
     let metrics: Metrics
     let logger: Logger
@@ -76,6 +92,13 @@ package final class Reconciler: Service {
         var heldOff: [String: (until: MonotonicClock.Instant, reason: String)] = [:]
         /// A rule's key (`idle:<runner id>`, `pull:<pod uid>`, …) → when this process first saw that state.
         var firstSeen: [String: MonotonicClock.Instant] = [:]
+        /// The repository of a rule's key that looks at a repository's registrations: kept while that repository
+        /// waits for its next visit.
+        var keyRepository: [String: RepositoryRegistry.Repository] = [:]
+        /// When each known repository was last visited (or first known).
+        var lastVisited: [RepositoryRegistry.Repository: MonotonicClock.Instant] = [:]
+        /// The last repository the round robin visited: the next cycle starts after it.
+        var cursor: RepositoryRegistry.Repository?
     }
 
     let state = Mutex(State())
@@ -91,10 +114,15 @@ package final class Reconciler: Service {
         matcher: LabelMatcher,
         repositories: RepositoryRegistry,
         isLeader: @escaping @Sendable () -> Bool,
+        scope: RunnerScope = .repository,
+        contentBudget: ContentBudget? = nil,
+        contentKey: @escaping @Sendable (_ owner: String) -> String = { _ in "" },
         clock: some Clock<Duration> = ContinuousClock(),
         metrics: Metrics,
         logger: Logger
     ) {
+        self.contentBudget = contentBudget
+        self.contentKey = contentKey
         self.configuration = configuration
         self.github = github
         self.rateLimitRemaining = rateLimitRemaining
@@ -105,7 +133,9 @@ package final class Reconciler: Service {
         self.matcher = matcher
         self.repositories = repositories
         self.isLeader = isLeader
+        self.scope = scope
         self.clock = MonotonicClock(clock)
+        self.budget = PointsBudget(perMinute: configuration.pointsPerMinute, clock: self.clock)
         self.metrics = metrics
         self.logger = logger
     }
@@ -122,8 +152,10 @@ package final class Reconciler: Service {
                 stepDown()
                 continue
             }
-            let summary = await cycle()
-            interval = summary.queued == 0 ? min(interval * 2, configuration.maxInterval) : configuration.interval
+            // Shutdown cancels a cycle in progress; it stops before its next call.
+            let summary = await cancelWhenGracefulShutdown { await self.cycle() }
+            let idle = summary.queued == 0 && summary.result == "ok"
+            interval = idle ? min(interval * 2, configuration.maxInterval) : configuration.interval
         }
     }
 
@@ -132,6 +164,7 @@ package final class Reconciler: Service {
     func stepDown() {
         state.withLock { state in
             state.firstSeen.removeAll()
+            state.keyRepository.removeAll()
         }
         metrics.setJobsWaiting(reason: "quota", 0)
         metrics.setJobsWaiting(reason: "refused", 0)
@@ -144,16 +177,27 @@ package final class Reconciler: Service {
         package var result = "ok"
     }
 
-    /// Thrown before a mutating call once this replica no longer holds the Lease: the cycle stops there.
-    struct LostLeadership: Error {}
+    /// Thrown before a mutating call once this replica no longer holds the Lease, or between steps once shutdown
+    /// came: the cycle stops there.
+    struct LostLeadership: Error {
+        /// Shutdown or cancellation, not a lost Lease.
+        var stopping = false
+    }
 
     /// One pass over every known repository.
     @discardableResult
     package func cycle() async -> Summary {
+        let started = clock.now
         var summary = Summary()
         let world: World
         do {
             world = try await observe(summary: &summary)
+            if world.stopping {
+                logger.info("reconciler: cycle stopped for shutdown")
+                summary.result = "partial"
+                metrics.countReconcilerCycle(summary.result)
+                return summary
+            }
         } catch {
             logger.warning("reconciler: cannot list runner jobs; cycle skipped", metadata: ["error": "\(error)"])
             metrics.countReconcilerCycle("failed")
@@ -163,20 +207,50 @@ package final class Reconciler: Service {
         do throws(LostLeadership) {
             try await act(on: world, summary: &summary, touched: &touched)
         } catch {
-            logger.warning("reconciler: this replica no longer leads; cycle stopped before its next change")
+            if error.stopping {
+                logger.info("reconciler: cycle stopped for shutdown")
+            } else {
+                logger.warning("reconciler: this replica no longer leads; cycle stopped before its next change")
+            }
             summary.result = "partial"
         }
-        state.withLock { state in state.firstSeen = state.firstSeen.filter { touched.contains($0.key) } }
+
+        // A state not looked at again is over; one of a repository this cycle did not visit waits for its visit.
+        let waiting = Set(world.known).subtracting(world.repositories)
+        state.withLock { state in
+            state.firstSeen = state.firstSeen.filter { key, _ in
+                touched.contains(key) || state.keyRepository[key].map { waiting.contains($0) } ?? false
+            }
+            state.keyRepository = state.keyRepository.filter { state.firstSeen[$0.key] != nil }
+        }
         metrics.countReconcilerCycle(summary.result)
+        report(world, started: started)
         logger.info(
             "reconciler cycle",
             metadata: [
                 "repositories": "\(summary.repositories)", "queued": "\(summary.queued)",
                 "recovered": "\(summary.recovered)",
-                "result": "\(summary.result)",
+                "result": "\(summary.result)", "points_last_minute": "\(budget.spentThisMinute)",
             ]
         )
         return summary
+    }
+
+    /// The cycle's gauges: points of the last minute, repositories visited, duration, oldest unvisited repository.
+    private func report(_ world: World, started: MonotonicClock.Instant) {
+        let now = clock.now
+        let oldest = state.withLock { state -> Duration in
+            var visits: [RepositoryRegistry.Repository: MonotonicClock.Instant] = [:]
+            for repository in world.known { visits[repository] = state.lastVisited[repository] ?? started }
+            for repository in world.repositories { visits[repository] = now }
+            state.lastVisited = visits
+            return visits.values.map { now - $0 }.max() ?? .zero
+        }
+        metrics.reconcilerPoints.set(Int64(budget.spentThisMinute))
+        metrics.reconcilerRepositories.set(Int64(world.repositories.count))
+        let took = (now - started).components
+        metrics.reconcilerCycleSeconds.set(Double(took.seconds) + Double(took.attoseconds) / 1e18)
+        metrics.reconcilerOldestUnvisited.set(Int64(oldest.components.seconds))
     }
 
     // MARK: - Acting
@@ -190,16 +264,28 @@ package final class Reconciler: Service {
 
     /// How long this process has seen the state `key` names, by the current time (zero the first time); the state
     /// is remembered for the next cycle.
-    func seenFor(_ key: String, in cycle: inout Cycle) -> Duration {
+    /// `repository` names the repository whose registrations the state is about: the state is kept across cycles
+    /// that do not visit it.
+    func seenFor(
+        _ key: String,
+        of repository: RepositoryRegistry.Repository? = nil,
+        in cycle: inout Cycle
+    ) -> Duration {
         cycle.touched.insert(key)
         let now = clock.now
         return now
             - state.withLock { state in
-                state.firstSeen[key]
+                if let repository { state.keyRepository[key] = repository }
+                return state.firstSeen[key]
                     ?? {
                         state.firstSeen[key] = now; return now
                     }()
             }
+    }
+
+    /// Stops the cycle once shutdown came (checked between rules and before each call).
+    func checkStopping() throws(LostLeadership) {
+        if Task.isCancelled || Task.isShuttingDownGracefully { throw LostLeadership(stopping: true) }
     }
 
     /// The rules, in order: the reapers first (what cannot run, what was interrupted, what no Job records, what
@@ -208,11 +294,16 @@ package final class Reconciler: Service {
         var cycle = Cycle()
         defer { touched = cycle.touched }
         try await reapJobsThatCannotRun(in: world, &cycle)
+        try checkStopping()
         try await reapInterruptedProvisionings(in: world, &cycle)
+        try checkStopping()
         try await reapUnrecordedRegistrations(in: world, &cycle)
+        try checkStopping()
         try await reapExitedRunners(in: world, &cycle)
+        try checkStopping()
         let plans = plans(for: world, &cycle)
         try await recoverQueuedJobs(in: world, plans: plans, &cycle, summary: &summary)
+        try checkStopping()
         try await reapIdleRunners(in: world, plans: plans, &cycle)
     }
 }

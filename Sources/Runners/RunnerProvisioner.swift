@@ -57,6 +57,9 @@ package enum ProvisionOutcome: Sendable, Equatable {
     case notQueued(status: String)
     /// A replacement was asked for a runner this deployment did not make (no runner Job records it): nothing done.
     case foreignRunner(name: String)
+    /// The credential's budget of content-creating requests (`ContentBudget`) is spent: nothing done; the
+    /// reconciler provisions the job once it frees.
+    case deferred(reason: String)
 }
 
 /// Provisioning failed; the webhook answers `status` (502 or 503) with `reason`.

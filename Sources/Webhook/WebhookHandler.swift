@@ -19,17 +19,25 @@ package struct WebhookHandler: Sendable {
     private let deadline: Duration
     /// Times the deadline and each delivery's latency.
     private let clock: MonotonicClock
-    /// Told about the repository of every verified, allowed `workflow_job` delivery (the reconciler's list).
+    /// Told about the repository of a verified, allowed `workflow_job` delivery with a job this service runs: a
+    /// `queued` one whose labels match, or one about a runner of this service (the reconciler's list).
     private let onVerifiedRepository: (@Sendable (_ owner: String, _ repo: String) -> Void)?
     /// Which repositories' jobs are run; others are answered 403.
     private let allowList: RepositoryAllowList
     /// Told the GitHub App installation of every verified, allowed delivery that names one (`installation.id`).
     private let onVerifiedInstallation: (@Sendable (_ owner: String, _ installationID: Int64) -> Void)?
+    /// The jobs this process saw `queued`.
+    private let queuedJobs: QueuedJobMemory
+    /// Told the repository of a sign that a `queued` delivery was lost (`webhook_missed_queued_total`).
+    private let onSignOfLoss: (@Sendable (_ owner: String, _ repo: String) -> Void)?
 
     /// - Parameters:
     ///   - allowList: `ALLOWED_OWNERS`/`ALLOWED_REPOSITORIES`; everyone by default.
     ///   - onVerifiedInstallation: for a GitHub App's credentials (`GitHubCredentials.remember`), so that the
     ///     installation of a delivery's owner needs no look-up.
+    ///   - queuedJobs: remembers the jobs seen `queued` (made from `clock` unless given).
+    ///   - onSignOfLoss: for the reconciler (`RepositoryRegistry.prioritize(owner:repo:loss:)`), which visits the
+    ///     repository of a job in progress or completed that was never seen `queued` first.
     package init(
         verifier: SignatureVerifier,
         matcher: LabelMatcher,
@@ -41,9 +49,13 @@ package struct WebhookHandler: Sendable {
         clock: some Clock<Duration> = ContinuousClock(),
         onVerifiedRepository: (@Sendable (_ owner: String, _ repo: String) -> Void)? = nil,
         allowList: RepositoryAllowList = .everyone,
-        onVerifiedInstallation: (@Sendable (_ owner: String, _ installationID: Int64) -> Void)? = nil
+        onVerifiedInstallation: (@Sendable (_ owner: String, _ installationID: Int64) -> Void)? = nil,
+        queuedJobs: QueuedJobMemory? = nil,
+        onSignOfLoss: (@Sendable (_ owner: String, _ repo: String) -> Void)? = nil
     ) {
         self.clock = MonotonicClock(clock)
+        self.queuedJobs = queuedJobs ?? QueuedJobMemory(since: self.clock.epochSeconds)
+        self.onSignOfLoss = onSignOfLoss
         self.onVerifiedRepository = onVerifiedRepository
         self.allowList = allowList
         self.onVerifiedInstallation = onVerifiedInstallation
@@ -131,17 +143,24 @@ package struct WebhookHandler: Sendable {
             return Result(outcome: .badRequest, status: 400, message: error.description)
         }
         let runnerRequest: RunnerRequest
-        switch DeliveryDecision(event, allowList: allowList, matcher: matcher, deliveryID: deliveryID) {
-        case .answer(.notAllowed, let status, let message):
+        let decision = DeliveryDecision(event, allowList: allowList, matcher: matcher, deliveryID: deliveryID)
+        if case .answer(.notAllowed, let status, let message) = decision {
             return Result(outcome: .notAllowed, status: status, message: message, event: event)
+        }
+        if let installation = event.installation {
+            onVerifiedInstallation?(event.repository.owner.login, installation.id)
+        }
+        noteSignsOfLoss(event)
+        // Only a repository with a job this service runs is recorded: one whose jobs never matched is not watched.
+        let ours = event.workflowJob.runnerName.flatMap { RunnerName(parsing: $0, as: .registration) }
+        if ours != nil { onVerifiedRepository?(event.repository.owner.login, event.repository.name) }
+        switch decision {
         case .answer(let outcome, let status, let message):
-            noteVerified(event)
             return Result(outcome: outcome, status: status, message: message, event: event)
         case .replaceRunner(let intended):
-            noteVerified(event)
             return await replaceRunner(for: intended, takenBy: event, deliveryID: deliveryID)
         case .provision(let request):
-            noteVerified(event)
+            if ours == nil { onVerifiedRepository?(event.repository.owner.login, event.repository.name) }
             runnerRequest = request
         }
         switch await provisionWithinDeadline(runnerRequest) {
@@ -157,6 +176,8 @@ package struct WebhookHandler: Sendable {
             )
         case .success(.foreignRunner):
             return Result(outcome: .ignoredAction, status: 200, message: "action ignored", event: event)
+        case .success(.deferred(let reason)):
+            return Result(outcome: .deferred, status: 202, message: "deferred (\(reason))", event: event)
         case .success(.notQueued(let status)):
             return Result(
                 outcome: .notQueued,
@@ -169,12 +190,32 @@ package struct WebhookHandler: Sendable {
         }
     }
 
-    /// Tells the reconciler's list and a GitHub App's credentials about a verified delivery from the allow-list.
-    private func noteVerified(_ event: WorkflowJobEvent) {
-        onVerifiedRepository?(event.repository.owner.login, event.repository.name)
-        if let installation = event.installation {
-            onVerifiedInstallation?(event.repository.owner.login, installation.id)
+    /// Remembers a job seen `queued`; a matching job in progress, or completed on a runner, that was queued after
+    /// this process started and never seen `queued` here is counted, logged and its repository visited first.
+    private func noteSignsOfLoss(_ event: WorkflowJobEvent) {
+        let job = event.workflowJob
+        switch event.action {
+        case "queued", "waiting":
+            queuedJobs.remember(job.id)
+            return
+        case "in_progress":
+            break
+        case "completed" where job.runnerName?.isEmpty == false:
+            break
+        default:
+            return
         }
+        guard !queuedJobs.contains(job.id), matcher.matches(job.labels),
+            let queuedAt = job.createdAt.flatMap(Timestamps.parse), queuedAt >= queuedJobs.since
+        else { return }
+        queuedJobs.remember(job.id)  // one sign per job
+        let owner = event.repository.owner.login
+        metrics.countMissedQueued(owner: owner)
+        logger.notice(
+            "a job in progress or completed was never seen queued; its repository is reconciled first",
+            metadata: ["job.id": "\(job.id)", "repo": "\(owner)/\(event.repository.name)", "action": "\(event.action)"]
+        )
+        onSignOfLoss?(owner, event.repository.name)
     }
 
     /// Any idle runner whose labels fit may take any queued job: when the runner made for job X starts job Y,
@@ -213,6 +254,8 @@ package struct WebhookHandler: Sendable {
             )
         case .success(.notQueued):
             return Result(outcome: .ignoredAction, status: 200, message: "action ignored", event: event)
+        case .success(.deferred(let reason)):
+            return Result(outcome: .deferred, status: 202, message: "deferred (\(reason))", event: event)
         case .success(.foreignRunner):
             // A name shaped like ours is no proof: no runner Job of this deployment records that registration.
             return Result(
@@ -311,6 +354,9 @@ package struct WebhookHandler: Sendable {
             logger.warning("\(Logger.Message(stringLiteral: result.message))", metadata: metadata)
         case .badSignature:
             logger.warning("webhook signature missing or wrong", metadata: metadata)
+        case .deferred:
+            metadata["reason"] = "\(result.message)"
+            logger.notice("delivery deferred; the reconciler provisions the job", metadata: metadata)
         default:
             logger.info("\(Logger.Message(stringLiteral: result.message))", metadata: metadata)
         }

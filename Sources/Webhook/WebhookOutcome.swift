@@ -26,6 +26,9 @@ package enum WebhookOutcome: String, Sendable, CaseIterable {
     case badSignature = "bad_signature"
     /// A signed delivery the service cannot read (content type, JSON, headers).
     case badRequest = "bad_request"
+    /// The credential's budget of content-creating requests (GitHub's 80 a minute, 500 an hour) is spent: answered
+    /// 202, nothing provisioned; the reconciler provisions the job as the budget frees.
+    case deferred
     /// GitHub or Kubernetes failed or timed out; the job was not provisioned.
     case upstreamError = "upstream_error"
 }

@@ -21,6 +21,8 @@ package struct WorkflowJobEvent: Decodable, Sendable, Equatable {
         package var runnerName: String?
         package var workflowName: String?
         package var htmlURL: String?
+        /// RFC 3339; when GitHub queued the job.
+        package var createdAt: String?
 
         enum CodingKeys: String, CodingKey {
             case id
@@ -32,6 +34,7 @@ package struct WorkflowJobEvent: Decodable, Sendable, Equatable {
             case runnerName = "runner_name"
             case workflowName = "workflow_name"
             case htmlURL = "html_url"
+            case createdAt = "created_at"
         }
     }
 

@@ -16,7 +16,18 @@ package final class FakeGitHubAPI: GitHubAPI {
         /// Registrations whose runner connected (GitHub's `status: online`).
         package var online: Set<Int64> = []
         package var nextRunnerID: Int64 = 100
-        package var calls: [String] = []
+        package var calls: [String] = [] {
+            didSet { if calls.count > oldValue.count { callTimes.append(clock?.elapsed ?? .zero) } }
+        }
+        /// When each call came, on `clock` (zero without one).
+        package var callTimes: [Duration] = []
+        /// Times the calls (`callTimes`), for the points a minute they spend.
+        package var clock: ManualClock?
+        /// Jobs of one repository only ("owner/repo"): listed and found there alone, as on GitHub; the others are
+        /// listed for any repository.
+        package var jobRepository: [Int64: String] = [:]
+        /// The repositories whose queued runs were listed, in order.
+        package var listedRepositories: [String] = []
         package var jobFaults: [GitHubAPIError] = []
         package var jitFaults: [GitHubAPIError] = []
         /// Failed-but-effective JIT calls: the runner is registered, then the answer is this failure.
@@ -41,10 +52,12 @@ package final class FakeGitHubAPI: GitHubAPI {
         status: String = "queued",
         run: Int64 = 1,
         labels: [String] = ["self-hosted"],
-        age: Double = 3600
+        age: Double = 3600,
+        repository: String? = nil
     ) {
         let created = Timestamps.microTime(Timestamps.now() - age)
         state.withLock {
+            if let repository { $0.jobRepository[id] = repository }
             $0.jobs[id] = GitHubJob(
                 id: id,
                 status: status,
@@ -89,6 +102,44 @@ package final class FakeGitHubAPI: GitHubAPI {
     }
     package var calls: [String] { state.withLock { $0.calls } }
 
+    /// While closed, every call waits at its start until it is opened again, or until its task is cancelled (then
+    /// it fails as a transfer the real client abandons does).
+    package let gate = CallGate()
+
+    /// The most points (a GET 1, a POST or DELETE 5, as GitHub counts them) spent in any minute, by `clock`.
+    package var mostPointsInAMinute: Int {
+        state.withLock { state in
+            let spent = zip(state.callTimes, state.calls).map { time, call in
+                (time, call.hasPrefix("jit") || call.hasPrefix("delete") ? 5 : 1)
+            }
+            var most = 0
+            for (start, _) in spent {
+                let inMinute = spent.filter { $0.0 >= start && $0.0 < start + .seconds(60) }
+                most = max(most, inMinute.reduce(0) { $0 + $1.1 })
+            }
+            return most
+        }
+    }
+
+    private func pass() async throws(GitHubAPIError) {
+        guard await gate.pass() else {
+            throw GitHubAPIError(
+                endpoint: "GET x",
+                kind: .transport,
+                status: nil,
+                requestID: nil,
+                message: "cancelled",
+                retryAt: nil,
+                acceptedPermissions: nil
+            )
+        }
+    }
+
+    /// Whether job `id` is seen in `owner/repo`.
+    static func isListed(job id: Int64, owner: String, repo: String, in state: State) -> Bool {
+        state.jobRepository[id].map { $0 == "\(owner)/\(repo)" } ?? true
+    }
+
     package static func error(_ kind: GitHubAPIError.Kind, status: Int?, endpoint: String = "POST x") -> GitHubAPIError
     {
         GitHubAPIError(
@@ -103,10 +154,13 @@ package final class FakeGitHubAPI: GitHubAPI {
     }
 
     package func job(owner: String, repo: String, id: Int64) async throws(GitHubAPIError) -> GitHubJob {
+        try await pass()
         let result = state.withLock { state -> Result<GitHubJob, GitHubAPIError> in
             state.calls.append("job \(id)")
             if !state.jobFaults.isEmpty { return .failure(state.jobFaults.removeFirst()) }
-            guard let job = state.jobs[id] else { return .failure(Self.error(.notFound, status: 404)) }
+            guard let job = state.jobs[id], Self.isListed(job: id, owner: owner, repo: repo, in: state) else {
+                return .failure(Self.error(.notFound, status: 404))
+            }
             return .success(job)
         }
         return try result.get()
@@ -118,6 +172,7 @@ package final class FakeGitHubAPI: GitHubAPI {
         scope: RunnerScope,
         _ request: JITConfigRequest
     ) async throws(GitHubAPIError) -> JITConfig {
+        try await pass()
         let result = state.withLock { state -> Result<JITConfig, GitHubAPIError> in
             state.calls.append(scope == .organization ? "jit org \(owner) \(request.name)" : "jit \(request.name)")
             if !state.jitFaults.isEmpty { return .failure(state.jitFaults.removeFirst()) }
@@ -127,7 +182,10 @@ package final class FakeGitHubAPI: GitHubAPI {
             state.runners[id] = request.name
             state.runnerLabels[id] = request.labels
             state.runnerGroupOf[id] = request.runnerGroupID
-            if scope == .organization { state.runnerOrganization[id] = owner }
+            switch scope {
+            case .organization: state.runnerOrganization[id] = owner
+            case .repository: state.runnerRepository[id] = "\(owner)/\(repo)"
+            }
             if !state.jitEffectiveFaults.isEmpty { return .failure(state.jitEffectiveFaults.removeFirst()) }
             return .success(JITConfig(runnerID: id, runnerName: request.name, encodedConfig: Secret("jit-\(id)")))
         }
@@ -135,11 +193,13 @@ package final class FakeGitHubAPI: GitHubAPI {
     }
 
     package func runs(owner: String, repo: String, status: String) async throws(GitHubAPIError) -> [WorkflowRun] {
-        state.withLock { state in
+        try await pass()
+        return state.withLock { state in
             state.calls.append("runs \(status)")
+            if status == "queued" { state.listedRepositories.append("\(owner)/\(repo)") }
             // A run is in progress once any of its jobs started; queued while all of them wait.
             var runs: [Int64: String] = [:]
-            for job in state.jobs.values {
+            for job in state.jobs.values where Self.isListed(job: job.id, owner: owner, repo: repo, in: state) {
                 guard let run = job.runID else { continue }
                 if job.status == "in_progress" || job.status == "completed" {
                     runs[run] = "in_progress"
@@ -153,9 +213,12 @@ package final class FakeGitHubAPI: GitHubAPI {
     }
 
     package func jobs(owner: String, repo: String, runID: Int64) async throws(GitHubAPIError) -> [GitHubJob] {
-        state.withLock { state in
+        try await pass()
+        return state.withLock { state in
             state.calls.append("jobs \(runID)")
-            return state.jobs.values.filter { $0.runID == runID }.sorted { $0.id < $1.id }
+            return state.jobs.values.filter {
+                $0.runID == runID && Self.isListed(job: $0.id, owner: owner, repo: repo, in: state)
+            }.sorted { $0.id < $1.id }
         }
     }
 
@@ -164,7 +227,8 @@ package final class FakeGitHubAPI: GitHubAPI {
         repo: String,
         scope: RunnerScope
     ) async throws(GitHubAPIError) -> [RegisteredRunner] {
-        state.withLock { state in
+        try await pass()
+        return state.withLock { state in
             state.calls.append(scope == .organization ? "runners org \(owner)" : "runners")
             // As the client reads it: every page, up to the list limit.
             let here = state.runners.filter { Self.isListed($0.key, owner: owner, repo: repo, scope: scope, in: state) }
@@ -186,7 +250,8 @@ package final class FakeGitHubAPI: GitHubAPI {
         scope: RunnerScope,
         id: Int64
     ) async throws(GitHubAPIError) -> RegisteredRunner? {
-        state.withLock { state in
+        try await pass()
+        return state.withLock { state in
             state.calls.append("runner \(id)")
             guard let name = state.runners[id], Self.isListed(id, owner: owner, repo: repo, scope: scope, in: state)
             else { return nil }
@@ -206,6 +271,7 @@ package final class FakeGitHubAPI: GitHubAPI {
         scope: RunnerScope,
         runnerID: Int64
     ) async throws(GitHubAPIError) {
+        try await pass()
         let result = state.withLock { state -> Result<Void, GitHubAPIError> in
             state.calls.append(scope == .organization ? "delete org runner \(runnerID)" : "delete runner \(runnerID)")
             if !state.deleteFaults.isEmpty { return .failure(state.deleteFaults.removeFirst()) }
@@ -241,6 +307,56 @@ extension FakeGitHubAPI {
         case .repository:
             guard state.runnerOrganization[id] == nil else { return false }
             return state.runnerRepository[id].map { $0 == "\(owner)/\(repo)" } ?? true
+        }
+    }
+}
+
+/// A gate test doubles' calls wait at while it is closed: a test holds a call in flight, looks, and lets it go.
+package final class CallGate: Sendable {
+    private struct State {
+        var closed = false
+        var waiting: [Int: CheckedContinuation<Bool, Never>] = [:]
+        var nextID = 0
+    }
+
+    private let state = Mutex(State())
+
+    package init() {}
+
+    /// How many calls wait at the gate.
+    package var waiting: Int { state.withLock { $0.waiting.count } }
+
+    package func close() { state.withLock { $0.closed = true } }
+
+    /// Opens the gate and lets every waiting call go.
+    package func open() {
+        let waiting = state.withLock { state in
+            state.closed = false
+            defer { state.waiting.removeAll() }
+            return Array(state.waiting.values)
+        }
+        for call in waiting { call.resume(returning: true) }
+    }
+
+    /// Waits while the gate is closed; false when the task was cancelled.
+    func pass() async -> Bool {
+        let id = state.withLock { state in
+            defer { state.nextID += 1 }
+            return state.nextID
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+                let outcome = state.withLock { state -> Bool? in
+                    if Task.isCancelled { return false }
+                    guard state.closed else { return true }
+                    state.waiting[id] = continuation
+                    return nil
+                }
+                if let outcome { continuation.resume(returning: outcome) }
+            }
+        } onCancel: {
+            let call = state.withLock { $0.waiting.removeValue(forKey: id) }
+            call?.resume(returning: false)
         }
     }
 }
@@ -552,7 +668,8 @@ extension JITRunnerProvisioner {
         metrics: Metrics,
         logs: LogCapture,
         namespace: String = "ns",
-        clock: some Clock<Duration> = ImmediateClock()
+        clock: some Clock<Duration> = ImmediateClock(),
+        scope: RunnerScope = .repository
     ) -> JITRunnerProvisioner {
         JITRunnerProvisioner(
             github: github,
@@ -566,7 +683,8 @@ extension JITRunnerProvisioner {
                 logger: logs.logger()
             ),
             clock: clock,
-            logger: logs.logger()
+            logger: logs.logger(),
+            scope: scope
         )
     }
 }
@@ -584,7 +702,9 @@ extension Reconciler {
         matcher: LabelMatcher = .selfHosted,
         rateLimitRemaining: @escaping @Sendable () -> Int64? = { 5000 },
         clock: some Clock<Duration> = ContinuousClock(),
-        isLeader: @escaping @Sendable () -> Bool = { true }
+        isLeader: @escaping @Sendable () -> Bool = { true },
+        scope: RunnerScope = .repository,
+        registry: RepositoryRegistry? = nil
     ) -> Reconciler {
         Reconciler(
             configuration: configuration,
@@ -597,16 +717,19 @@ extension Reconciler {
                 github: github,
                 kubernetes: kubernetes,
                 metrics: metrics,
-                logs: logs
+                logs: logs,
+                scope: scope
             ),
             matcher: matcher,
-            repositories: RepositoryRegistry(
-                kubernetes: kubernetes,
-                namespace: "ns",
-                configured: repositories,
-                logger: logs.logger()
-            ),
+            repositories: registry
+                ?? RepositoryRegistry(
+                    kubernetes: kubernetes,
+                    namespace: "ns",
+                    configured: repositories,
+                    logger: logs.logger()
+                ),
             isLeader: isLeader,
+            scope: scope,
             clock: clock,
             metrics: metrics,
             logger: logs.logger()

@@ -36,6 +36,8 @@ package final class RecordingProvisioner: RunnerProvisioner {
         case notQueued(String)
         /// Takes this long on its clock, then creates (for deadline tests).
         case slow(Duration)
+        /// The content-creating budget is spent.
+        case deferred(String)
     }
 
     private let state = Mutex<(requests: [RunnerRequest], created: Set<Int64>)>(([], []))
@@ -60,6 +62,7 @@ package final class RecordingProvisioner: RunnerProvisioner {
         switch behaviour {
         case .fail(let error): throw error
         case .notQueued(let status): return .notQueued(status: status)
+        case .deferred(let reason): return .deferred(reason: reason)
         case .slow(let duration):
             try? await clock.sleep(for: duration)
             fallthrough

@@ -41,6 +41,9 @@ def replica(name, github, kube, config):
         "DRY_RUN": "false", "GITHUB_TOKEN": github.token, "GITHUB_API_URL": github.url, "KUBECONFIG": str(config),
         "NAMESPACE": NAMESPACE, "RUNNER_MODE": "standard", "LOG_LEVEL": "notice", "POD_NAME": name,
         "RECONCILE_INTERVAL": "1", "RECONCILE_GRACE": "2", "RUNNER_IDLE_TIMEOUT": "2",
+        # Cycles every second, and 50 idle runners reaped within a minute (a look and a deletion each, 6 points):
+        # far more than the default 300 points a minute, against a fake that enforces no secondary limit.
+        "RECONCILE_POINTS_PER_MINUTE": "20000",
         "ALLOW_CLEARTEXT_CREDENTIALS": "true",  # the fakes speak plain HTTP on loopback
     })
 

@@ -112,10 +112,72 @@ import Testing
             logger: logs.logger()
         )
         #expect(await restarted.all().map(\.description) == ["cfg/c", "octo/a", "other/b"])
-        #expect(
-            kubernetes.objects.configMap(name: RepositoryRegistry.configMapName)?.data["repositories"]
-                == "octo/a\nother/b"
+        let stored = kubernetes.objects.configMap(name: RepositoryRegistry.configMapName)?.data["repositories"] ?? ""
+        #expect(stored.split(separator: "\n").map { $0.split(separator: " ")[0] } == ["octo/a", "other/b"])
+    }
+
+    @Test func forgetsARepositoryWithoutAMatchingJobFor30DaysButNeverAConfiguredOne() async throws {
+        let time = ManualClock()
+        let registry = RepositoryRegistry(
+            kubernetes: kubernetes,
+            namespace: "ns",
+            configured: [.init(owner: "cfg", name: "c")],
+            logger: logs.logger(),
+            clock: time
         )
+        registry.note(owner: "octo", repo: "old")
+        registry.note(owner: "cfg", repo: "c")
+        await registry.store()
+        time.advance(by: .seconds(20 * 86_400))
+        registry.note(owner: "octo", repo: "new")
+        await registry.store()
+        #expect(await registry.all().map(\.description) == ["cfg/c", "octo/new", "octo/old"])
+        time.advance(by: .seconds(11 * 86_400))  // octo/old's last match is 31 days old; octo/new's 11
+        #expect(await registry.all().map(\.description) == ["cfg/c", "octo/new"])
+        await registry.store()
+        let stored = kubernetes.objects.configMap(name: RepositoryRegistry.configMapName)?.data["repositories"] ?? ""
+        #expect(!stored.contains("octo/old") && stored.contains("octo/new"))
+        // Another replica (or a restart) does not bring it back from what it stored.
+        let restarted = RepositoryRegistry(
+            kubernetes: kubernetes,
+            namespace: "ns",
+            configured: [],
+            logger: logs.logger()
+        )
+        #expect(await restarted.all().map(\.description) == ["octo/new"])
+    }
+
+    @Test func readsRepositoriesStoredWithoutTimesAsMatchedNow() {
+        let decoded = RepositoryRegistry.decode("octo/a\nocto/b 1700000000\nbad", now: 1_800_000_000)
+        #expect(
+            decoded == [.init(owner: "octo", name: "a"): 1_800_000_000, .init(owner: "octo", name: "b"): 1_700_000_000]
+        )
+    }
+
+    @Test func aMatchingQueuedJobTheReconcilerSeesKeepsItsRepositoryKnown() async throws {
+        let time = ManualClock()
+        let registry = RepositoryRegistry(
+            kubernetes: kubernetes,
+            namespace: "ns",
+            configured: [],
+            logger: logs.logger(),
+            clock: time
+        )
+        registry.note(owner: "octo", repo: "repo")
+        let reconciler = Reconciler.make(
+            github: github,
+            kubernetes: kubernetes,
+            metrics: metrics,
+            logs: logs,
+            clock: time,
+            registry: registry
+        )
+        time.advance(by: .seconds(29 * 86_400))
+        github.queue(job: 1, run: 10)
+        _ = await reconciler.cycle()
+        time.advance(by: .seconds(2 * 86_400))
+        #expect(await registry.all().map(\.description) == ["octo/repo"])
+        #expect(registry.priority().isEmpty)  // the reconciler's own look flags nothing
     }
 
     @Test func parsesTheRepositoriesVariable() {

@@ -120,13 +120,13 @@ import Testing
         let response = await handler(try RepositoryAllowList(owners: [], repositories: ["octocoders/hello-*"]))
             .handle(try delivery(installation: 42))
         #expect(response.status == 200 && provisioner.requests.count == 1)
-        #expect(noted.all == ["repo Octocoders/Hello-World", "installation Octocoders 42"])
+        #expect(noted.all == ["installation Octocoders 42", "repo Octocoders/Hello-World"])
     }
 
     @Test func allowsEveryoneByDefault() async throws {
         let response = await handler(.everyone).handle(try delivery())
         #expect(response.status == 200 && provisioner.requests.count == 1)
-        #expect(noted.all == ["repo Octocoders/Hello-World", "installation Octocoders 3456996"])
+        #expect(noted.all == ["installation Octocoders 3456996", "repo Octocoders/Hello-World"])
     }
 }
 
