@@ -111,8 +111,10 @@ package struct Application: Sendable {
         let provisioner = provisioning.provisioner
         let findings = provisioning.findings
         var noteRepository: (@Sendable (String, String) -> Void)?
+        var signOfLoss: (@Sendable (String, String) -> Void)?
         if let repositories = provisioning.repositories {
             noteRepository = { owner, repo in repositories.note(owner: owner, repo: repo) }
+            signOfLoss = { owner, repo in repositories.prioritize(owner: owner, repo: repo, loss: true) }
         }
         var secrets = [configuration.webhookSecret]
         if let previous = configuration.previousWebhookSecret { secrets.append(previous) }
@@ -125,7 +127,8 @@ package struct Application: Sendable {
             logger: logger,
             onVerifiedRepository: noteRepository,
             allowList: configuration.allowList,
-            onVerifiedInstallation: provisioning.rememberInstallation
+            onVerifiedInstallation: provisioning.rememberInstallation,
+            onSignOfLoss: signOfLoss
         )
         let serverReference = ServerReference()
         var server = serverConfiguration ?? HTTPServer.Configuration()

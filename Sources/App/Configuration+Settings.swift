@@ -307,6 +307,37 @@ extension Configuration {
             configuration.repositories = reader.repositories("REPOSITORIES")
         },
         .integer(
+            "RECONCILE_POINTS_PER_MINUTE",
+            \.reconcilePointsPerMinute,
+            default: 300,
+            in: 10...100_000,
+            "GitHub points the reconciler spends in any minute (a GET 1, a POST or DELETE 5); GitHub's secondary limit"
+                + " is about 900 a minute per credential for everything, so the rest stays with deliveries."
+        ),
+        .integer(
+            "CONTENT_REQUESTS_PER_MINUTE",
+            \.contentRequestsPerMinute,
+            default: 80,
+            in: 1...10_000,
+            "JIT configs and runner deletions per credential per minute (GitHub's content-creating limit); a"
+                + " delivery over it is answered 202 `deferred` and the reconciler provisions it later."
+        ),
+        .integer(
+            "CONTENT_REQUESTS_PER_HOUR",
+            \.contentRequestsPerHour,
+            default: 500,
+            in: 1...100_000,
+            "The same, per hour."
+        ),
+        .integer(
+            "GITHUB_ETAG_CACHE_BYTES",
+            \.githubETagCacheBytes,
+            default: GitHubClient.Configuration.defaultETagCacheBytes,
+            in: 0...(1 << 30),
+            "Bytes of GitHub answers kept for conditional requests (a 304 costs no rate limit); least recently used"
+                + " first out."
+        ),
+        .integer(
             "RATE_LIMIT_RESERVE",
             \.rateLimitReserve,
             default: 500,

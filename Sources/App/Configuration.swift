@@ -97,6 +97,14 @@ package struct Configuration: Sendable {
         return RunnerJob.Proxy(http: runnerHTTPProxy, https: runnerHTTPSProxy, noProxy: runnerNoProxy)
     }
 
+    /// GitHub points the reconciler spends in any minute (GET 1, POST/DELETE 5).
+    package var reconcilePointsPerMinute = 300
+    /// Bytes of conditional-request answers kept (URL, ETag and body).
+    package var githubETagCacheBytes = GitHubClient.Configuration.defaultETagCacheBytes
+    /// JIT configs and runner deletions per credential, a minute and an hour.
+    package var contentRequestsPerMinute = 80
+    package var contentRequestsPerHour = 500
+
     /// How the service authenticates to GitHub, or nil in dry-run mode (checked at parse time).
     package var usesGitHubApp: Bool { githubAppID != nil }
 

@@ -89,7 +89,11 @@ struct Provisioning: Sendable {
             )
         }
         let github = GitHubClient(
-            configuration: .init(baseURL: configuration.githubAPIURL, credentials: credentials),
+            configuration: .init(
+                baseURL: configuration.githubAPIURL,
+                credentials: credentials,
+                etagCacheBytes: configuration.githubETagCacheBytes
+            ),
             transport: githubTransport,
             metrics: metrics,
             logger: logger
@@ -164,6 +168,11 @@ struct Provisioning: Sendable {
         logger: Logger
     ) -> Provisioning {
         let namespace = configuration.namespace
+        // GitHub's content-creating limits hold per credential: the key names the credential serving an owner.
+        let contentBudget = ContentBudget(
+            .init(perMinute: configuration.contentRequestsPerMinute, perHour: configuration.contentRequestsPerHour)
+        )
+        let contentKey = Self.contentKey(configuration)
         let monitor = ClusterMonitor(
             kubernetes: kubernetes,
             namespace: namespace,
@@ -179,7 +188,9 @@ struct Provisioning: Sendable {
             monitor: monitor,
             logger: logger,
             scope: configuration.runnerScope,
-            runnerGroup: configuration.runnerGroup
+            runnerGroup: configuration.runnerGroup,
+            contentBudget: contentBudget,
+            contentKey: contentKey
         )
         let repositories = RepositoryRegistry(
             kubernetes: kubernetes,
@@ -200,6 +211,7 @@ struct Provisioning: Sendable {
         reconcile.reserve = Int64(configuration.rateLimitReserve)
         reconcile.grace = configuration.reconcileGrace
         reconcile.idleTimeout = configuration.runnerIdleTimeout
+        reconcile.pointsPerMinute = configuration.reconcilePointsPerMinute
         let reconciler = Reconciler(
             configuration: reconcile,
             github: github,
@@ -211,6 +223,9 @@ struct Provisioning: Sendable {
             matcher: configuration.labelMatcher,
             repositories: repositories,
             isLeader: { elector.isLeader },
+            scope: configuration.runnerScope,
+            contentBudget: contentBudget,
+            contentKey: contentKey,
             metrics: metrics,
             logger: logger
         )
@@ -222,6 +237,16 @@ struct Provisioning: Sendable {
             configuration: configuration,
             repositories: repositories
         )
+    }
+}
+
+extension Provisioning {
+    /// The credential that serves an owner, as a key of the content budget: the App's installation (one per
+    /// account), the owner's own token, or the default token (`""`).
+    static func contentKey(_ configuration: Configuration) -> @Sendable (String) -> String {
+        if configuration.usesGitHubApp { return { $0.lowercased() } }
+        let owners = Set(configuration.githubOwnerTokens.map { $0.owner.lowercased() })
+        return { owner in owners.contains(owner.lowercased()) ? owner.lowercased() : "" }
     }
 }
 
