@@ -169,9 +169,13 @@ struct Provisioning: Sendable {
     ) -> Provisioning {
         let namespace = configuration.namespace
         // GitHub's content-creating limits hold per credential: the key names the credential serving an owner.
-        let contentBudget = ContentBudget(
-            .init(perMinute: configuration.contentRequestsPerMinute, perHour: configuration.contentRequestsPerHour)
-        )
+        // In a dry run nothing reaches GitHub, so nothing is paced.
+        let contentBudget =
+            configuration.dryRun
+            ? nil
+            : ContentBudget(
+                .init(perMinute: configuration.contentRequestsPerMinute, perHour: configuration.contentRequestsPerHour)
+            )
         let contentKey = Self.contentKey(configuration)
         let monitor = ClusterMonitor(
             kubernetes: kubernetes,

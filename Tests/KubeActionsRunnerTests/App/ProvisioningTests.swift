@@ -1,6 +1,8 @@
 import Testing
 
 @testable import App
+@testable import Observability
+@testable import Runners
 @testable import Support
 @testable import TestSupport
 
@@ -36,5 +38,29 @@ import Testing
             )
         )
         #expect(key("Octo-Org") == "octo-org" && key("hubot") == "hubot")
+    }
+}
+
+/// A dry run sends nothing to GitHub, so nothing in it is paced by GitHub's content-creating limits.
+@Suite struct DryRunPacingTests {
+    @Test func aDryRunProvisionsPastTheContentBudget() async throws {
+        let configuration = try Configuration(
+            environment: ["WEBHOOK_SECRET": "s", "DRY_RUN": "true", "CONTENT_REQUESTS_PER_MINUTE": "1"],
+            files: InMemoryFiles()
+        )
+        #expect(configuration.contentRequestsPerMinute == 1)
+        let provisioning = try Provisioning.make(
+            configuration: configuration,
+            environment: [:],
+            files: InMemoryFiles(),
+            metrics: Metrics(),
+            logger: LogCapture().logger()
+        )
+        for id in Int64(1)...3 {
+            var request = Samples.request
+            request.jobID = id
+            let outcome = try await provisioning.provisioner.provision(request)
+            #expect(outcome == .created(runnerJob: request.runnerJobName), "job \(id)")
+        }
     }
 }
