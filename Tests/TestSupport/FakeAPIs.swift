@@ -713,7 +713,8 @@ extension Reconciler {
         clock: some Clock<Duration> = ContinuousClock(),
         isLeader: @escaping @Sendable () -> Bool = { true },
         scope: RunnerScope = .repository,
-        registry: RepositoryRegistry? = nil
+        registry: RepositoryRegistry? = nil,
+        deliveryRecovery: DeliveryRecovery? = nil
     ) -> Reconciler {
         Reconciler(
             configuration: configuration,
@@ -739,6 +740,7 @@ extension Reconciler {
                 ),
             isLeader: isLeader,
             scope: scope,
+            deliveryRecovery: deliveryRecovery,
             clock: clock,
             metrics: metrics,
             logger: logs.logger()
