@@ -133,9 +133,6 @@ package final class DeliveryRecovery: Sendable {
                 break
             }
         }
-        // Cut short by `maxPages`: the next look starts over from the same point.
-        if complete { state.withLock { $0.lastLook[hook] = now } }
-
         let done = state.withLock { $0.redelivered }
         var count = 0
         for delivery in Self.failed(in: listed) where !done.contains(delivery.guid) {
@@ -167,6 +164,9 @@ package final class DeliveryRecovery: Sendable {
                 if !error.isTransient { remember(delivery.guid) }
             }
         }
+        // The next look starts here only once everything listed was handled; one cut short (by `maxPages`, the
+        // budget or cancellation) starts over from the same point.
+        if complete && !Task.isCancelled { state.withLock { $0.lastLook[hook] = now } }
         return .done(count)
     }
 
