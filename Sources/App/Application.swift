@@ -116,6 +116,12 @@ package struct Application: Sendable {
             noteRepository = { owner, repo in repositories.note(owner: owner, repo: repo) }
             signOfLoss = { owner, repo in repositories.prioritize(owner: owner, repo: repo, loss: true) }
         }
+        var noteHook: (@Sendable (String?, String?, String, String) -> Void)?
+        if let hooks = provisioning.hooks {
+            noteHook = { type, id, owner, repo in hooks.remember(targetType: type, hookID: id, owner: owner, repo: repo)
+            }
+        }
+        let deliveryRecovery = provisioning.deliveryRecovery
         var secrets = [configuration.webhookSecret]
         if let previous = configuration.previousWebhookSecret { secrets.append(previous) }
         let webhook = WebhookHandler(
@@ -128,7 +134,8 @@ package struct Application: Sendable {
             onVerifiedRepository: noteRepository,
             allowList: configuration.allowList,
             onVerifiedInstallation: provisioning.rememberInstallation,
-            onSignOfLoss: signOfLoss
+            onSignOfLoss: signOfLoss,
+            onVerifiedHook: noteHook
         )
         let serverReference = ServerReference()
         var server = serverConfiguration ?? HTTPServer.Configuration()
@@ -152,7 +159,10 @@ package struct Application: Sendable {
         operations.add("GET", "/ready") { _ in
             if serverReference.isShuttingDown { return .text(503, "not ready: shutting down") }
             // What the start-up check found about the GitHub credentials, one line each.
-            let detail = findings.all.map { "\n\($0.severity.rawValue): \($0.subject): \($0.message)" }.joined()
+            // And the hooks whose failed deliveries cannot be redelivered.
+            let detail =
+                findings.all.map { "\n\($0.severity.rawValue): \($0.subject): \($0.message)" }.joined()
+                + (deliveryRecovery?.findings ?? []).map { "\nwarning: \($0)" }.joined()
             switch await provisioner.readiness() {
             case .ready: return .text(200, "ready" + detail)
             case .notReady(let reason): return .text(503, "not ready: \(reason)" + detail)

@@ -314,6 +314,15 @@ extension Configuration {
             "GitHub points the reconciler spends in any minute (a GET 1, a POST or DELETE 5); GitHub's secondary limit"
                 + " is about 900 a minute per credential for everything, so the rest stays with deliveries."
         ),
+        .boolean(
+            "REDELIVER_FAILED_DELIVERIES",
+            \.redeliverFailedDeliveries,
+            default: true,
+            "Each reconciler cycle, list the recent deliveries of the hooks deliveries came through and ask GitHub to"
+                + " redeliver failed `workflow_job` ones (once each); needs the Webhooks permission on a repository's or"
+                + " organization's hook (read to list, write to redeliver); an App's own hook is read with its JWT."
+                + " Polling the jobs lists stays the fallback."
+        ),
         .integer(
             "CONTENT_REQUESTS_PER_MINUTE",
             \.contentRequestsPerMinute,

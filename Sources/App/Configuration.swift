@@ -99,6 +99,8 @@ package struct Configuration: Sendable {
 
     /// GitHub points the reconciler spends in any minute (GET 1, POST/DELETE 5).
     package var reconcilePointsPerMinute = 300
+    /// Whether the reconciler redelivers failed `workflow_job` deliveries of the hooks deliveries came through.
+    package var redeliverFailedDeliveries = true
     /// Bytes of conditional-request answers kept (URL, ETag and body).
     package var githubETagCacheBytes = GitHubClient.Configuration.defaultETagCacheBytes
     /// JIT configs and runner deletions per credential, a minute and an hour.

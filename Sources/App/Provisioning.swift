@@ -16,6 +16,10 @@ struct Provisioning: Sendable {
     var configuration: Configuration
     /// The repositories the reconciler watches; the webhook handler adds to it.
     var repositories: RepositoryRegistry? = nil
+    /// The hooks deliveries came through, with `REDELIVER_FAILED_DELIVERIES`; the webhook handler adds to it.
+    var hooks: HookRegistry? = nil
+    /// The redelivery of failed deliveries the reconciler runs; its findings go to `/ready`.
+    var deliveryRecovery: DeliveryRecovery? = nil
     /// With in-memory upstreams, what would have been created.
     var dryRunCluster: DryRunKubernetes? = nil
     /// Tells a GitHub App's credentials the installation a verified delivery names.
@@ -216,6 +220,11 @@ struct Provisioning: Sendable {
         reconcile.grace = configuration.reconcileGrace
         reconcile.idleTimeout = configuration.runnerIdleTimeout
         reconcile.pointsPerMinute = configuration.reconcilePointsPerMinute
+        // Nothing is delivered to a dry run through GitHub: nothing to redeliver.
+        let hooks = configuration.redeliverFailedDeliveries && !configuration.dryRun ? HookRegistry() : nil
+        let deliveryRecovery = hooks.map { hooks in
+            DeliveryRecovery(github: github, hooks: hooks, metrics: metrics, logger: logger)
+        }
         let reconciler = Reconciler(
             configuration: reconcile,
             github: github,
@@ -230,6 +239,7 @@ struct Provisioning: Sendable {
             scope: configuration.runnerScope,
             contentBudget: contentBudget,
             contentKey: contentKey,
+            deliveryRecovery: deliveryRecovery,
             metrics: metrics,
             logger: logger
         )
@@ -239,7 +249,9 @@ struct Provisioning: Sendable {
             provisioner: provisioner,
             services: backgroundLoops.map { BackgroundService(base: $0, executor: .shared) },
             configuration: configuration,
-            repositories: repositories
+            repositories: repositories,
+            hooks: hooks,
+            deliveryRecovery: deliveryRecovery
         )
     }
 }

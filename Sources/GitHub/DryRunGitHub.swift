@@ -59,3 +59,16 @@ package final class DryRunGitHub: GitHubAPI {
         [RunnerGroup(id: 1, name: "Default", visibility: "all", isDefault: true)]
     }
 }
+
+extension DryRunGitHub {
+    /// No hook has deliveries: nothing was delivered to a dry run through GitHub.
+    package func hookDeliveries(
+        _ hook: WebhookHook,
+        perPage: Int,
+        cursor: String?
+    ) async throws(GitHubAPIError) -> HookDeliveryPage {
+        HookDeliveryPage(deliveries: [])
+    }
+
+    package func redeliver(_ hook: WebhookHook, deliveryID: Int64) async throws(GitHubAPIError) {}
+}

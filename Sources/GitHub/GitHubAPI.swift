@@ -180,6 +180,14 @@ package protocol GitHubAPI: Sendable {
     ) async throws(GitHubAPIError) -> RegisteredRunner?
     /// The organization's runner groups, every page up to `GitHubListing.limit`.
     func runnerGroups(organization: String) async throws(GitHubAPIError) -> [RunnerGroup]
+    /// One page of `hook`'s deliveries, newest first (`per_page` at most 100), from `cursor` (nil: the first page).
+    func hookDeliveries(
+        _ hook: WebhookHook,
+        perPage: Int,
+        cursor: String?
+    ) async throws(GitHubAPIError) -> HookDeliveryPage
+    /// Asks GitHub to deliver `deliveryID` of `hook` again (`POST …/deliveries/{delivery_id}/attempts`, 202).
+    func redeliver(_ hook: WebhookHook, deliveryID: Int64) async throws(GitHubAPIError)
 }
 
 extension GitHubAPI {

@@ -66,6 +66,13 @@ package final class GitHubClient: GitHubAPI {
         case listOrganizationRunners = "GET /orgs/{org}/actions/runners"
         case getOrganizationRunner = "GET /orgs/{org}/actions/runners/{runner_id}"
         case listRunnerGroups = "GET /orgs/{org}/actions/runner-groups"
+        case listRepositoryHookDeliveries = "GET /repos/{owner}/{repo}/hooks/{hook_id}/deliveries"
+        case listOrganizationHookDeliveries = "GET /orgs/{org}/hooks/{hook_id}/deliveries"
+        case listAppHookDeliveries = "GET /app/hook/deliveries"
+        case redeliverRepositoryHookDelivery =
+            "POST /repos/{owner}/{repo}/hooks/{hook_id}/deliveries/{delivery_id}/attempts"
+        case redeliverOrganizationHookDelivery = "POST /orgs/{org}/hooks/{hook_id}/deliveries/{delivery_id}/attempts"
+        case redeliverAppHookDelivery = "POST /app/hook/deliveries/{delivery_id}/attempts"
     }
 
     private let configuration: Configuration
@@ -304,6 +311,86 @@ package final class GitHubClient: GitHubAPI {
         ) { (response) throws(GitHubAPIError) in
             try decode(Page.self, from: response, endpoint: .listRunnerGroups).runnerGroups
         }
+    }
+
+    package func hookDeliveries(
+        _ hook: WebhookHook,
+        perPage: Int,
+        cursor: String?
+    ) async throws(GitHubAPIError) -> HookDeliveryPage {
+        let endpoint: Endpoint
+        let owner: String
+        let repo: String?
+        let base: String
+        switch hook {
+        case .repository(let hookOwner, let hookRepo, let id):
+            (endpoint, owner, repo) = (.listRepositoryHookDeliveries, hookOwner, hookRepo)
+            base = "/repos/\(segment(hookOwner))/\(segment(hookRepo))/hooks/\(id)/deliveries"
+        case .organization(let org, let id):
+            (endpoint, owner, repo) = (.listOrganizationHookDeliveries, org, nil)
+            base = "/orgs/\(segment(org))/hooks/\(id)/deliveries"
+        case .app:
+            (endpoint, owner, repo) = (.listAppHookDeliveries, "", nil)
+            base = "/app/hook/deliveries"
+        }
+        var path = base + "?per_page=\(min(max(perPage, 1), 100))"
+        // As GitHub's `Link` gave it: already encoded for the query.
+        if let cursor { path += "&cursor=\(cursor)" }
+        let response: HTTPClientResponse
+        if hook == .app {
+            response = try await appCall(endpoint, path: path)
+        } else {
+            // Never from the ETag cache: a failed delivery must be seen as soon as it is listed.
+            response = try await call(endpoint, owner: owner, repo: repo, path: path, conditional: false)
+        }
+        let deliveries = try decode([HookDelivery].self, from: response, endpoint: endpoint)
+        return HookDeliveryPage(
+            deliveries: deliveries,
+            nextCursor: Self.nextPage(response.header("link"), under: requester.baseURL).flatMap(Self.cursor(in:))
+        )
+    }
+
+    package func redeliver(_ hook: WebhookHook, deliveryID: Int64) async throws(GitHubAPIError) {
+        switch hook {
+        case .repository(let owner, let repo, let id):
+            _ = try await call(
+                .redeliverRepositoryHookDelivery,
+                owner: owner,
+                repo: repo,
+                path: "/repos/\(segment(owner))/\(segment(repo))/hooks/\(id)/deliveries/\(deliveryID)/attempts"
+            )
+        case .organization(let org, let id):
+            _ = try await call(
+                .redeliverOrganizationHookDelivery,
+                owner: org,
+                repo: nil,
+                path: "/orgs/\(segment(org))/hooks/\(id)/deliveries/\(deliveryID)/attempts"
+            )
+        case .app:
+            _ = try await appCall(.redeliverAppHookDelivery, path: "/app/hook/deliveries/\(deliveryID)/attempts")
+        }
+    }
+
+    /// A call as the App itself (its JWT): only GitHub App credentials can make one.
+    private func appCall(_ endpoint: Endpoint, path: String) async throws(GitHubAPIError) -> HTTPClientResponse {
+        guard let app = configuration.credentials as? GitHubAppCredentials else {
+            throw GitHubAPIError(
+                endpoint: endpoint.rawValue,
+                kind: .forbidden,
+                status: 403,
+                message: "the App's hook is read with a GitHub App's JWT: set GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY"
+            )
+        }
+        return try await app.appCall(endpoint.rawValue, path: path)
+    }
+
+    /// The `cursor` query parameter of a page's path, as encoded there (the deliveries lists page by cursor).
+    static func cursor(in path: String) -> String? {
+        guard let query = path.split(separator: "?", maxSplits: 1).dropFirst().first else { return nil }
+        for parameter in query.split(separator: "&") where parameter.hasPrefix("cursor=") {
+            return String(parameter.dropFirst("cursor=".count))
+        }
+        return nil
     }
 
     /// `/repos/{owner}/{repo}/actions/runners`, or `/orgs/{owner}/actions/runners` for organization runners.

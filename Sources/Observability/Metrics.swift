@@ -84,6 +84,7 @@ package final class Metrics: Sendable {
         for result in ["ok", "partial", "failed", "skipped"] { _ = reconcilerCycleCounter(result) }
         _ = reconcilerRecoveredCounter()
         _ = reserveHitsCounter()
+        for result in Self.redeliveryResults { _ = redeliveriesCounter(result) }
         for reason in Self.reapReasons {
             _ = registry.makeCounter(
                 descriptor: metric(
@@ -181,6 +182,23 @@ package final class Metrics: Sendable {
                 "reconciler_jobs_recovered_total",
                 "Queued jobs the webhook path missed and the reconciler provisioned."
             )
+        )
+    }
+
+    /// Every `result` of `webhook_redeliveries_total`.
+    package static let redeliveryResults = ["redelivered", "failed"]
+
+    /// `webhook_redeliveries_total{result}`: failed `workflow_job` deliveries the reconciler asked GitHub to deliver
+    /// again (`redelivered`), or whose redelivery GitHub refused (`failed`).
+    package func countRedelivery(_ result: String) { redeliveriesCounter(result).increment() }
+
+    private func redeliveriesCounter(_ result: String) -> Counter {
+        registry.makeCounter(
+            descriptor: metric(
+                "webhook_redeliveries_total",
+                "Failed workflow_job deliveries the reconciler asked GitHub to redeliver, by result."
+            ),
+            labels: [("result", result)]
         )
     }
 

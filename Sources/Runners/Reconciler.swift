@@ -83,6 +83,8 @@ package final class Reconciler: Service {
     let budget: PointsBudget
     let contentBudget: ContentBudget?
     let contentKey: @Sendable (_ owner: String) -> String
+    /// Redelivers failed deliveries of the known hooks each cycle, within `budget`; nil when it is off.
+    let deliveryRecovery: DeliveryRecovery?
     let clock: MonotonicClock
     let metrics: Metrics
     let logger: Logger
@@ -117,10 +119,12 @@ package final class Reconciler: Service {
         scope: RunnerScope = .repository,
         contentBudget: ContentBudget? = nil,
         contentKey: @escaping @Sendable (_ owner: String) -> String = { _ in "" },
+        deliveryRecovery: DeliveryRecovery? = nil,
         clock: some Clock<Duration> = ContinuousClock(),
         metrics: Metrics,
         logger: Logger
     ) {
+        self.deliveryRecovery = deliveryRecovery
         self.contentBudget = contentBudget
         self.contentKey = contentKey
         self.configuration = configuration
@@ -289,7 +293,8 @@ package final class Reconciler: Service {
     }
 
     /// The rules, in order: the reapers first (what cannot run, what was interrupted, what no Job records, what
-    /// exited), then recovery of queued jobs and, with the same plan, the idle reaper.
+    /// exited), then recovery of queued jobs and, with the same plan, the idle reaper; last, the redelivery of
+    /// failed deliveries with the points left.
     func act(on world: World, summary: inout Summary, touched: inout Set<String>) async throws(LostLeadership) {
         var cycle = Cycle()
         defer { touched = cycle.touched }
@@ -305,5 +310,10 @@ package final class Reconciler: Service {
         try await recoverQueuedJobs(in: world, plans: plans, &cycle, summary: &summary)
         try checkStopping()
         try await reapIdleRunners(in: world, plans: plans, &cycle)
+        if let deliveryRecovery {
+            try checkStopping()
+            guard isLeader() else { throw LostLeadership() }
+            await deliveryRecovery.pass(budget: budget)
+        }
     }
 }

@@ -30,6 +30,11 @@ package struct WebhookHandler: Sendable {
     private let queuedJobs: QueuedJobMemory
     /// Told the repository of a sign that a `queued` delivery was lost (`webhook_missed_queued_total`).
     private let onSignOfLoss: (@Sendable (_ owner: String, _ repo: String) -> Void)?
+    /// Told the hook a verified, allowed `workflow_job` delivery came through (`X-GitHub-Hook-ID`,
+    /// `X-GitHub-Hook-Installation-Target-Type`), with the repository it names. The signature covers the body, not
+    /// these headers: what reads them must expect a hook that does not exist.
+    private let onVerifiedHook:
+        (@Sendable (_ targetType: String?, _ hookID: String?, _ owner: String, _ repo: String) -> Void)?
 
     /// - Parameters:
     ///   - allowList: `ALLOWED_OWNERS`/`ALLOWED_REPOSITORIES`; everyone by default.
@@ -38,6 +43,8 @@ package struct WebhookHandler: Sendable {
     ///   - queuedJobs: remembers the jobs seen `queued` (made from `clock` unless given).
     ///   - onSignOfLoss: for the reconciler (`RepositoryRegistry.prioritize(owner:repo:loss:)`), which visits the
     ///     repository of a job in progress or completed that was never seen `queued` first.
+    ///   - onVerifiedHook: for the redelivery of failed deliveries (`HookRegistry.remember`), which lists the
+    ///     deliveries of the hooks deliveries came through.
     package init(
         verifier: SignatureVerifier,
         matcher: LabelMatcher,
@@ -51,8 +58,12 @@ package struct WebhookHandler: Sendable {
         allowList: RepositoryAllowList = .everyone,
         onVerifiedInstallation: (@Sendable (_ owner: String, _ installationID: Int64) -> Void)? = nil,
         queuedJobs: QueuedJobMemory? = nil,
-        onSignOfLoss: (@Sendable (_ owner: String, _ repo: String) -> Void)? = nil
+        onSignOfLoss: (@Sendable (_ owner: String, _ repo: String) -> Void)? = nil,
+        onVerifiedHook: (
+            @Sendable (_ targetType: String?, _ hookID: String?, _ owner: String, _ repo: String) -> Void
+        )? = nil
     ) {
+        self.onVerifiedHook = onVerifiedHook
         self.clock = MonotonicClock(clock)
         self.queuedJobs = queuedJobs ?? QueuedJobMemory(since: self.clock.epochSeconds)
         self.onSignOfLoss = onSignOfLoss
@@ -150,6 +161,12 @@ package struct WebhookHandler: Sendable {
         if let installation = event.installation {
             onVerifiedInstallation?(event.repository.owner.login, installation.id)
         }
+        onVerifiedHook?(
+            request.headers["X-GitHub-Hook-Installation-Target-Type"],
+            request.headers["X-GitHub-Hook-ID"],
+            event.repository.owner.login,
+            event.repository.name
+        )
         noteSignsOfLoss(event)
         // Only a repository with a job this service runs is recorded: one whose jobs never matched is not watched.
         let ours = event.workflowJob.runnerName.flatMap { RunnerName(parsing: $0, as: .registration) }

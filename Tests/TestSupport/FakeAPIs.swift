@@ -43,6 +43,15 @@ package final class FakeGitHubAPI: GitHubAPI {
         package var runnerGroups: [String: [RunnerGroup]] = [:]
         /// The runner group of each registration made here.
         package var runnerGroupOf: [Int64: Int] = [:]
+        /// Each hook's deliveries, oldest first (listed newest first, as GitHub lists them).
+        package var hookDeliveries: [WebhookHook: [HookDelivery]] = [:]
+        /// A hook whose deliveries the credential may not read (GitHub's 403 or 404) answers this to every call.
+        package var hookFaults: [WebhookHook: GitHubAPIError] = [:]
+        /// A hook whose deliveries the credential may list but not redeliver answers this to each redelivery.
+        package var redeliveryFaults: [WebhookHook: GitHubAPIError] = [:]
+        package var nextDeliveryID: Int64 = 1_000
+        /// Epoch seconds when `clock` reads zero: a redelivery is delivered at this plus its elapsed time.
+        package var epochAtStart: Double = 1_700_000_000
     }
 
     package let state = Mutex(State())
@@ -704,7 +713,8 @@ extension Reconciler {
         clock: some Clock<Duration> = ContinuousClock(),
         isLeader: @escaping @Sendable () -> Bool = { true },
         scope: RunnerScope = .repository,
-        registry: RepositoryRegistry? = nil
+        registry: RepositoryRegistry? = nil,
+        deliveryRecovery: DeliveryRecovery? = nil
     ) -> Reconciler {
         Reconciler(
             configuration: configuration,
@@ -730,9 +740,74 @@ extension Reconciler {
                 ),
             isLeader: isLeader,
             scope: scope,
+            deliveryRecovery: deliveryRecovery,
             clock: clock,
             metrics: metrics,
             logger: logs.logger()
         )
     }
+}
+
+extension FakeGitHubAPI {
+    /// A delivery through `hook` now (on `clock`), `seconds` ago: `statusCode` 2xx is GitHub's `OK`.
+    @discardableResult
+    package func deliver(
+        _ guid: String,
+        through hook: WebhookHook,
+        statusCode: Int = 200,
+        event: String = "workflow_job",
+        secondsAgo: Double = 0
+    ) -> HookDelivery {
+        state.withLock { state in
+            let now = state.epochAtStart + Double((state.clock?.elapsed ?? .zero).components.seconds)
+            let redelivery = state.hookDeliveries[hook, default: []].contains { $0.guid == guid }
+            let delivery = HookDelivery(
+                id: state.nextDeliveryID,
+                guid: guid,
+                deliveredAt: Timestamps.seconds(Int64(now - secondsAgo)),
+                redelivery: redelivery,
+                status: (200..<300).contains(statusCode) ? "OK" : "Invalid HTTP Response: \(statusCode)",
+                statusCode: statusCode,
+                event: event
+            )
+            state.nextDeliveryID += 1
+            state.hookDeliveries[hook, default: []].append(delivery)
+            return delivery
+        }
+    }
+
+    /// Pages of `perPage`, newest first; the cursor is the offset of the next page.
+    package func hookDeliveries(
+        _ hook: WebhookHook,
+        perPage: Int,
+        cursor: String?
+    ) async throws(GitHubAPIError) -> HookDeliveryPage {
+        let result = state.withLock { state -> Result<HookDeliveryPage, GitHubAPIError> in
+            state.calls.append("deliveries \(hook)" + (cursor.map { " from \($0)" } ?? ""))
+            if let fault = state.hookFaults[hook] { return .failure(fault) }
+            let all = Array(state.hookDeliveries[hook, default: []].reversed())
+            let start = min(cursor.flatMap { Int($0) } ?? 0, all.count)
+            let end = min(start + min(max(perPage, 1), 100), all.count)
+            return .success(
+                HookDeliveryPage(deliveries: Array(all[start..<end]), nextCursor: end < all.count ? "\(end)" : nil)
+            )
+        }
+        return try result.get()
+    }
+
+    /// GitHub delivers it again at once, with the same GUID; the receiver here takes it (`OK`).
+    package func redeliver(_ hook: WebhookHook, deliveryID: Int64) async throws(GitHubAPIError) {
+        let result = state.withLock { state -> Result<String, GitHubAPIError> in
+            state.calls.append("redeliver \(hook) \(deliveryID)")
+            if let fault = state.hookFaults[hook] ?? state.redeliveryFaults[hook] { return .failure(fault) }
+            guard let original = state.hookDeliveries[hook, default: []].first(where: { $0.id == deliveryID }) else {
+                return .failure(Self.error(.notFound, status: 404))
+            }
+            return .success(original.guid)
+        }
+        deliver(try result.get(), through: hook)
+    }
+
+    /// The deliveries asked for again, in order.
+    package var redeliveries: [String] { state.withLock { $0.calls.filter { $0.hasPrefix("redeliver ") } } }
 }

@@ -64,3 +64,32 @@ import Testing
         }
     }
 }
+
+/// `REDELIVER_FAILED_DELIVERIES`: on by default, the reconciler gets the redelivery and the webhook its registry.
+@Suite struct RedeliveryWiringTests {
+    func provisioning(_ environment: [String: String]) throws -> Provisioning {
+        let configuration = try Configuration(
+            environment: ["WEBHOOK_SECRET": "s", "GITHUB_TOKEN": "t"].merging(environment) { $1 },
+            files: InMemoryFiles()
+        )
+        return Provisioning.assemble(
+            configuration: configuration,
+            github: FakeGitHubAPI(),
+            rateLimitRemaining: { nil },
+            kubernetes: FakeKubernetesAPI(),
+            metrics: Metrics(),
+            logger: LogCapture().logger()
+        )
+    }
+
+    @Test func isOnByDefault() throws {
+        let provisioning = try provisioning([:])
+        #expect(provisioning.hooks != nil && provisioning.deliveryRecovery != nil)
+    }
+
+    @Test(arguments: [["REDELIVER_FAILED_DELIVERIES": "false"], ["DRY_RUN": "true"]])
+    func isOffWhenSwitchedOffOrInADryRun(environment: [String: String]) throws {
+        let provisioning = try provisioning(environment)
+        #expect(provisioning.hooks == nil && provisioning.deliveryRecovery == nil)
+    }
+}
