@@ -53,13 +53,12 @@ extension Configuration {
                 reader.fail("GITHUB_TOKENS", "cannot be read")
             }
         },
-        .custom(
+        .text(
             "GITHUB_APP_ID",
-            default: .described("(unset: tokens)"),
+            \.githubAppID,
+            unset: "(unset: tokens)",
             "A GitHub App's id (or client id) to authenticate as, with `GITHUB_APP_PRIVATE_KEY`, instead of tokens."
-        ) { reader, configuration in
-            configuration.githubAppID = reader.value("GITHUB_APP_ID")
-        },
+        ),
         .custom(
             "GITHUB_APP_PRIVATE_KEY",
             kind: .secret,
@@ -135,50 +134,43 @@ extension Configuration {
         ) { reader, configuration in
             configuration.allowedRepositories = reader.list("ALLOWED_REPOSITORIES")
         },
-        .custom(
+        .text(
             "RUNNER_CA_CONFIGMAP",
-            default: .described("(unset: the image's CAs)"),
+            \.runnerCAConfigMap,
+            unset: "(unset: the image's CAs)",
             "ConfigMap with a PEM CA runner pods must trust (GHES with a private CA, a TLS-inspecting proxy)."
-        ) { reader, configuration in
-            configuration.runnerCAConfigMap = reader.value("RUNNER_CA_CONFIGMAP")
-        },
-        .custom(
+        ),
+        .text(
             "RUNNER_CA_SECRET",
-            default: .described("(unset)"),
+            \.runnerCASecret,
+            unset: "(unset)",
             "The same from a Secret (one of the two)."
-        ) { reader, configuration in
-            configuration.runnerCASecret = reader.value("RUNNER_CA_SECRET")
-        },
+        ),
         .text(
             "RUNNER_CA_KEY",
             \.runnerCAKey,
             default: "ca.crt",
             "The key of that ConfigMap or Secret holding the PEM."
         ),
-        .custom(
+        .secret(
             "HTTPS_PROXY",
-            kind: .secret,
-            default: .described("(unset)"),
+            \.runnerHTTPSProxy,
+            unset: "(unset)",
             "Proxy for runner pods (with `HTTP_PROXY` and `NO_PROXY`; both spellings reach the runner and dockerd)."
                 + " The service's own libcurl calls use them too: put the Kubernetes API server in `NO_PROXY`."
-        ) { reader, configuration in
-            configuration.runnerHTTPSProxy = reader.secret("HTTPS_PROXY", required: false)
-        },
-        .custom(
+        ),
+        .secret(
             "HTTP_PROXY",
-            kind: .secret,
-            default: .described("(unset)"),
+            \.runnerHTTPProxy,
+            unset: "(unset)",
             "Proxy for plain-http traffic of runner pods."
-        ) { reader, configuration in
-            configuration.runnerHTTPProxy = reader.secret("HTTP_PROXY", required: false)
-        },
-        .custom(
+        ),
+        .text(
             "NO_PROXY",
-            default: .described("(unset)"),
+            \.runnerNoProxy,
+            unset: "(unset)",
             "Hosts runner pods reach without the proxy."
-        ) { reader, configuration in
-            configuration.runnerNoProxy = reader.value("NO_PROXY")
-        },
+        ),
         .integer("PORT", \.port, default: 8080, in: 1...65535, "HTTP port."),
         .integer(
             "METRICS_PORT",
@@ -208,13 +200,12 @@ extension Configuration {
             "Where runners register: `repo` (the job's repository) or `org` (its organization; README, \"GitHub"
                 + " access\")."
         ),
-        .custom(
+        .text(
             "RUNNER_GROUP",
-            default: .described("(unset: `RUNNER_GROUP_ID`)"),
+            \.runnerGroup,
+            unset: "(unset: `RUNNER_GROUP_ID`)",
             "Organization runner group by name, resolved to its id (`RUNNER_SCOPE=org` only)."
-        ) { reader, configuration in
-            configuration.runnerGroup = reader.value("RUNNER_GROUP")
-        },
+        ),
         .integer(
             "RUNNER_GROUP_ID",
             \.runnerGroupID,

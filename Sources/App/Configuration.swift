@@ -107,7 +107,7 @@ package struct Configuration: Sendable {
     package var contentRequestsPerMinute = 80
     package var contentRequestsPerHour = 500
 
-    /// How the service authenticates to GitHub, or nil in dry-run mode (checked at parse time).
+    /// Whether the service authenticates as a GitHub App (`GITHUB_APP_ID`) rather than with tokens.
     package var usesGitHubApp: Bool { githubAppID != nil }
 
     /// This deployment's marker: a label of every registration it makes and the `app.kubernetes.io/instance` label

@@ -227,6 +227,24 @@ extension Setting {
         )
     }
 
+    /// Text that may stay unset.
+    static func text(
+        _ name: String,
+        _ keyPath: WritableKeyPath<Configuration, String?> & Sendable,
+        unset: String,
+        _ documentation: String
+    ) -> Setting {
+        Setting(
+            name: name,
+            kind: .text,
+            defaultValue: .described(unset),
+            documentation: documentation,
+            read: { reader, configuration in
+                configuration[keyPath: keyPath] = reader.value(name)
+            }
+        )
+    }
+
     /// A container image reference (no spaces or control characters).
     static func image(
         _ name: String,

@@ -714,7 +714,10 @@ extension Reconciler {
         isLeader: @escaping @Sendable () -> Bool = { true },
         scope: RunnerScope = .repository,
         registry: RepositoryRegistry? = nil,
-        deliveryRecovery: DeliveryRecovery? = nil
+        deliveryRecovery: DeliveryRecovery? = nil,
+        provisioner: (any RunnerProvisioner)? = nil,
+        contentBudget: ContentBudget? = nil,
+        contentKey: @escaping @Sendable (_ owner: String) -> String = { _ in "" }
     ) -> Reconciler {
         Reconciler(
             configuration: configuration,
@@ -723,13 +726,14 @@ extension Reconciler {
             kubernetes: kubernetes,
             namespace: "ns",
             ownerLabel: Samples.ownerLabel,
-            provisioner: JITRunnerProvisioner.make(
-                github: github,
-                kubernetes: kubernetes,
-                metrics: metrics,
-                logs: logs,
-                scope: scope
-            ),
+            provisioner: provisioner
+                ?? JITRunnerProvisioner.make(
+                    github: github,
+                    kubernetes: kubernetes,
+                    metrics: metrics,
+                    logs: logs,
+                    scope: scope
+                ),
             matcher: matcher,
             repositories: registry
                 ?? RepositoryRegistry(
@@ -740,6 +744,8 @@ extension Reconciler {
                 ),
             isLeader: isLeader,
             scope: scope,
+            contentBudget: contentBudget,
+            contentKey: contentKey,
             deliveryRecovery: deliveryRecovery,
             clock: clock,
             metrics: metrics,

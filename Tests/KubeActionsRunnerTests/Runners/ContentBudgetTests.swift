@@ -71,27 +71,15 @@ import Testing
         let budget = ContentBudget(.init(perMinute: 1, perHour: 500), clock: time)
         github.queue(job: 1, run: 1)
         github.queue(job: 2, run: 2)
-        let reconciler = Reconciler(
-            configuration: .init(),
+        let reconciler = Reconciler.make(
             github: github,
-            rateLimitRemaining: { 5000 },
             kubernetes: kubernetes,
-            namespace: "ns",
-            ownerLabel: Samples.ownerLabel,
-            provisioner: provisioner(budget),
-            matcher: .selfHosted,
-            repositories: RepositoryRegistry(
-                kubernetes: kubernetes,
-                namespace: "ns",
-                configured: [.init(owner: "octo", name: "repo")],
-                logger: logs.logger()
-            ),
-            isLeader: { true },
-            contentBudget: budget,
-            contentKey: { $0 },
-            clock: time,
             metrics: metrics,
-            logger: logs.logger()
+            logs: logs,
+            clock: time,
+            provisioner: provisioner(budget),
+            contentBudget: budget,
+            contentKey: { $0 }
         )
         let first = await reconciler.cycle()
         #expect(first.recovered == 1 && first.result == "partial")
@@ -105,27 +93,15 @@ import Testing
         let budget = ContentBudget(.init(perMinute: 1, perHour: 500), clock: time)
         let orphan = github.register("runner-7-abcde", labels: ["self-hosted", Samples.ownerLabel])
         _ = budget.take("octo")  // the minute's one request is spent
-        let reconciler = Reconciler(
-            configuration: .init(),
+        let reconciler = Reconciler.make(
             github: github,
-            rateLimitRemaining: { 5000 },
             kubernetes: kubernetes,
-            namespace: "ns",
-            ownerLabel: Samples.ownerLabel,
-            provisioner: provisioner(budget),
-            matcher: .selfHosted,
-            repositories: RepositoryRegistry(
-                kubernetes: kubernetes,
-                namespace: "ns",
-                configured: [.init(owner: "octo", name: "repo")],
-                logger: logs.logger()
-            ),
-            isLeader: { true },
-            contentBudget: budget,
-            contentKey: { $0 },
-            clock: time,
             metrics: metrics,
-            logger: logs.logger()
+            logs: logs,
+            clock: time,
+            provisioner: provisioner(budget),
+            contentBudget: budget,
+            contentKey: { $0 }
         )
         await reconciler.cycle()
         time.advance(by: .seconds(31))
