@@ -258,6 +258,34 @@ struct SettingsReader {
         return text
     }
 
+    /// The name of a Kubernetes object (a DNS subdomain: lowercase, digits, `-` and `.`, at most 253); nil when
+    /// unset or invalid (reported).
+    mutating func objectName(_ key: String) -> String? {
+        guard let text = value(key) else { return nil }
+        guard isDNSSubdomain(text) else {
+            fail(
+                key,
+                "'\(text)' is not a valid Kubernetes object name (lowercase DNS subdomain, at most 253 characters)"
+            )
+            return nil
+        }
+        return text
+    }
+
+    /// A Kubernetes quantity of bytes such as `1Gi`, `500M` or `1073741824`; nil when unset or invalid (reported).
+    mutating func quantity(_ key: String) -> String? {
+        guard let text = value(key) else { return nil }
+        guard isByteQuantity(text) else {
+            fail(
+                key,
+                "'\(text)' is not a size: a whole number with an optional suffix Ki, Mi, Gi, Ti, Pi, k, M, G, T or P"
+                    + " (e.g. 10Gi)"
+            )
+            return nil
+        }
+        return text
+    }
+
     /// A comma-separated list; empty items dropped.
     mutating func list(_ key: String) -> [String] {
         (value(key) ?? "").split(separator: ",").map { String($0).trimmingOWS() }.filter { !$0.isEmpty }
@@ -287,4 +315,23 @@ func isDNSLabel(_ text: String) -> Bool {
     guard !bytes.isEmpty, bytes.count <= 63 else { return false }
     let allowed = bytes.allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 45 }
     return allowed && bytes.first != 45 && bytes.last != 45
+}
+
+/// A DNS subdomain (RFC 1123) as Kubernetes names most objects: dot-separated DNS labels, at most 253 characters.
+func isDNSSubdomain(_ text: String) -> Bool {
+    guard !text.isEmpty, text.utf8.count <= 253 else { return false }
+    return text.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { isDNSLabel(String($0)) }
+}
+
+/// Whole bytes, or a whole number with a binary or decimal suffix: the forms a storage request is written in.
+func isByteQuantity(_ text: String) -> Bool {
+    let suffixes = ["Ki", "Mi", "Gi", "Ti", "Pi", "k", "M", "G", "T", "P"]
+    var digits = Substring(text)
+    if let suffix = suffixes.first(where: { text.hasSuffix($0) }) {
+        digits = digits.dropLast(suffix.count)
+    }
+    guard !digits.isEmpty, digits.utf8.count <= 18, digits.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) else {
+        return false
+    }
+    return digits.utf8.contains { $0 != 48 }
 }

@@ -171,6 +171,33 @@ extension Configuration {
             unset: "(unset)",
             "Hosts runner pods reach without the proxy."
         ),
+        .custom(
+            "RUNNER_SERVICE_ACCOUNT",
+            default: .value("kube-actions-runner-hooks"),
+            "`kubernetes` mode: the runner pods' service account, whose token the container hooks use"
+                + " (`kubernetes/container-hooks.yaml`)."
+        ) { reader, configuration in
+            if let name = reader.objectName("RUNNER_SERVICE_ACCOUNT") {
+                configuration.runnerServiceAccount = name
+            }
+        },
+        .custom(
+            "RUNNER_WORK_VOLUME_SIZE",
+            default: .value("1Gi"),
+            "`kubernetes` mode: the size of the work volume claimed for each runner pod and shared with the pods"
+                + " of its job's containers."
+        ) { reader, configuration in
+            if let size = reader.quantity("RUNNER_WORK_VOLUME_SIZE") {
+                configuration.runnerWorkVolumeSize = size
+            }
+        },
+        .custom(
+            "RUNNER_WORK_VOLUME_STORAGE_CLASS",
+            default: .described("(the cluster's default)"),
+            "`kubernetes` mode: the work volume's storage class."
+        ) { reader, configuration in
+            configuration.runnerWorkVolumeStorageClass = reader.objectName("RUNNER_WORK_VOLUME_STORAGE_CLASS")
+        },
         .integer("PORT", \.port, default: 8080, in: 1...65535, "HTTP port."),
         .integer(
             "METRICS_PORT",

@@ -83,6 +83,19 @@ package struct Configuration: Sendable {
     package var runnerHTTPProxy: Secret? = nil
     package var runnerHTTPSProxy: Secret? = nil
     package var runnerNoProxy: String? = nil
+    /// `kubernetes` mode: the runner pods' service account and work volume.
+    package var runnerServiceAccount = "kube-actions-runner-hooks"
+    package var runnerWorkVolumeSize = "1Gi"
+    package var runnerWorkVolumeStorageClass: String? = nil
+
+    /// What `kubernetes` mode's runner pods get.
+    package var containerHooks: RunnerJob.ContainerHooks {
+        RunnerJob.ContainerHooks(
+            serviceAccountName: runnerServiceAccount,
+            workVolumeSize: runnerWorkVolumeSize,
+            workVolumeStorageClass: runnerWorkVolumeStorageClass
+        )
+    }
 
     /// The CA bundle runner pods get, if any.
     package var runnerCABundle: RunnerJob.CABundle? {

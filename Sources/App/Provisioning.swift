@@ -220,6 +220,7 @@ struct Provisioning: Sendable {
         reconcile.grace = configuration.reconcileGrace
         reconcile.idleTimeout = configuration.runnerIdleTimeout
         reconcile.pointsPerMinute = configuration.reconcilePointsPerMinute
+        reconcile.reapsHookPods = configuration.runnerMode.usesContainerHooks
         // Nothing is delivered to a dry run through GitHub: nothing to redeliver.
         let hooks = configuration.redeliverFailedDeliveries && !configuration.dryRun ? HookRegistry() : nil
         let deliveryRecovery = hooks.map { hooks in

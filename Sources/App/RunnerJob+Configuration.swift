@@ -12,7 +12,8 @@ extension RunnerJob.Settings {
             ttlSecondsAfterFinished: configuration.jobTTLSeconds,
             ownerLabel: configuration.ownerLabel,
             caBundle: configuration.runnerCABundle,
-            proxy: configuration.runnerProxy
+            proxy: configuration.runnerProxy,
+            containerHooks: configuration.containerHooks
         )
     }
 }

@@ -99,6 +99,8 @@ package final class DryRunKubernetes: KubernetesAPI {
         []
     }
 
+    package func deletePod(name: String, namespace: String, uid: String?) async throws(KubernetesAPIError) {}
+
     package func listFailedCreateEvents(namespace: String) async throws(KubernetesAPIError) -> [JobEvent] { [] }
 
     package func listSecrets(

@@ -94,6 +94,8 @@ package struct PodSummary: Sendable, Equatable {
     package var uid: String?
     /// Every container's state (init containers included).
     package var containers: [ContainerSummary]
+    /// `metadata.labels`.
+    package var labels: [String: String]
 
     package init(
         name: String,
@@ -102,7 +104,8 @@ package struct PodSummary: Sendable, Equatable {
         waitingReasons: [String],
         unschedulable: String?,
         uid: String? = nil,
-        containers: [ContainerSummary] = []
+        containers: [ContainerSummary] = [],
+        labels: [String: String] = [:]
     ) {
         self.name = name
         self.jobName = jobName
@@ -111,6 +114,7 @@ package struct PodSummary: Sendable, Equatable {
         self.unschedulable = unschedulable
         self.uid = uid
         self.containers = containers
+        self.labels = labels
     }
 }
 
@@ -189,6 +193,9 @@ package protocol KubernetesAPI: Sendable {
         limit: Int?
     ) async throws(KubernetesAPIError) -> [JobSummary]
     func listPods(namespace: String, labelSelector: String) async throws(KubernetesAPIError) -> [PodSummary]
+    /// Deletes one pod; with `uid`, only that very pod (`preconditions.uid`: 409 Conflict when the name now belongs
+    /// to another).
+    func deletePod(name: String, namespace: String, uid: String?) async throws(KubernetesAPIError)
     /// `FailedCreate` events of Jobs.
     func listFailedCreateEvents(namespace: String) async throws(KubernetesAPIError) -> [JobEvent]
     /// The Secrets with these labels (names, labels and owner; never their data).

@@ -37,9 +37,24 @@ extension KubernetesClient {
                     $0.status == "False" && $0.reason == "Unschedulable" ? ($0.message ?? "") : nil
                 },
                 uid: item.metadata.uid,
-                containers: containers
+                containers: containers,
+                labels: item.metadata.labels ?? [:]
             )
         }
+    }
+
+    package func deletePod(name: String, namespace: String, uid: String?) async throws(KubernetesAPIError) {
+        var fields: [(String, JSONValue)] = [("kind", "DeleteOptions"), ("apiVersion", "v1")]
+        if let uid { fields.append(("preconditions", .object([("uid", .string(uid))]))) }
+        try await send(
+            KubernetesRequest(
+                verb: "delete",
+                resource: "pods",
+                namespace: namespace,
+                name: name,
+                body: .object(fields)
+            )
+        )
     }
 
     private struct PodList: KubernetesAnswer {

@@ -218,6 +218,7 @@ package final class Metrics: Sendable {
     package static let reapReasons = [
         "no_secret", "orphan_registration", "leftover_registration", "idle", "failed_create", "image_pull",
         "unschedulable", "crash_loop", "run_container_error", "dind_not_ready", "runner_exited", "never_connected",
+        "orphaned_hook_pod",
     ]
 
     /// `runner_jobs_waiting{reason}`: runner Jobs kept while their pod must wait (`quota`: a ResourceQuota refuses

@@ -19,6 +19,8 @@ extension Reconciler {
         var records: [String: (id: Int64, name: String)] = [:]
         var secretNames: Set<String> = []
         var pods: [PodSummary]? = nil
+        /// `kubernetes` mode: the pods the container hooks created for this deployment's runners.
+        var hookPods: [PodSummary]? = nil
         var events: [JobEvent]? = nil
         /// Per repository whose jobs were listed: queued jobs, and jobs in progress (with their runner's name).
         var queued: [RepositoryRegistry.Repository: [GitHubJob]] = [:]
@@ -259,6 +261,12 @@ extension Reconciler {
             }
         }
         world.events = try? await kubernetes.listFailedCreateEvents(namespace: namespace)
+        if configuration.reapsHookPods {
+            world.hookPods = try? await kubernetes.listPods(
+                namespace: namespace,
+                labelSelector: RunnerJob.hookPodSelector(ownerLabel: ownerLabel)
+            )
+        }
     }
 
     /// Organization scope: each organization's registrations go to the visited repository whose job they were

@@ -1,5 +1,6 @@
 import GitHub
 import Kubernetes
+import Logging
 import Support
 
 /// The reapers: one rule each, in the order `act` applies them. Each removes only what carries this deployment's
@@ -136,5 +137,52 @@ extension Reconciler {
                 )
             }
         }
+    }
+
+    /// `kubernetes` mode: a pod the container hooks started for a job's container outlives its runner when the
+    /// runner ends before the hooks' own cleanup (killed, evicted, timed out), and it idles on, holding its work
+    /// volume, until someone removes it. Removed when it carries this deployment's marker, names a runner Job of
+    /// this deployment and that Job's pod as its runner (`runner-pod` is `<runner Job>-…`), no Job owns it, that
+    /// runner has not been seen running for `secretDeadline`, and a fresh list of the runner Job's pods, just
+    /// before the deletion, shows the runner not running.
+    func reapOrphanedHookPods(in world: World, _ cycle: inout Cycle) async throws(LostLeadership) {
+        guard let hookPods = world.hookPods, let runnerPods = world.pods else { return }
+        for pod in hookPods where pod.jobName == nil && pod.labels[RunnerJob.instanceLabel] == ownerLabel {
+            guard let runnerJob = pod.labels[RunnerJob.hookRunnerJobLabel],
+                RunnerName(parsing: runnerJob, as: .job) != nil,
+                let runnerPod = pod.labels[RunnerJob.hookRunnerPodLabel], runnerPod.hasPrefix(runnerJob + "-")
+            else { continue }
+            let key = "hook-orphan:\(pod.uid ?? pod.name)"
+            if Self.runnerIsRunning(runnerPod, in: runnerPods) {
+                state.withLock { _ = $0.firstSeen.removeValue(forKey: key) }
+                continue
+            }
+            guard seenFor(key, in: &cycle) >= configuration.secretDeadline else { continue }
+            let metadata: Logger.Metadata = ["pod": "\(pod.name)", "runner_job": "\(runnerJob)"]
+            let selector = RunnerJob.selector(ownerLabel: ownerLabel) + ",batch.kubernetes.io/job-name=\(runnerJob)"
+            guard let fresh = try? await kubernetes.listPods(namespace: namespace, labelSelector: selector) else {
+                logger.warning("reaper: cannot look at a hook pod's runner; kept", metadata: metadata)
+                continue
+            }
+            guard !Self.runnerIsRunning(runnerPod, in: fresh) else { continue }
+            try fence()
+            do {
+                try await kubernetes.deletePod(name: pod.name, namespace: namespace, uid: pod.uid)
+                metrics.countReaped("orphaned_hook_pod")
+                logger.warning("reaper: removed a hook pod whose runner is gone", metadata: metadata)
+            } catch  where error.kind == .notFound {
+                continue
+            } catch {
+                logger.warning(
+                    "reaper: removing a hook pod failed",
+                    metadata: metadata.merging(["error": "\(error)"]) { $1 }
+                )
+            }
+        }
+    }
+
+    /// Whether the runner pod of that name is among `pods` and its runner container has not ended.
+    static func runnerIsRunning(_ name: String, in pods: [PodSummary]) -> Bool {
+        pods.contains { $0.name == name && $0.runnerContainer?.isTerminated != true }
     }
 }

@@ -65,6 +65,9 @@ package final class Reconciler: Service {
         /// Runner Jobs of one job, counting replacements of finished ones (`-r<attempt>`), beyond which the
         /// reconciler stops replacing (a runner that keeps exiting before it connects is a broken setup).
         package var maxAttempts = 5
+        /// `kubernetes` mode: the pods the container hooks created for runners that are gone are removed
+        /// (`reapOrphanedHookPods`).
+        package var reapsHookPods = false
 
         package init() {}
     }
@@ -305,6 +308,8 @@ package final class Reconciler: Service {
         try await reapUnrecordedRegistrations(in: world, &cycle)
         try checkStopping()
         try await reapExitedRunners(in: world, &cycle)
+        try checkStopping()
+        try await reapOrphanedHookPods(in: world, &cycle)
         try checkStopping()
         let plans = plans(for: world, &cycle)
         try await recoverQueuedJobs(in: world, plans: plans, &cycle, summary: &summary)

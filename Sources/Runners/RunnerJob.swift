@@ -21,6 +21,8 @@ package struct RunnerJob: Sendable {
         package var caBundle: CABundle?
         /// Proxy settings for the runner (and dockerd); nil: none.
         package var proxy: Proxy?
+        /// The service account and work volume of `kubernetes` mode; unused in the other modes.
+        package var containerHooks: ContainerHooks
 
         package init(
             namespace: String,
@@ -31,7 +33,8 @@ package struct RunnerJob: Sendable {
             ttlSecondsAfterFinished: Int,
             ownerLabel: String,
             caBundle: CABundle? = nil,
-            proxy: Proxy? = nil
+            proxy: Proxy? = nil,
+            containerHooks: ContainerHooks = ContainerHooks()
         ) {
             self.namespace = namespace
             self.mode = mode
@@ -42,6 +45,7 @@ package struct RunnerJob: Sendable {
             self.ownerLabel = ownerLabel
             self.caBundle = caBundle
             self.proxy = proxy
+            self.containerHooks = containerHooks
         }
     }
 
@@ -158,11 +162,15 @@ package struct RunnerJob: Sendable {
 
     private static func podSpec(name: String, settings: Settings) -> JSONValue {
         let mode = settings.mode
-        var spec: [(String, JSONValue)] = [
-            ("restartPolicy", "Never"),
-            ("automountServiceAccountToken", false),
-            ("enableServiceLinks", false),
-        ]
+        var spec: [(String, JSONValue)] = [("restartPolicy", "Never")]
+        if mode.usesContainerHooks {
+            // The hooks call the API server with the pod's service account token.
+            spec.append(("serviceAccountName", .string(settings.containerHooks.serviceAccountName)))
+            spec.append(("automountServiceAccountToken", true))
+        } else {
+            spec.append(("automountServiceAccountToken", false))
+        }
+        spec.append(("enableServiceLinks", false))
         if mode.usesUserNamespace {
             spec.append(("hostUsers", false))
         }
@@ -186,11 +194,20 @@ package struct RunnerJob: Sendable {
         if mode.hasDocker {
             initContainers += dindInitContainers(name: name, settings: settings)
         }
+        if mode.usesContainerHooks {
+            initContainers.append(hookTemplateInitContainer(name: name, settings: settings))
+        }
         if !initContainers.isEmpty {
             spec.append(("initContainers", .array(initContainers)))
         }
         spec.append(("containers", [runnerContainer(name: name, settings: settings)]))
-        var volumes: [JSONValue] = [.object([("name", "work"), ("emptyDir", .object([]))])]
+        var volumes: [JSONValue] = [
+            mode.usesContainerHooks
+                ? workVolume(settings.containerHooks) : .object([("name", "work"), ("emptyDir", .object([]))])
+        ]
+        if mode.usesContainerHooks {
+            volumes.append(.object([("name", "hook-template"), ("emptyDir", .object([]))]))
+        }
         if mode.hasDocker {
             for volume in ["dind-sock", "dind-externals", "dind-storage"] {
                 volumes.append(.object([("name", .string(volume)), ("emptyDir", .object([]))]))
@@ -222,6 +239,10 @@ package struct RunnerJob: Sendable {
             env.append(.object([("name", "DOCKER_HOST"), ("value", .string(dockerSocket))]))
             env.append(.object([("name", "RUNNER_WAIT_FOR_DOCKER_IN_SECONDS"), ("value", "120")]))
             mounts.append(.object([("name", "dind-sock"), ("mountPath", "/var/run")]))
+        }
+        if settings.mode.usesContainerHooks {
+            env += containerHooksEnvironment
+            mounts.append(hookTemplateMount)
         }
         if let caBundle = settings.caBundle {
             env += caBundle.environment

@@ -8,6 +8,9 @@ package enum RunnerMode: String, Sendable, CaseIterable, CustomStringConvertible
     case dind
     /// The dind sidecar inside a user namespace, so dockerd's root is root only in the pod's namespace.
     case dindRootless = "dind-rootless"
+    /// ARC's `kubernetes` container mode: the runner starts each job's containers as pods of their own through
+    /// the runner image's container hooks, on a work volume claimed for the pod. No Docker, no privilege.
+    case kubernetes
 
     package var description: String { rawValue }
 
@@ -17,6 +20,17 @@ package enum RunnerMode: String, Sendable, CaseIterable, CustomStringConvertible
     /// Whether the pod gets its own user namespace.
     package var usesUserNamespace: Bool { self == .userns || self == .dindRootless }
 
-    /// The Pod Security level the runner namespace must allow.
-    package var podSecurityLevel: String { hasDocker ? "privileged" : "restricted" }
+    /// Whether the runner starts job containers as pods through the container hooks.
+    package var usesContainerHooks: Bool { self == .kubernetes }
+
+    /// The Pod Security level the runner namespace must allow. In `kubernetes` mode the runner pod itself meets
+    /// `restricted`, but the pods the hooks create for a job's containers run the workflow's images as they are
+    /// (often as root), which `baseline` allows and `restricted` refuses.
+    package var podSecurityLevel: String {
+        switch self {
+        case .standard, .userns: "restricted"
+        case .kubernetes: "baseline"
+        case .dind, .dindRootless: "privileged"
+        }
+    }
 }

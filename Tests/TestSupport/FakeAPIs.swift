@@ -508,7 +508,8 @@ package final class FakeKubernetesAPI: KubernetesAPI {
                             waitingReasons: [],
                             unschedulable: nil,
                             uid: uid,
-                            containers: [ContainerSummary(name: "runner", isRunning: true, isReady: true)]
+                            containers: [ContainerSummary(name: "runner", isRunning: true, isReady: true)],
+                            labels: labels
                         )
                     )
                 )
@@ -615,6 +616,46 @@ package final class FakeKubernetesAPI: KubernetesAPI {
             return .success(state.pods.filter { Self.matches(labelSelector, $0.labels) }.map(\.pod))
         }
         return try result.get()
+    }
+
+    package func deletePod(name: String, namespace: String, uid: String?) async throws(KubernetesAPIError) {
+        let result = state.withLock { state -> Result<Void, KubernetesAPIError> in
+            state.calls.append("delete pod \(name)")
+            guard let index = state.pods.firstIndex(where: { $0.pod.name == name }) else {
+                return .failure(Self.error(.notFound, status: 404, verb: "delete"))
+            }
+            if let uid, uid != state.pods[index].pod.uid {
+                return .failure(Self.error(.conflict, status: 409, verb: "delete"))
+            }
+            state.pods.remove(at: index)
+            return .success(())
+        }
+        try result.get()
+    }
+
+    /// A pod the runner's container hooks created for its job container, as they label it: their own
+    /// `runner-pod` label, and the labels of the pod template extension the runner pod writes for them. No Job
+    /// owns it, so nothing removes it by itself.
+    @discardableResult
+    package func addHookPod(runnerPod: String, labels extra: [String: String]) -> PodSummary {
+        state.withLock { state in
+            let name = "\(runnerPod)-workflow"
+            var labels = extra
+            labels[RunnerJob.hookRunnerPodLabel] = runnerPod
+            let pod = PodSummary(
+                name: name,
+                jobName: nil,
+                createdAt: state.time,
+                waitingReasons: [],
+                unschedulable: nil,
+                uid: "uid-\(state.nextUID)",
+                containers: [ContainerSummary(name: "job", isRunning: true, isReady: true)],
+                labels: labels
+            )
+            state.nextUID += 1
+            state.pods.append(StoredPod(labels: labels, pod: pod))
+            return pod
+        }
     }
 
     package func listFailedCreateEvents(namespace: String) async throws(KubernetesAPIError) -> [JobEvent] {

@@ -115,8 +115,10 @@ def test_the_service_pod_meets_restricted(rendered):
 
 
 @pytest.mark.parametrize("mode,level", [("standard", "restricted"), ("userns", "restricted"), ("dind", "privileged"),
-                                        ("dind-rootless", "privileged")])
+                                        ("dind-rootless", "privileged"), ("kubernetes", "restricted")])
 def test_each_runner_mode_needs_exactly_its_documented_level(mode, level):
+    """The runner pod's own level. (In kubernetes mode the pods the container hooks create for the job's containers
+    run the workflow's images as they are, so that mode's namespace needs baseline: README, "Runner modes".)"""
     pod = json.loads((GOLDEN / f"job.{mode}.json").read_text())["spec"]["template"]["spec"]
     if level == "restricted":
         assert pod_security_violations(pod, "restricted") == []
@@ -138,15 +140,14 @@ def test_rbac_grants_exactly_the_calls_the_code_makes(rendered):
     """Each (verb, resource) the Kubernetes client sends must be granted, and nothing else."""
     source = "\n".join(path.read_text() for path in sorted((ROOT / "Sources/Kubernetes").glob("KubernetesClient*.swift")))
     called = set(re.findall(r'verb:\s*"(\w+)",\s*resource:\s*"([\w.]+)"', source))
-    granted = set()
     role = find(rendered, "Role")
     assert role["metadata"]["namespace"] == "github-runners-jobs"
-    for rule in role["rules"]:
-        for group in rule["apiGroups"]:
-            for resource in rule["resources"]:
-                for verb in rule["verbs"]:
-                    granted.add((verb, f"{resource}.{group}" if group else resource))
-    assert called and granted == called, f"granted {sorted(granted)}, code calls {sorted(called)}"
+    granted = grants(role)
+    # kubernetes mode's one extra call (removing the hooks' orphaned pods) is granted apart, with that mode's RBAC.
+    hooks_role = find(container_hooks_objects(), "Role", "kube-actions-runner-hook-pods")
+    assert hooks_role["metadata"]["namespace"] == "github-runners-jobs"
+    assert grants(hooks_role) == {("delete", "pods")} and not grants(hooks_role) & granted
+    assert called and granted | grants(hooks_role) == called, f"granted {sorted(granted)}, code calls {sorted(called)}"
     assert not [o for o in rendered if o["kind"] in ("ClusterRole", "ClusterRoleBinding")]
     binding = find(rendered, "RoleBinding")
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "kube-actions-runner", "namespace": "github-runners"}]
@@ -222,3 +223,59 @@ def test_dockerfile_passes_hadolint_and_installs_the_checked_package_list():
     assert "COPY scripts/runtime-packages.txt" in dockerfile and "--static-swift-stdlib" in dockerfile
     assert re.search(r"^USER \d+:\d+$", dockerfile, re.M) and "EXPOSE 8080" in dockerfile
     assert "amd64" not in dockerfile.replace("linux/amd64,linux/arm64", "")  # no arch-specific paths
+
+
+def grants(role):
+    return {(verb, f"{resource}.{group}" if group else resource)
+            for rule in role["rules"] for group in rule["apiGroups"] for resource in rule["resources"]
+            for verb in rule["verbs"]}
+
+
+def container_hooks_objects():
+    return [doc for doc in yaml.safe_load_all((ROOT / "kubernetes/container-hooks.yaml").read_text()) if doc]
+
+
+@pytest.mark.parametrize("version", ["1.33.0", "1.35.0"])
+def test_the_container_hooks_rbac_passes_the_schema_and_binds_what_the_deployment_names(rendered, tmp_path, version):
+    validate = need("kubernetes-validate")
+    objects = container_hooks_objects()
+    path = tmp_path / "hooks.yaml"
+    path.write_text(yaml.safe_dump_all(objects))
+    out = subprocess.run([validate, "--strict", "-k", version, str(path)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    # The service account the runner pods name by default, in the namespace they run in, bound to the hooks' Role
+    # holding what the hooks check for before a job (actions/runner-container-hooks, packages/k8s).
+    pod = json.loads((GOLDEN / "job.kubernetes.json").read_text())["spec"]["template"]["spec"]
+    account = find(objects, "ServiceAccount", pod["serviceAccountName"])
+    runners = find(rendered, "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]
+    namespace = {e["name"]: e.get("value") for e in runners}["NAMESPACE"]
+    assert account["metadata"]["namespace"] == namespace
+    hooks = find(objects, "RoleBinding", "kube-actions-runner-hooks")
+    assert hooks["subjects"] == [{"kind": "ServiceAccount", "name": pod["serviceAccountName"], "namespace": namespace}]
+    assert grants(find(objects, "Role", "kube-actions-runner-hooks")) == {
+        *{(v, "pods") for v in ("get", "list", "create", "delete")}, ("get", "pods/exec"), ("create", "pods/exec"),
+        *{(v, "pods/log") for v in ("get", "list", "watch")}, *{(v, "jobs.batch") for v in ("get", "list", "create", "delete")},
+        *{(v, "secrets") for v in ("get", "list", "create", "delete")}}
+    service = find(objects, "RoleBinding", "kube-actions-runner-hook-pods")
+    assert service["subjects"] == find(rendered, "RoleBinding")["subjects"]
+
+
+def test_kubernetes_mode_pods_give_the_hooks_what_they_read():
+    pod = json.loads((GOLDEN / "job.kubernetes.json").read_text())["spec"]["template"]["spec"]
+    runner = next(c for c in pod["containers"] if c["name"] == "runner")
+    env = {e["name"]: e for e in runner["env"]}
+    assert env["ACTIONS_RUNNER_CONTAINER_HOOKS"]["value"] == "/home/runner/k8s/index.js"
+    assert env["ACTIONS_RUNNER_POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert pod["automountServiceAccountToken"] is True
+    # The hooks mount the claim `<runner pod>-work`: the name Kubernetes gives the ephemeral volume `work`'s claim.
+    work = next(v for v in pod["volumes"] if v["name"] == "work")
+    assert "ephemeral" in work
+    assert {"name": "work", "mountPath": "/home/runner/_work"} in runner["volumeMounts"]
+    # The template extension the hooks merge: labels with this deployment's marker and the runner Job's name.
+    init = next(c for c in pod["initContainers"] if c["name"] == "init-hook-template")
+    template = yaml.safe_load({e["name"]: e.get("value") for e in init["env"]}["HOOK_TEMPLATE"])
+    labels = template["metadata"]["labels"]
+    assert labels["kube-actions-runner/runner-job"] == "runner-289782451"
+    assert labels["app.kubernetes.io/managed-by"] == "kube-actions-runner-hooks"
+    assert all(isinstance(v, str) for v in labels.values())
+    assert env["ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE"]["value"] == {e["name"]: e.get("value") for e in init["env"]}["HOOK_TEMPLATE_PATH"]

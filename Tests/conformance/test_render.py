@@ -45,7 +45,7 @@ def validate(tmp_path, docs, version):
     assert out.stdout.count("passed") == len(docs)
 
 
-MODES = ["standard", "userns", "dind", "dind-rootless"]
+MODES = ["standard", "userns", "dind", "dind-rootless", "kubernetes"]
 
 
 @pytest.mark.parametrize("version", VERSIONS)

@@ -220,6 +220,42 @@ import Testing
         #expect(keys(["RUNNER_CA_CONFIGMAP": "a", "RUNNER_CA_SECRET": "b"]) == ["RUNNER_CA_CONFIGMAP"])
     }
 
+    /// `kubernetes` mode's service account and work volume: Kubernetes names and sizes, refused at start otherwise.
+    @Test func readsTheContainerHooksSettings() throws {
+        let base = ["WEBHOOK_SECRET": "s", "GITHUB_TOKEN": "t", "RUNNER_MODE": "kubernetes"]
+        let defaults = try Configuration(environment: base, files: InMemoryFiles())
+        #expect(defaults.runnerMode == .kubernetes && defaults.runnerMode.podSecurityLevel == "baseline")
+        #expect(defaults.containerHooks == RunnerJob.ContainerHooks())
+        let set = try Configuration(
+            environment: base.merging([
+                "RUNNER_SERVICE_ACCOUNT": "ci-hooks", "RUNNER_WORK_VOLUME_SIZE": "20Gi",
+                "RUNNER_WORK_VOLUME_STORAGE_CLASS": "local-path.fast",
+            ]) { $1 },
+            files: InMemoryFiles()
+        )
+        #expect(
+            set.containerHooks
+                == RunnerJob.ContainerHooks(
+                    serviceAccountName: "ci-hooks",
+                    workVolumeSize: "20Gi",
+                    workVolumeStorageClass: "local-path.fast"
+                )
+        )
+        for (key, value) in [
+            ("RUNNER_SERVICE_ACCOUNT", "Hooks"), ("RUNNER_SERVICE_ACCOUNT", "-x"), ("RUNNER_WORK_VOLUME_SIZE", "20GB"),
+            ("RUNNER_WORK_VOLUME_SIZE", "0Gi"), ("RUNNER_WORK_VOLUME_SIZE", "1.5Gi"), ("RUNNER_WORK_VOLUME_SIZE", "Gi"),
+            ("RUNNER_WORK_VOLUME_STORAGE_CLASS", "fast..ssd"),
+        ] {
+            do {
+                _ = try Configuration(environment: base.merging([key: value]) { $1 }, files: InMemoryFiles())
+                Issue.record("\(key)=\(value) was accepted")
+            } catch {
+                #expect(error.errors.map(\.key) == [key], "\(key)=\(value)")
+                #expect(error.description.contains("'\(value)'"))
+            }
+        }
+    }
+
     @Test func requiresTheWebhookSecretAndTheToken() {
         #expect(
             throws: ConfigurationErrors(errors: [
