@@ -230,6 +230,15 @@ import Testing
         )
     }
 
+    @Test func deletesExactlyThePodItListed() async throws {
+        transport.enqueue(200, #"{"kind":"Pod","apiVersion":"v1","metadata":{"name":"p"}}"#)
+        try await client().deletePod(name: "p", namespace: "runners", uid: "uid-3")
+        let request = try #require(transport.requests.first)
+        #expect(request.method == "DELETE")
+        #expect(request.url == "https://10.0.0.1:6443/api/v1/namespaces/runners/pods/p")
+        #expect(request.bodyText == #"{"kind":"DeleteOptions","apiVersion":"v1","preconditions":{"uid":"uid-3"}}"#)
+    }
+
     /// Every call: the method and URL sent, and the verb and resource a failure names (which the Role must grant).
     @Test func sendsEachCallToTheURLOfItsVerbAndResource() async throws {
         let lease = Lease(
@@ -265,6 +274,10 @@ import Testing
             (
                 { _ = try await $0.listPods(namespace: "ns", labelSelector: "app=x") }, "GET",
                 "/api/v1/namespaces/ns/pods?labelSelector=app%3Dx", "list", "pods"
+            ),
+            (
+                { try await $0.deletePod(name: "runner-1-abcde-workflow", namespace: "ns", uid: "u") }, "DELETE",
+                "/api/v1/namespaces/ns/pods/runner-1-abcde-workflow", "delete", "pods"
             ),
             (
                 { _ = try await $0.listFailedCreateEvents(namespace: "ns") }, "GET",
