@@ -64,6 +64,60 @@ package final class DryRunKubernetes: KubernetesAPI {
         return CreatedObject(name: name, uid: uid)
     }
 
+    package func createObject(
+        _ manifest: JSONValue,
+        resource: KubernetesResource,
+        namespace: String
+    ) async throws(KubernetesAPIError) -> CreatedObject {
+        func refusal(_ kind: KubernetesAPIError.Kind, _ status: Int, _ message: String) -> KubernetesAPIError {
+            KubernetesAPIError(
+                kind: kind,
+                verb: "create",
+                resource: resource.resourceName,
+                namespace: namespace,
+                status: status,
+                message: message
+            )
+        }
+        guard case .string(let name)? = manifest["metadata"]?["name"] else {
+            throw refusal(.invalid, 422, "metadata.name: Required value")
+        }
+        let uid = state.withLock { state -> String? in
+            guard state.uids[name] == nil else { return nil }
+            let uid = "dry-run-uid-\(state.uids.count + 1)"
+            state.uids[name] = uid
+            state.objects.append(Created(kind: resource.kind, name: name, manifest: manifest))
+            return uid
+        }
+        guard let uid else { throw refusal(.alreadyExists, 409, "\(resource.resourceName) \"\(name)\" already exists") }
+        logger.info(
+            "dry run: runner object not sent to Kubernetes",
+            metadata: ["object": "\(name)", "kind": "\(resource.kind)", "namespace": "\(namespace)"]
+        )
+        return CreatedObject(name: name, uid: uid)
+    }
+
+    package func deleteObject(
+        name: String,
+        resource: KubernetesResource,
+        namespace: String,
+        uid: String?
+    ) async throws(KubernetesAPIError) {
+        try await deleteJob(name: name, namespace: namespace, uid: uid)
+    }
+
+    package func listObjects(
+        resource: KubernetesResource,
+        namespace: String,
+        labelSelector: String
+    ) async throws(KubernetesAPIError) -> [ObjectSummary] {
+        state.withLock { state in
+            state.objects.filter { $0.kind == resource.kind }.map {
+                ObjectSummary(name: $0.name, labels: labels(of: $0.manifest), uid: state.uids[$0.name])
+            }
+        }
+    }
+
     package func createSecret(_ manifest: JSONValue, namespace: String) async throws(KubernetesAPIError) {
         guard case .string(let name)? = manifest["metadata"]?["name"] else { return }
         state.withLock { $0.objects.append(Created(kind: "Secret", name: name, manifest: manifest)) }

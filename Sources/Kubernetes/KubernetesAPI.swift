@@ -22,19 +22,23 @@ package struct JobSummary: Sendable, Equatable {
     package var createdAt: Double?
     /// `metadata.uid`: which object exactly (a Job deleted and created again under its name has another).
     package var uid: String?
+    /// A custom backend's object standing for a Job: its resource; nil for a Job.
+    package var resource: KubernetesResource?
 
     package init(
         name: String,
         labels: [String: String],
         isFinished: Bool,
         createdAt: Double? = nil,
-        uid: String? = nil
+        uid: String? = nil,
+        resource: KubernetesResource? = nil
     ) {
         self.name = name
         self.labels = labels
         self.isFinished = isFinished
         self.createdAt = createdAt
         self.uid = uid
+        self.resource = resource
     }
 }
 
@@ -200,6 +204,25 @@ package protocol KubernetesAPI: Sendable {
     func listFailedCreateEvents(namespace: String) async throws(KubernetesAPIError) -> [JobEvent]
     /// The Secrets with these labels (names, labels and owner; never their data).
     func listSecrets(namespace: String, labelSelector: String) async throws(KubernetesAPIError) -> [SecretSummary]
+    /// A custom backend's object (any namespaced resource).
+    func createObject(
+        _ manifest: JSONValue,
+        resource: KubernetesResource,
+        namespace: String
+    ) async throws(KubernetesAPIError) -> CreatedObject
+    /// Deletes in the background (what the object owns goes too); with `uid`, only that very object.
+    func deleteObject(
+        name: String,
+        resource: KubernetesResource,
+        namespace: String,
+        uid: String?
+    ) async throws(KubernetesAPIError)
+    /// A custom backend's objects with these labels (metadata only).
+    func listObjects(
+        resource: KubernetesResource,
+        namespace: String,
+        labelSelector: String
+    ) async throws(KubernetesAPIError) -> [ObjectSummary]
     /// Nil when there is no such Lease.
     func lease(name: String, namespace: String) async throws(KubernetesAPIError) -> Lease?
     func createLease(_ lease: Lease, namespace: String) async throws(KubernetesAPIError) -> Lease

@@ -11,6 +11,8 @@ struct KubernetesRequest {
     var verb: String
     /// `plural.group` for a named API group (`jobs.batch`); the plural alone for the core group (`secrets`).
     var resource: String
+    /// The API version the resource is served at.
+    var version: String
     var namespace: String
     /// The object's name, for `get`, `update` and `delete`.
     var name: String?
@@ -23,6 +25,7 @@ struct KubernetesRequest {
     init(
         verb: String,
         resource: String,
+        version: String = "v1",
         namespace: String,
         name: String? = nil,
         query: [(name: String, value: String)] = [],
@@ -31,6 +34,7 @@ struct KubernetesRequest {
     ) {
         self.verb = verb
         self.resource = resource
+        self.version = version
         self.namespace = namespace
         self.name = name
         self.query = query
@@ -54,15 +58,15 @@ struct KubernetesRequest {
         }
     }
 
-    /// `/api/v1/namespaces/{namespace}/{plural}[/{name}][?query]` for the core group,
-    /// `/apis/{group}/v1/namespaces/…` for another; every resource this client calls is served at `v1`.
+    /// `/api/{version}/namespaces/{namespace}/{plural}[/{name}][?query]` for the core group,
+    /// `/apis/{group}/{version}/namespaces/…` for another; every resource the service always uses is served at `v1`.
     var path: String {
         var path: String
         if let dot = resource.firstIndex(of: ".") {
             let group = resource[resource.index(after: dot)...]
-            path = "/apis/\(group)/v1/namespaces/\(namespace)/\(resource[..<dot])"
+            path = "/apis/\(group)/\(version)/namespaces/\(namespace)/\(resource[..<dot])"
         } else {
-            path = "/api/v1/namespaces/\(namespace)/\(resource)"
+            path = "/api/\(version)/namespaces/\(namespace)/\(resource)"
         }
         if let name { path += "/\(name)" }
         for (index, parameter) in query.enumerated() {

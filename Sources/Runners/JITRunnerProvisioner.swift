@@ -118,12 +118,12 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
         }
         async let createdJob = capture { () async throws(KubernetesAPIError) in
             do throws(KubernetesAPIError) {
-                return try await self.kubernetes.createJob(job.job, namespace: namespace)
+                return try await self.kubernetes.createRunnerObject(job)
             } catch  where error.isTransient && !Task.isCancelled {
                 // If the first attempt did create the Job, this one says AlreadyExists and the Job has no Secret:
                 // the reaper removes it after 30 s and the reconciler provisions the job again.
                 await self.pauseBeforeRetry()
-                return try await self.kubernetes.createJob(job.job, namespace: namespace)
+                return try await self.kubernetes.createRunnerObject(job)
             }
         }
         let (status, created) = await (jobStatus, createdJob)
@@ -148,7 +148,14 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
                 "job is no longer queued; runner job removed",
                 metadata: metadata.merging(["github.status": "\(githubJob.status)"]) { $1 }
             )
-            await cleanUp(jobName: job.name, uid: uid, runner: nil, request: request, metadata: metadata)
+            await cleanUp(
+                jobName: job.name,
+                resource: job.resource,
+                uid: uid,
+                runner: nil,
+                request: request,
+                metadata: metadata
+            )
             return .notQueued(status: githubJob.status)
         case .success(let githubJob):
             if labels.isEmpty { labels = githubJob.labels }  // a replacement runner: the labels come from GitHub
@@ -157,7 +164,14 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
                 "reading the job from GitHub failed",
                 metadata: metadata.merging(["error": "\(error)"]) { $1 }
             )
-            await cleanUp(jobName: job.name, uid: uid, runner: nil, request: request, metadata: metadata)
+            await cleanUp(
+                jobName: job.name,
+                resource: job.resource,
+                uid: uid,
+                runner: nil,
+                request: request,
+                metadata: metadata
+            )
             throw Self.provisioningError(error)
         }
 
@@ -167,7 +181,14 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
             labels.append(settings.ownerLabel)
         }
         guard mayAct() else {
-            await cleanUp(jobName: job.name, uid: uid, runner: nil, request: request, metadata: metadata)
+            await cleanUp(
+                jobName: job.name,
+                resource: job.resource,
+                uid: uid,
+                runner: nil,
+                request: request,
+                metadata: metadata
+            )
             throw fenced
         }
         let jit: JITConfig
@@ -175,14 +196,28 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
             jit = try await registerRunner(for: request, labels: labels, jobName: job.name)
         } catch {
             logger.warning("generating the JIT config failed", metadata: metadata.merging(["error": "\(error)"]) { $1 })
-            await cleanUp(jobName: job.name, uid: uid, runner: nil, request: request, metadata: metadata)
+            await cleanUp(
+                jobName: job.name,
+                resource: job.resource,
+                uid: uid,
+                runner: nil,
+                request: request,
+                metadata: metadata
+            )
             throw Self.provisioningError(error)
         }
         metadata["runner.id"] = "\(jit.runnerID)"
         metadata["runner.name"] = "\(jit.runnerName)"
 
         guard mayAct() else {
-            await cleanUp(jobName: job.name, uid: uid, runner: jit.runnerID, request: request, metadata: metadata)
+            await cleanUp(
+                jobName: job.name,
+                resource: job.resource,
+                uid: uid,
+                runner: jit.runnerID,
+                request: request,
+                metadata: metadata
+            )
             throw fenced
         }
         // Round 3: the Secret the runner reads its JIT config from.
@@ -203,7 +238,14 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
             }
         } catch {
             logger.warning("creating the JIT secret failed", metadata: metadata.merging(["error": "\(error)"]) { $1 })
-            await cleanUp(jobName: job.name, uid: uid, runner: jit.runnerID, request: request, metadata: metadata)
+            await cleanUp(
+                jobName: job.name,
+                resource: job.resource,
+                uid: uid,
+                runner: jit.runnerID,
+                request: request,
+                metadata: metadata
+            )
             throw Self.provisioningError(error)
         }
         logger.info("runner registered and job created", metadata: metadata)
@@ -263,6 +305,7 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
     /// completion even when the request was cancelled (deadline).
     private func cleanUp(
         jobName: String,
+        resource: KubernetesResource?,
         uid: String,
         runner: Int64?,
         request: RunnerRequest,
@@ -291,7 +334,12 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
                 }
             }
             do throws(KubernetesAPIError) {
-                try await kubernetes.deleteJob(name: jobName, namespace: namespace, uid: uid)
+                try await kubernetes.deleteRunnerObject(
+                    name: jobName,
+                    resource: resource,
+                    namespace: namespace,
+                    uid: uid
+                )
             } catch  where error.kind != .notFound {
                 logger.error("removing the runner job failed", metadata: metadata.merging(["error": "\(error)"]) { $1 })
             } catch {}

@@ -239,6 +239,25 @@ extension Reconciler {
     func observeKubernetes(into world: inout World) async throws(KubernetesAPIError) {
         let selector = RunnerJob.selector(ownerLabel: ownerLabel)
         world.jobs = try await kubernetes.listJobs(namespace: namespace, labelSelector: selector, limit: nil)
+        // A custom backend's objects stand for Jobs; whether one is over is told by its registration
+        // (`reapFinishedCustomRunners`).
+        for resource in configuration.customResources {
+            let objects = try await kubernetes.listObjects(
+                resource: resource,
+                namespace: namespace,
+                labelSelector: selector
+            )
+            world.jobs += objects.map {
+                JobSummary(
+                    name: $0.name,
+                    labels: $0.labels,
+                    isFinished: false,
+                    createdAt: $0.createdAt,
+                    uid: $0.uid,
+                    resource: resource
+                )
+            }
+        }
         let secrets = try await kubernetes.listSecrets(namespace: namespace, labelSelector: selector)
         let uids = Dictionary(world.jobs.map { ($0.name, $0.uid) }, uniquingKeysWith: { first, _ in first })
         for secret in secrets {

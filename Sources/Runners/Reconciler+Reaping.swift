@@ -185,4 +185,63 @@ extension Reconciler {
     static func runnerIsRunning(_ name: String, in pods: [PodSummary]) -> Bool {
         pods.contains { $0.name == name && $0.runnerContainer?.isTerminated != true }
     }
+
+    /// A custom backend's objects have no TTL and no pod the reapers read, so their registration tells: an object
+    /// whose recorded registration is gone from its visited repository's list, when a fresh look confirms it gone,
+    /// served its job (an ephemeral runner's registration goes when its job is done) and is removed (`finished`).
+    /// One whose registration stays offline `connectDeadline` after the object was first seen never connected: the
+    /// registration goes first, then the object (`never_connected`).
+    func reapFinishedCustomRunners(in world: World, _ cycle: inout Cycle) async throws(LostLeadership) {
+        for job in world.jobs where job.resource != nil && !cycle.removed.contains(job.name) {
+            guard let record = world.records[job.name],
+                let repository = repository(of: job, registrationID: record.id, in: world),
+                let listed = world.registrations[repository], !world.truncated.contains(repository)
+            else { continue }
+            if let runner = listed.first(where: { $0.id == record.id }) {
+                let key = "custom-offline:\(runner.id)"
+                if runner.status == "online" || runner.busy == true {
+                    state.withLock { _ = $0.firstSeen.removeValue(forKey: key) }
+                    continue
+                }
+                guard isOurs(runner), seenFor(key, of: repository, in: &cycle) >= configuration.connectDeadline else {
+                    continue
+                }
+                let removal = try await removeRegistration(
+                    runner,
+                    in: repository,
+                    reason: "never_connected",
+                    onlyIfOffline: true
+                )
+                guard removal == .deleted || removal == .gone else { continue }
+                try fence()
+                if await deleteJob(job, reason: "never_connected", detail: "its runner never connected", count: false) {
+                    cycle.removed.insert(job.name)
+                }
+                continue
+            }
+            guard
+                seenFor("custom-done:\(job.uid ?? job.name)", of: repository, in: &cycle)
+                    >= configuration.secretDeadline
+            else { continue }
+            // Gone from the list: a fresh look must agree before the object goes.
+            guard try spend(PointsBudget.read) else { continue }
+            let fresh: RegisteredRunner?
+            do {
+                fresh = try await github.runner(
+                    owner: repository.owner,
+                    repo: repository.name,
+                    scope: scope,
+                    id: record.id
+                )
+            } catch {
+                continue
+            }
+            guard fresh == nil else { continue }
+            try fence()
+            let detail = "its runner's registration is gone: its job is done"
+            if await deleteJob(job, reason: "finished", detail: detail, count: false, level: .info) {
+                cycle.removed.insert(job.name)
+            }
+        }
+    }
 }

@@ -81,11 +81,24 @@ extension Reconciler {
     }
 
     /// Deletes exactly this Job (its uid as a precondition), counted under `reason` unless its registration was.
-    func deleteJob(_ job: JobSummary, reason: String, detail: String, count: Bool = true) async -> Bool {
+    /// `level`: of the log line (a finished runner's cleanup is routine).
+    func deleteJob(
+        _ job: JobSummary,
+        reason: String,
+        detail: String,
+        count: Bool = true,
+        level: Logger.Level = .warning
+    ) async -> Bool {
         do {
-            try await kubernetes.deleteJob(name: job.name, namespace: namespace, uid: job.uid)
+            try await kubernetes.deleteRunnerObject(
+                name: job.name,
+                resource: job.resource,
+                namespace: namespace,
+                uid: job.uid
+            )
             if count { metrics.countReaped(reason) }
-            logger.warning(
+            logger.log(
+                level: level,
                 "reaper: removed a runner job",
                 metadata: ["runner_job": "\(job.name)", "reason": "\(reason)", "detail": "\(detail)"]
             )

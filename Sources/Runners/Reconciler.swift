@@ -68,6 +68,8 @@ package final class Reconciler: Service {
         /// `kubernetes` mode: the pods the container hooks created for runners that are gone are removed
         /// (`reapOrphanedHookPods`).
         package var reapsHookPods = false
+        /// The resources of the custom backends runners may be made of: their objects are listed with the Jobs.
+        package var customResources: [KubernetesResource] = []
 
         package init() {}
     }
@@ -310,6 +312,8 @@ package final class Reconciler: Service {
         try await reapExitedRunners(in: world, &cycle)
         try checkStopping()
         try await reapOrphanedHookPods(in: world, &cycle)
+        try checkStopping()
+        try await reapFinishedCustomRunners(in: world, &cycle)
         try checkStopping()
         let plans = plans(for: world, &cycle)
         try await recoverQueuedJobs(in: world, plans: plans, &cycle, summary: &summary)

@@ -23,6 +23,8 @@ package struct RunnerJob: Sendable {
         package var proxy: Proxy?
         /// The service account and work volume of `kubernetes` mode; unused in the other modes.
         package var containerHooks: ContainerHooks
+        /// A custom backend's object instead of a Job; nil: a Job in `mode`.
+        package var backend: CustomBackend?
 
         package init(
             namespace: String,
@@ -34,7 +36,8 @@ package struct RunnerJob: Sendable {
             ownerLabel: String,
             caBundle: CABundle? = nil,
             proxy: Proxy? = nil,
-            containerHooks: ContainerHooks = ContainerHooks()
+            containerHooks: ContainerHooks = ContainerHooks(),
+            backend: CustomBackend? = nil
         ) {
             self.namespace = namespace
             self.mode = mode
@@ -46,6 +49,7 @@ package struct RunnerJob: Sendable {
             self.caBundle = caBundle
             self.proxy = proxy
             self.containerHooks = containerHooks
+            self.backend = backend
         }
     }
 
@@ -74,15 +78,44 @@ package struct RunnerJob: Sendable {
     package var name: String
     package var namespace: String
     package var labels: [(String, String)]
-    /// The `batch/v1` Job.
+    /// The `batch/v1` Job, or the custom backend's object.
     package var job: JSONValue
     /// More keys of the runner's Secret besides the JIT config (proxy URLs, which may carry credentials).
     var secretValues: [(String, Secret)] = []
+    /// The custom backend the object is of, and the values of its placeholders; nil for a Job.
+    package var backend: CustomBackend? = nil
+    var placeholderValues: [String: String] = [:]
+
+    /// The resource of the runner's object: nil for a Job.
+    package var resource: KubernetesResource? { backend?.resource }
 
     /// Renders the Job for `request` in `settings.mode`.
     package static func render(for request: RunnerRequest, settings: Settings) -> RunnerJob {
         let name = request.runnerJobName
         let labels = labels(for: request, settings: settings)
+        if let backend = settings.backend {
+            let labels = labels.map { $0.0 == "kube-actions-runner/mode" ? ($0.0, "custom") : $0 }
+            let values = [
+                "RUNNER_NAME": name, "SECRET_NAME": name, "NAMESPACE": settings.namespace,
+                "RUNNER_LABELS": request.labels.joined(separator: ","), "JOB_ID": String(request.jobID),
+                "OWNER": request.owner, "REPO": request.repository,
+            ]
+            let object = backend.render(
+                name: name,
+                namespace: settings.namespace,
+                values: values,
+                labels: labels,
+                annotations: annotations(for: request)
+            )
+            return RunnerJob(
+                name: name,
+                namespace: settings.namespace,
+                labels: labels,
+                job: object,
+                backend: backend,
+                placeholderValues: values
+            )
+        }
         let metadata: JSONValue = .object([
             ("name", .string(name)),
             ("namespace", .string(settings.namespace)),
@@ -126,6 +159,12 @@ package struct RunnerJob: Sendable {
     /// the registration (`runnerID`, `runnerName`) the Job was made for.
     package func secret(jitConfig: String, jobUID: String, runnerID: Int64, runnerName: String) -> JSONValue {
         let recorded = labels + [(Self.runnerIDLabel, String(runnerID)), (Self.runnerNameLabel, runnerName)]
+        let data: [(String, JSONValue)] =
+            if let backend {
+                backend.secretEntries(values: placeholderValues, jitConfig: jitConfig).map { ($0.0, .string($0.1)) }
+            } else {
+                [(RunnerJob.secretKey, .string(jitConfig))] + secretValues.map { ($0.0, .string($0.1.value)) }
+            }
         return .object([
             ("apiVersion", "v1"),
             ("kind", "Secret"),
@@ -139,8 +178,8 @@ package struct RunnerJob: Sendable {
                         "ownerReferences",
                         [
                             .object([
-                                ("apiVersion", "batch/v1"),
-                                ("kind", "Job"),
+                                ("apiVersion", .string(resource?.apiVersion ?? "batch/v1")),
+                                ("kind", .string(resource?.kind ?? "Job")),
                                 ("name", .string(name)),
                                 ("uid", .string(jobUID)),
                                 ("controller", true),
@@ -151,10 +190,7 @@ package struct RunnerJob: Sendable {
             ),
             ("type", "Opaque"),
             ("immutable", true),
-            (
-                "stringData",
-                .object([(RunnerJob.secretKey, .string(jitConfig))] + secretValues.map { ($0.0, .string($0.1.value)) })
-            ),
+            ("stringData", .object(data)),
         ])
     }
 

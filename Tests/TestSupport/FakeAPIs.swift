@@ -109,6 +109,18 @@ package final class FakeGitHubAPI: GitHubAPI {
             state.jobs[job]?.runnerName = state.runners[id]
         }
     }
+
+    /// An ephemeral runner finishes `job`: the job is completed and GitHub removes the runner's registration.
+    package func complete(job: Int64, runner id: Int64) {
+        state.withLock { state in
+            state.jobs[job]?.status = "completed"
+            state.runners[id] = nil
+            state.runnerLabels[id] = nil
+            state.busy.remove(id)
+            state.online.remove(id)
+        }
+    }
+
     package var calls: [String] { state.withLock { $0.calls } }
 
     /// While closed, every call waits at its start until it is opened again, or until its task is cancelled (then
@@ -393,6 +405,8 @@ package final class FakeKubernetesAPI: KubernetesAPI {
         package var pods: [StoredPod] = []
         package var events: [JobEvent] = []
         package var secrets: [String: JSONValue] = [:]
+        /// A custom backend's objects, by resource and name.
+        package var objects: [KubernetesResource: [String: StoredJob]] = [:]
         package var calls: [String] = []
         package var createJobFaults: [KubernetesAPIError] = []
         package var createSecretFaults: [KubernetesAPIError] = []
@@ -552,6 +566,81 @@ package final class FakeKubernetesAPI: KubernetesAPI {
             return .success(CreatedObject(name: name, uid: uid))
         }
         return try result.get()
+    }
+
+    package func createObject(
+        _ manifest: JSONValue,
+        resource: KubernetesResource,
+        namespace: String
+    ) async throws(KubernetesAPIError) -> CreatedObject {
+        guard case .string(let name)? = manifest["metadata"]?["name"],
+            manifest["apiVersion"] == .string(resource.apiVersion), manifest["kind"] == .string(resource.kind)
+        else {
+            throw Self.error(.invalid, status: 422, resource: resource.resourceName)
+        }
+        let result = state.withLock { state -> Result<CreatedObject, KubernetesAPIError> in
+            state.calls.append("create \(resource.plural) \(name)")
+            if !state.createJobFaults.isEmpty { return .failure(state.createJobFaults.removeFirst()) }
+            if state.objects[resource]?[name] != nil {
+                return .failure(Self.error(.alreadyExists, status: 409, resource: resource.resourceName))
+            }
+            let uid = "uid-\(state.nextUID)"
+            state.nextUID += 1
+            state.objects[resource, default: [:]][name] = StoredJob(
+                uid: uid,
+                manifest: manifest,
+                labels: Self.labels(of: manifest)
+            )
+            state.jobCreated[name] = state.time
+            return .success(CreatedObject(name: name, uid: uid))
+        }
+        return try result.get()
+    }
+
+    package func deleteObject(
+        name: String,
+        resource: KubernetesResource,
+        namespace: String,
+        uid: String?
+    ) async throws(KubernetesAPIError) {
+        let result = state.withLock { state -> Result<Void, KubernetesAPIError> in
+            state.calls.append("delete \(resource.plural) \(name)")
+            guard let object = state.objects[resource]?[name] else {
+                return .failure(Self.error(.notFound, status: 404, verb: "delete", resource: resource.resourceName))
+            }
+            if let uid, uid != object.uid {
+                return .failure(Self.error(.conflict, status: 409, verb: "delete", resource: resource.resourceName))
+            }
+            state.objects[resource]?[name] = nil
+            // The garbage collector: the Secrets the object owns go with it.
+            state.secrets = state.secrets.filter { _, secret in
+                guard case .array(let owners)? = secret["metadata"]?["ownerReferences"] else { return true }
+                return !owners.contains { $0["uid"] == .string(object.uid) }
+            }
+            return .success(())
+        }
+        try result.get()
+    }
+
+    package func listObjects(
+        resource: KubernetesResource,
+        namespace: String,
+        labelSelector: String
+    ) async throws(KubernetesAPIError) -> [ObjectSummary] {
+        if down.withLock({ $0 }) { throw Self.error(.transport, status: nil, verb: "list") }
+        return state.withLock { state in
+            state.calls.append("list \(resource.plural)")
+            return (state.objects[resource] ?? [:]).sorted { $0.key < $1.key }
+                .filter { Self.matches(labelSelector, $0.value.labels) }
+                .map {
+                    ObjectSummary(
+                        name: $0.key,
+                        labels: $0.value.labels,
+                        createdAt: state.jobCreated[$0.key],
+                        uid: $0.value.uid
+                    )
+                }
+        }
     }
 
     package func createSecret(_ manifest: JSONValue, namespace: String) async throws(KubernetesAPIError) {
@@ -719,12 +808,13 @@ extension JITRunnerProvisioner {
         logs: LogCapture,
         namespace: String = "ns",
         clock: some Clock<Duration> = ImmediateClock(),
-        scope: RunnerScope = .repository
+        scope: RunnerScope = .repository,
+        settings: RunnerJob.Settings = Samples.settings(.standard)
     ) -> JITRunnerProvisioner {
         JITRunnerProvisioner(
             github: github,
             kubernetes: kubernetes,
-            settings: Samples.settings(.standard),
+            settings: settings,
             runnerGroupID: 1,
             monitor: ClusterMonitor(
                 kubernetes: kubernetes,

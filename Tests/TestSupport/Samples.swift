@@ -1,3 +1,4 @@
+import Kubernetes
 import Runners
 
 /// A runner request and runner Job settings shared by tests that render or provision runners.
@@ -23,6 +24,56 @@ package enum Samples {
             dindMTU: mtu,
             ttlSecondsAfterFinished: 300,
             ownerLabel: ownerLabel
+        )
+    }
+}
+
+extension Samples {
+    /// A KubeVirt VM per runner: the VM boots a runner image and reads its JIT config from cloud-init, which
+    /// KubeVirt takes from the runner's Secret (`cloudInitNoCloud.secretRef`, key `userdata`); the VM powers off
+    /// once the runner exits.
+    package static let virtualMachineInstances = KubernetesResource(
+        group: "kubevirt.io",
+        version: "v1",
+        plural: "virtualmachineinstances",
+        kind: "VirtualMachineInstance"
+    )
+
+    package static func kubeVirtBackend() throws -> CustomBackend {
+        try CustomBackend(
+            resource: virtualMachineInstances,
+            template: [
+                "apiVersion": "kubevirt.io/v1",
+                "kind": "VirtualMachineInstance",
+                "metadata": ["labels": ["kubevirt.io/os": "linux"]],
+                "spec": [
+                    "domain": [
+                        "cpu": ["cores": 2],
+                        "memory": ["guest": "4Gi"],
+                        "devices": [
+                            "disks": [
+                                ["name": "rootdisk", "disk": ["bus": "virtio"]],
+                                ["name": "cloudinit", "disk": ["bus": "virtio"]],
+                            ]
+                        ],
+                    ],
+                    "terminationGracePeriodSeconds": 30,
+                    "volumes": [
+                        ["name": "rootdisk", "containerDisk": ["image": "ghcr.io/example/runner-vm:ubuntu-24.04"]],
+                        ["name": "cloudinit", "cloudInitNoCloud": ["secretRef": ["name": "${SECRET_NAME}"]]],
+                    ],
+                ],
+            ],
+            secretData: [
+                CustomBackend.SecretEntry(
+                    key: "userdata",
+                    text: """
+                        #cloud-config
+                        runcmd:
+                          - [sh, -c, "sudo -u runner /home/runner/run.sh --jitconfig ${JIT_CONFIG}; poweroff"]
+                        """
+                )
+            ]
         )
     }
 }

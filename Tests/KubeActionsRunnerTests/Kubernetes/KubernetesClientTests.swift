@@ -249,6 +249,13 @@ import Testing
             renewTime: nil,
             leaseTransitions: nil
         )
+        let vmi = KubernetesResource(
+            group: "kubevirt.io",
+            version: "v1",
+            plural: "virtualmachineinstances",
+            kind: "VirtualMachineInstance"
+        )
+        let configMaps = try #require(KubernetesResource(apiVersion: "v1", kind: "ConfigMap", plural: "configmaps"))
         typealias Call = @Sendable (KubernetesClient) async throws -> Void
         let calls: [(Call, method: String, path: String, verb: String, resource: String)] = [
             (
@@ -274,6 +281,25 @@ import Testing
             (
                 { _ = try await $0.listPods(namespace: "ns", labelSelector: "app=x") }, "GET",
                 "/api/v1/namespaces/ns/pods?labelSelector=app%3Dx", "list", "pods"
+            ),
+            (
+                { _ = try await $0.createObject(.object([]), resource: vmi, namespace: "ns") }, "POST",
+                "/apis/kubevirt.io/v1/namespaces/ns/virtualmachineinstances?fieldManager=kube-actions-runner", "create",
+                "virtualmachineinstances.kubevirt.io"
+            ),
+            (
+                { try await $0.deleteObject(name: "runner-1", resource: vmi, namespace: "ns", uid: "u") }, "DELETE",
+                "/apis/kubevirt.io/v1/namespaces/ns/virtualmachineinstances/runner-1", "delete",
+                "virtualmachineinstances.kubevirt.io"
+            ),
+            (
+                { _ = try await $0.listObjects(resource: vmi, namespace: "ns", labelSelector: "a=b") }, "GET",
+                "/apis/kubevirt.io/v1/namespaces/ns/virtualmachineinstances?labelSelector=a%3Db&limit=500", "list",
+                "virtualmachineinstances.kubevirt.io"
+            ),
+            (
+                { _ = try await $0.createObject(.object([]), resource: configMaps, namespace: "ns") }, "POST",
+                "/api/v1/namespaces/ns/configmaps?fieldManager=kube-actions-runner", "create", "configmaps"
             ),
             (
                 { try await $0.deletePod(name: "runner-1-abcde-workflow", namespace: "ns", uid: "u") }, "DELETE",

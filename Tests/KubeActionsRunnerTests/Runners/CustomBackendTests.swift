@@ -1,0 +1,230 @@
+import Foundation
+import Testing
+
+@testable import GitHub
+@testable import Kubernetes
+@testable import Observability
+@testable import Runners
+@testable import Support
+@testable import TestSupport
+
+/// Runners made of another resource's objects than Jobs: the template, the Secret the object owns, provisioning and
+/// the reapers, which must know these objects as they know Jobs.
+@Suite struct CustomBackendTests {
+    let github = FakeGitHubAPI()
+    let kubernetes = FakeKubernetesAPI()
+    let metrics = Metrics()
+    let logs = LogCapture()
+    let time = ManualClock()
+
+    func settings() throws -> RunnerJob.Settings {
+        var settings = Samples.settings(.standard)
+        settings.backend = try Samples.kubeVirtBackend()
+        return settings
+    }
+
+    /// The reviewed rendering of a KubeVirt VM runner; `UPDATE_GOLDEN=1` rewrites it (then review the diff).
+    @Test func rendersTheTemplateWithTheServicesMetadataAndNoJITConfig() throws {
+        let runner = RunnerJob.render(for: Samples.request, settings: try settings())
+        let rendered = runner.job.rendered(pretty: true) + "\n"
+        let path = "golden/custom.kubevirt.json"
+        if ProcessInfo.processInfo.environment["UPDATE_GOLDEN"] == "1" {
+            try Data(rendered.utf8).write(to: Fixtures.directory.appendingPathComponent(path))
+        }
+        #expect(rendered == (try Fixtures.text(path)))
+        let object = runner.job
+        #expect(object["metadata"]?["name"] == "runner-289782451")
+        #expect(object["metadata"]?["namespace"] == "github-runners")
+        // The template's own label stays; the service's are added.
+        #expect(object["metadata"]?["labels"]?["kubevirt.io/os"] == "linux")
+        #expect(object["metadata"]?["labels"]?["app.kubernetes.io/instance"] == "kar-github-runners")
+        #expect(object["metadata"]?["labels"]?["kube-actions-runner/job-id"] == "289782451")
+        #expect(object["metadata"]?["labels"]?["kube-actions-runner/mode"] == "custom")
+        #expect(runner.resource == Samples.virtualMachineInstances)
+
+        let secret = runner.secret(jitConfig: "ENCODED-JIT", jobUID: "vmi-uid", runnerID: 5, runnerName: "r")
+        #expect(!object.rendered().contains("ENCODED-JIT"))
+        #expect(
+            secret["metadata"]?["ownerReferences"] == [
+                [
+                    "apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance", "name": "runner-289782451",
+                    "uid": "vmi-uid", "controller": true,
+                ]
+            ]
+        )
+        guard case .string(let userdata)? = secret["stringData"]?["userdata"] else {
+            Issue.record("no userdata")
+            return
+        }
+        #expect(userdata.contains("--jitconfig ENCODED-JIT; poweroff"))
+        #expect(secret["stringData"]?["jitconfig"] == nil)
+    }
+
+    @Test func refusesATemplateThatWouldLeakTheJITConfigOrNameItself() {
+        let template: JSONValue = [
+            "apiVersion": "kubevirt.io/v1alpha3",
+            "kind": "VirtualMachine",
+            "metadata": ["name": "fixed", "annotations": ["jit": "${JIT_CONFIG}"]],
+            "spec": ["hostname": "${RUNNER_HOST}"],
+        ]
+        #expect {
+            try CustomBackend(
+                resource: Samples.virtualMachineInstances,
+                template: template,
+                secretData: [CustomBackend.SecretEntry(key: "bad key", text: "${NOPE}")]
+            )
+        } throws: { error in
+            guard let invalid = error as? CustomBackend.Invalid else { return false }
+            return invalid.problems == [
+                "template.apiVersion: must be kubevirt.io/v1, the resource's",
+                "template.kind: must be VirtualMachineInstance, the resource's",
+                "template.metadata.name: set by the service; leave it out",
+                "template.metadata.annotations.jit: ${JIT_CONFIG} may appear in the Secret's entries only, never in"
+                    + " the object",
+                "template.spec.hostname: unknown placeholder ${RUNNER_HOST}",
+                "secret[0].key: 'bad key' is not a valid Secret key",
+                "secret[0].text: unknown placeholder ${NOPE}",
+                "secret: no entry holds ${JIT_CONFIG}: the runner would never get its configuration",
+            ]
+        }
+    }
+
+    @Test func provisionsTheObjectThenRegistersThenStoresTheSecretItOwns() async throws {
+        let provisioner = JITRunnerProvisioner.make(
+            github: github,
+            kubernetes: kubernetes,
+            metrics: metrics,
+            logs: logs,
+            settings: try settings()
+        )
+        github.queue(job: 7)
+        let request = RunnerRequest(
+            owner: "octo",
+            repository: "repo",
+            jobID: 7,
+            runID: 1,
+            jobName: "build",
+            labels: ["self-hosted"],
+            deliveryID: "d"
+        )
+        #expect(try await provisioner.provision(request) == .created(runnerJob: "runner-7"))
+        #expect(kubernetes.jobNames.isEmpty)
+        let object = try #require(
+            kubernetes.state.withLock { $0.objects[Samples.virtualMachineInstances]?["runner-7"] }
+        )
+        let secret = try #require(kubernetes.state.withLock { $0.secrets["runner-7"] })
+        #expect(
+            secret["metadata"]?["ownerReferences"] == [
+                [
+                    "apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance", "name": "runner-7",
+                    "uid": .string(object.uid), "controller": true,
+                ]
+            ]
+        )
+        #expect(kubernetes.calls.prefix(2) == ["create virtualmachineinstances runner-7", "create secret runner-7"])
+        // A second delivery finds the object: nothing registered twice.
+        #expect(try await provisioner.provision(request) == .alreadyProvisioned(runnerJob: "runner-7"))
+        #expect(github.runners.count == 1)
+    }
+
+    @Test func aFailedProvisioningRemovesTheObjectItMade() async throws {
+        let provisioner = JITRunnerProvisioner.make(
+            github: github,
+            kubernetes: kubernetes,
+            metrics: metrics,
+            logs: logs,
+            settings: try settings()
+        )
+        github.queue(job: 8)
+        kubernetes.state.withLock {
+            $0.createSecretFaults = [FakeKubernetesAPI.error(.forbidden, status: 403, resource: "secrets")]
+        }
+        let request = RunnerRequest(
+            owner: "octo",
+            repository: "repo",
+            jobID: 8,
+            runID: 1,
+            jobName: "build",
+            labels: ["self-hosted"],
+            deliveryID: "d"
+        )
+        await #expect(throws: ProvisioningError.self) { try await provisioner.provision(request) }
+        #expect(kubernetes.state.withLock { $0.objects[Samples.virtualMachineInstances]?.isEmpty ?? true })
+        #expect(kubernetes.calls.contains("delete virtualmachineinstances runner-8"))
+        #expect(github.runners.isEmpty)
+    }
+
+    func reconciler() throws -> Reconciler {
+        var configuration = Reconciler.Configuration()
+        configuration.customResources = [Samples.virtualMachineInstances]
+        let provisioner = JITRunnerProvisioner.make(
+            github: github,
+            kubernetes: kubernetes,
+            metrics: metrics,
+            logs: logs,
+            settings: try settings()
+        )
+        return Reconciler.make(
+            github: github,
+            kubernetes: kubernetes,
+            metrics: metrics,
+            logs: logs,
+            configuration: configuration,
+            clock: time,
+            provisioner: provisioner
+        )
+    }
+
+    var objectNames: Set<String> {
+        kubernetes.state.withLock { Set(($0.objects[Samples.virtualMachineInstances] ?? [:]).keys) }
+    }
+
+    /// No TTL removes a VM: once its runner's registration is gone (the job is done), the reconciler does, and only
+    /// then; the runner at work keeps its VM.
+    @Test func removesTheObjectOfAFinishedRunnerAndKeepsTheOneAtWork() async throws {
+        let reaper = try reconciler()
+        github.queue(job: 21, run: 210)
+        github.queue(job: 22, run: 220)
+        await reaper.cycle()
+        #expect(objectNames == ["runner-21", "runner-22"])
+        let ids = github.state.withLock { state in
+            Dictionary(
+                uniqueKeysWithValues: state.runners.compactMap { id, name in
+                    RunnerName(parsing: name, as: .registration).map { ($0.jobID, id) }
+                }
+            )
+        }
+        // Both take their jobs; 21's finishes and GitHub removes its ephemeral registration.
+        github.start(runner: try #require(ids[21]), on: 21)
+        github.start(runner: try #require(ids[22]), on: 22)
+        github.complete(job: 21, runner: try #require(ids[21]))
+        await reaper.cycle()
+        #expect(objectNames == ["runner-21", "runner-22"])  // first seen without it: kept for 30 s
+        time.advance(by: .seconds(31))
+        await reaper.cycle()
+        #expect(objectNames == ["runner-22"])
+        #expect(kubernetes.secretNames == ["runner-22"])  // the Secret went with its owner
+        time.advance(by: .seconds(3600))
+        await reaper.cycle()
+        #expect(objectNames == ["runner-22"])
+    }
+
+    @Test func removesARunnerThatNeverConnectedRegistrationFirst() async throws {
+        let reaper = try reconciler()
+        github.queue(job: 31, run: 310)
+        await reaper.cycle()
+        #expect(objectNames == ["runner-31"])
+        let id = try #require(github.runners.keys.first)
+        time.advance(by: .seconds(60))
+        await reaper.cycle()  // first seen offline
+        time.advance(by: .seconds(599))
+        await reaper.cycle()
+        #expect(objectNames == ["runner-31"] && github.runners[id] != nil)
+        time.advance(by: .seconds(2))
+        await reaper.cycle()
+        #expect(!objectNames.contains("runner-31") && github.runners[id] == nil)
+        #expect(exposition.contains(#"runners_reaped_total{reason="never_connected"} 1"#))
+    }
+
+    var exposition: String { String(decoding: metrics.exposition(), as: UTF8.self) }
+}
