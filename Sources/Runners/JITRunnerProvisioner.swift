@@ -114,7 +114,9 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
         }
         // Round 1: the Job (the lock on this GitHub job) and GitHub's view of the job, at the same time.
         async let jobStatus = capture { () async throws(GitHubAPIError) in
-            try await self.jobWithRetry(owner: request.owner, repo: request.repository, id: request.jobID)
+            // A warm pool's runner waits for whichever job comes: there is no job to ask about.
+            if request.warm != nil { return GitHubJob(id: 0, status: "queued", labels: request.labels) }
+            return try await self.jobWithRetry(owner: request.owner, repo: request.repository, id: request.jobID)
         }
         async let createdJob = capture { () async throws(KubernetesAPIError) in
             do throws(KubernetesAPIError) {

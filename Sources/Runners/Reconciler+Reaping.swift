@@ -117,11 +117,12 @@ extension Reconciler {
         plans: [RepositoryRegistry.Repository: Plan],
         _ cycle: inout Cycle
     ) async throws(LostLeadership) {
+        let warm = warmKept(in: world, cycle: cycle)
         for repository in world.repositories {
             guard let plan = plans[repository], let runners = world.registrations[repository],
                 !world.demandCut.contains(repository)
             else { continue }
-            for runner in runners where isOurs(runner) {
+            for runner in runners where isOurs(runner) && !warm.contains(runner.id) {
                 guard runner.busy != true, let job = plan.recordedOn[runner.id] else { continue }
                 let idle = seenFor("idle:\(runner.id)", of: repository, in: &cycle)
                 guard !plan.needed.contains(runner.id), idle >= configuration.idleTimeout else { continue }

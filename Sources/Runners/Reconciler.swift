@@ -70,6 +70,8 @@ package final class Reconciler: Service {
         package var reapsHookPods = false
         /// The resources of the custom backends runners may be made of: their objects are listed with the Jobs.
         package var customResources: [KubernetesResource] = []
+        /// Idle runners kept registered ahead of jobs.
+        package var warmPools: [WarmPool] = []
 
         package init() {}
     }
@@ -319,6 +321,8 @@ package final class Reconciler: Service {
         try await recoverQueuedJobs(in: world, plans: plans, &cycle, summary: &summary)
         try checkStopping()
         try await reapIdleRunners(in: world, plans: plans, &cycle)
+        try checkStopping()
+        try await replenishWarmPools(in: world, &cycle, summary: &summary)
         if let deliveryRecovery {
             try checkStopping()
             guard isLeader() else { throw LostLeadership() }

@@ -59,6 +59,10 @@ package struct RunnerJob: Sendable {
     package static let runnerIDLabel = "kube-actions-runner/runner-id"
     package static let runnerNameLabel = "kube-actions-runner/runner-name"
     package static let jobIDLabel = "kube-actions-runner/job-id"
+    /// The warm pool a runner Job was made for (instead of a job id).
+    package static let poolLabel = "kube-actions-runner/pool"
+    /// The profile a runner Job was made with.
+    package static let profileLabel = "kube-actions-runner/profile"
     /// The runner's container in the pod (the dind sidecar and init containers have other names).
     package static let runnerContainerName = "runner"
     /// The owner and the repository a runner Job serves, as label values (`labelValue`).
@@ -369,13 +373,19 @@ package struct RunnerJob: Sendable {
             (instanceLabel, settings.ownerLabel),
             (ownerNameLabel, labelValue(request.owner)),
             (repositoryNameLabel, labelValue(request.repository)),
-            (jobIDLabel, String(request.jobID)),
+            request.warm.map { (poolLabel, labelValue($0.pool)) } ?? (jobIDLabel, String(request.jobID)),
             ("kube-actions-runner/mode", settings.mode.rawValue),
         ]
     }
 
     private static func annotations(for request: RunnerRequest) -> [(String, JSONValue)] {
-        [
+        if let warm = request.warm {
+            return [
+                ("kube-actions-runner/repository", .string("\(request.owner)/\(request.repository)")),
+                ("kube-actions-runner/pool", .string(warm.pool)),
+            ]
+        }
+        return [
             ("kube-actions-runner/repository", .string("\(request.owner)/\(request.repository)")),
             ("kube-actions-runner/run-id", .string(String(request.runID))),
             ("kube-actions-runner/job-name", .string(request.jobName)),

@@ -1,8 +1,9 @@
 /// The names this service gives, and the one parser that reads them back.
 ///
 /// A runner Job is `runner-<job id>`, `runner-<job id>-after-<job its first runner took>` for a replacement, and
-/// either of those plus `-r<attempt>` (2...99) when a finished Job of the same job is replaced. Its registration is
-/// the Job's name plus `-<5 characters>` (`[a-z0-9]`). A name is only a hint: ownership is proven by the
+/// either of those plus `-r<attempt>` (2...99) when a finished Job of the same job is replaced; a warm pool's runner,
+/// made before any job, is `runner-warm-<5 characters>`. Its registration is the Job's name plus `-<5 characters>`
+/// (`[a-z0-9]`). A name is only a hint: ownership is proven by the
 /// deployment's marker label and by the registration recorded on the Job's Secret, never by the shape of a name.
 package struct RunnerName: Sendable, Equatable, Hashable, CustomStringConvertible {
     /// What a name names.
@@ -21,6 +22,8 @@ package struct RunnerName: Sendable, Equatable, Hashable, CustomStringConvertibl
     package var attempt: Int
     /// The random suffix of a registration; nil for a Job.
     package var suffix: String?
+    /// A warm pool's runner: its random id (`jobID` is 0, as no job has that id).
+    package var warmID: String?
 
     package init(jobID: Int64, after: Int64? = nil, attempt: Int = 1, suffix: String? = nil) {
         self.jobID = jobID
@@ -28,6 +31,15 @@ package struct RunnerName: Sendable, Equatable, Hashable, CustomStringConvertibl
         self.attempt = attempt
         self.suffix = suffix
     }
+
+    /// A warm pool's runner.
+    package init(warmID: String, suffix: String? = nil) {
+        self.init(jobID: 0, suffix: suffix)
+        self.warmID = warmID
+    }
+
+    /// Whether it names a warm pool's runner (made for no job).
+    package var isWarm: Bool { warmID != nil }
 
     /// The highest attempt a name may carry, so `r<attempt>` is never five characters (a suffix's length).
     package static let maxAttempt = 99
@@ -37,6 +49,21 @@ package struct RunnerName: Sendable, Equatable, Hashable, CustomStringConvertibl
         var parts = name.split(separator: "-", omittingEmptySubsequences: false)[...]
         func isNumber(_ part: Substring) -> Bool {
             !part.isEmpty && part.count <= 18 && part.allSatisfy { $0.isASCII && $0.isNumber }
+        }
+        func isSuffix(_ part: Substring) -> Bool {
+            part.count == 5 && part.allSatisfy { $0.isASCII && ($0.isLowercase || $0.isNumber) }
+        }
+        if parts.count >= 3, parts[parts.startIndex] == "runner", parts[parts.startIndex + 1] == "warm" {
+            parts.removeFirst(2)
+            guard let id = parts.popFirst(), isSuffix(id) else { return nil }
+            var suffix: String?
+            if kind == .registration {
+                guard let last = parts.popFirst(), isSuffix(last) else { return nil }
+                suffix = String(last)
+            }
+            guard parts.isEmpty else { return nil }
+            self.init(warmID: String(id), suffix: suffix)
+            return
         }
         guard parts.count >= 2, parts.removeFirst() == "runner", let first = parts.first, isNumber(first),
             let jobID = Int64(first)
@@ -71,6 +98,7 @@ package struct RunnerName: Sendable, Equatable, Hashable, CustomStringConvertibl
 
     /// The runner Job's name.
     package var jobName: String {
+        if let warmID { return "runner-warm-\(warmID)" }
         var name = "runner-\(jobID)"
         if let after { name += "-after-\(after)" }
         if attempt > 1 { name += "-r\(attempt)" }

@@ -37,11 +37,40 @@ package struct RunnerRequest: Sendable, Equatable {
     package var takenByRunner: String? = nil
     /// 2... when a finished runner Job of this job is replaced (its runner exited before taking the job).
     package var attempt = 1
+    /// A warm pool's runner, made for no job (`jobID` is 0): the pool's name and the runner's random id.
+    package var warm: Warm? = nil
+
+    package struct Warm: Sendable, Equatable {
+        package var pool: String
+        package var id: String
+    }
+
+    /// A warm pool's runner in `owner/repository`, registered with `labels`.
+    package static func warm(
+        pool: String,
+        owner: String,
+        repository: String,
+        labels: [String],
+        id: String
+    ) -> RunnerRequest {
+        var request = RunnerRequest(
+            owner: owner,
+            repository: repository,
+            jobID: 0,
+            runID: 0,
+            jobName: "",
+            labels: labels,
+            deliveryID: nil
+        )
+        request.warm = Warm(pool: pool, id: id)
+        return request
+    }
 
     /// The runner Job's name (`RunnerName`): deterministic, so a second delivery for the same job finds the first
     /// Job. A replacement is `runner-<job id>-after-<job its first runner took>`, as deterministic.
     package var runnerName: RunnerName {
-        RunnerName(jobID: jobID, after: replacing, attempt: attempt)
+        if let warm { return RunnerName(warmID: warm.id) }
+        return RunnerName(jobID: jobID, after: replacing, attempt: attempt)
     }
 
     package var runnerJobName: String { runnerName.jobName }

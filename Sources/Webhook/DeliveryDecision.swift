@@ -24,9 +24,10 @@ package enum DeliveryDecision: Sendable, Equatable {
             return
         }
         if event.action == "in_progress", let runnerName = event.workflowJob.runnerName,
-            let intended = RunnerName(parsing: runnerName, as: .registration)?.jobID, intended != event.workflowJob.id
+            let name = RunnerName(parsing: runnerName, as: .registration), !name.isWarm,
+            name.jobID != event.workflowJob.id
         {
-            self = .replaceRunner(intended: intended)
+            self = .replaceRunner(intended: name.jobID)
             return
         }
         guard event.action == "queued" else {

@@ -332,6 +332,13 @@ import Testing
             #expect(
                 try await deliver(app, event: "workflow_job", body: own).1?["outcome"] as? String == "ignored_action"
             )
+            // A warm pool's runner took it: made for no job, so no job lost its runner.
+            job["runner_name"] = "runner-warm-k3x9q-a1b2c"
+            json["workflow_job"] = job
+            let warm = Array(try JSONSerialization.data(withJSONObject: json))
+            #expect(
+                try await deliver(app, event: "workflow_job", body: warm).1?["outcome"] as? String == "ignored_action"
+            )
         }
         let request = try #require(provisioner.requests.first)
         #expect(provisioner.requests.count == 1)
