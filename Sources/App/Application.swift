@@ -126,7 +126,7 @@ package struct Application: Sendable {
         if let previous = configuration.previousWebhookSecret { secrets.append(previous) }
         let webhook = WebhookHandler(
             verifier: SignatureVerifier(secrets: secrets),
-            matcher: configuration.labelMatcher,
+            matcher: provisioning.profiles ?? RunnerProfileStore(configuration.runnerProfiles),
             deliveries: DeliveryLog(),
             provisioner: provisioner,
             metrics: metrics,
