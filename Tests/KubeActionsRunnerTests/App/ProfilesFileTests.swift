@@ -28,7 +28,7 @@ import Testing
 
     @Test func readsEveryFieldOfTheExample() throws {
         let profiles = try ProfilesFile(parsing: try Self.example()).profiles
-        #expect(profiles.map(\.name) == ["arm64", "docker", "default"])
+        #expect(profiles.map(\.name) == ["arm64", "docker", "gpu", "default"])
         let arm64 = profiles[0]
         #expect(arm64.matcher.description == "self-hosted+arm64")
         #expect(arm64.labels == ["self-hosted", "linux", "arm64"])
@@ -42,7 +42,10 @@ import Testing
         #expect(docker.pod.dindResources?["limits"]?["memory"] == "8Gi")
         #expect(docker.pod.activeDeadlineSeconds == 21600)
         #expect(docker.pod.priorityClassName == "ci-runners")
-        #expect(profiles[2].mode == nil && profiles[2].pod.isEmpty)
+        let gpu = profiles[2]
+        #expect(gpu.pod.runtimeClassName == "nvidia" && gpu.pod.imagePullSecrets == ["registry-credentials"])
+        #expect(gpu.podTemplatePatch?["spec"]?["terminationGracePeriodSeconds"] == 120)
+        #expect(profiles[3].mode == nil && profiles[3].pod.isEmpty)
     }
 
     /// First match wins; a profile with `labels` takes only jobs whose every label it carries.
@@ -56,7 +59,9 @@ import Testing
             (["self-hosted", "linux", "x64", "docker"], "docker"),
             (["self-hosted", "linux"], "default"),
             (["self-hosted"], "default"),
-            (["self-hosted", "gpu"], nil),  // no profile's runners carry gpu: not a plain pod claiming it
+            (["self-hosted", "gpu"], "gpu"),
+            (["self-hosted", "linux", "gpu", "arm64"], nil),
+            (["self-hosted", "tpu"], nil),  // no profile's runners carry tpu: not a plain pod claiming it
             (["ubuntu-latest"], nil),
             ([], nil),
         ] as [([String], String?)]
@@ -251,12 +256,12 @@ import Testing
         func exposition() -> String { String(decoding: metrics.exposition(), as: UTF8.self) }
 
         try await tick()  // unchanged: nothing happens
-        #expect(store.current.profiles.map(\.displayName) == ["arm64", "docker", "default"])
+        #expect(store.current.profiles.map(\.displayName) == ["arm64", "docker", "gpu", "default"])
         #expect(!logs.text.contains("reloaded"))
 
         files.set(path, good.replacingOccurrences(of: "effect: NoSchedule", with: "effect: Sometimes"))
         try await tick()
-        #expect(store.current.profiles.map(\.displayName) == ["arm64", "docker", "default"])
+        #expect(store.current.profiles.map(\.displayName) == ["arm64", "docker", "gpu", "default"])
         #expect(reloader.problem?.contains("profiles[0].tolerations[0].effect: must be one of") == true)
         #expect(logs.text.contains("runner profiles file refused; the profiles in force stay"))
         #expect(exposition().contains("runner_profiles_file_valid 0"))
