@@ -222,3 +222,12 @@ def test_dockerfile_passes_hadolint_and_installs_the_checked_package_list():
     assert "COPY scripts/runtime-packages.txt" in dockerfile and "--static-swift-stdlib" in dockerfile
     assert re.search(r"^USER \d+:\d+$", dockerfile, re.M) and "EXPOSE 8080" in dockerfile
     assert "amd64" not in dockerfile.replace("linux/amd64,linux/arm64", "")  # no arch-specific paths
+
+
+def test_the_deployment_mounts_the_optional_profiles_configmap_as_a_directory(rendered):
+    pod = find(rendered, "Deployment")["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "profiles")
+    assert volume["configMap"] == {"name": "kube-actions-runner-profiles", "optional": True}
+    mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "profiles")
+    # A subPath mount would never see the ConfigMap's updates.
+    assert mount == {"name": "profiles", "mountPath": "/etc/kube-actions-runner/profiles", "readOnly": True}

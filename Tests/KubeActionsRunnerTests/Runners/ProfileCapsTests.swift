@@ -184,4 +184,29 @@ import Testing
         #expect(logs.text.contains("profile capped: 1 of maxRunners 1 active"))
         #expect(kubernetes.jobNames == ["runner-1"])
     }
+
+    /// A replacement asked for by a delivery knows no labels: the job is read from GitHub first, and its labels
+    /// choose the profile; it is read once.
+    @Test func aReplacementReadsTheJobsLabelsBeforeChoosingItsProfile() async throws {
+        github.queue(job: 5, labels: ["self-hosted", "gpu"])
+        var gpu = RunnerProfile(
+            name: "gpu",
+            matcher: try LabelMatcher(parsing: "gpu"),
+            runnerLabels: ["self-hosted", "gpu"],
+            settings: Samples.settings(.standard)
+        )
+        gpu.pod.runtimeClassName = "nvidia"
+        let store = RunnerProfileStore(
+            RunnerProfiles([gpu, RunnerProfile(name: "other", matcher: .selfHosted, settings: Samples.settings(.dind))])
+        )
+        var request = Self.request(5)
+        request.labels = []
+        request.replacing = 7
+        #expect(try await provisioner(store).provision(request) == .created(runnerJob: "runner-5-after-7"))
+        let job = try #require(kubernetes.state.withLock { $0.jobs["runner-5-after-7"] })
+        #expect(job.labels[RunnerProfile.profileLabel] == "gpu")
+        #expect(job.manifest["spec"]?["template"]?["spec"]?["runtimeClassName"] == "nvidia")
+        #expect(github.calls.filter { $0 == "job 5" }.count == 1)
+        #expect(github.state.withLock { Array($0.runnerLabels.values) } == [["self-hosted", "gpu", Samples.ownerLabel]])
+    }
 }
