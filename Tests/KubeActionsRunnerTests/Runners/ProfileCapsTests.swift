@@ -207,6 +207,8 @@ import Testing
         #expect(job.labels[RunnerProfile.profileLabel] == "gpu")
         #expect(job.manifest["spec"]?["template"]?["spec"]?["runtimeClassName"] == "nvidia")
         #expect(github.calls.filter { $0 == "job 5" }.count == 1)
-        #expect(github.state.withLock { Array($0.runnerLabels.values) } == [["self-hosted", "gpu", Samples.ownerLabel]])
+        #expect(
+            github.state.withLock { Array($0.runnerLabels.values) } == [["self-hosted", "gpu", Samples.ownerLabel]]
+        )
     }
 }
