@@ -211,4 +211,35 @@ import Testing
             github.state.withLock { Array($0.runnerLabels.values) } == [["self-hosted", "gpu", Samples.ownerLabel]]
         )
     }
+
+    /// A capped profile's long queue does not take the reconciler's provisionings of a cycle from other jobs: a
+    /// deferral made no call, so it counts neither as a provisioning nor as points.
+    @Test func jobsDeferredByACapDoNotStarveOthersInTheReconciler() async throws {
+        for job in 1...25 { github.queue(job: Int64(job), labels: ["self-hosted", "gpu"]) }
+        github.queue(job: 100, labels: ["self-hosted", "linux"])
+        let store = RunnerProfileStore(
+            RunnerProfiles([
+                RunnerProfile(
+                    name: "gpu",
+                    matcher: try LabelMatcher(parsing: "gpu"),
+                    settings: Samples.settings(.standard),
+                    maxRunners: 1
+                ),
+                RunnerProfile(name: "rest", matcher: .selfHosted, settings: Samples.settings(.standard)),
+            ])
+        )
+        let reconciler = Reconciler.make(
+            github: github,
+            kubernetes: kubernetes,
+            metrics: metrics,
+            logs: logs,
+            matcher: .selfHosted,
+            provisioner: provisioner(store)
+        )
+        let summary = await reconciler.cycle()
+        #expect(summary.recovered == 2)
+        #expect(kubernetes.jobNames == ["runner-1", "runner-100"])
+        // Two provisionings and the cycle's lists; the 24 deferrals would have been 144 more.
+        #expect(reconciler.budget.spentThisMinute < 3 * (PointsBudget.read + PointsBudget.write))
+    }
 }
