@@ -205,7 +205,14 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
                 "job is no longer queued; runner job removed",
                 metadata: metadata.merging(["github.status": "\(githubJob.status)"]) { $1 }
             )
-            await cleanUp(jobName: job.name, uid: uid, runner: nil, request: request, metadata: metadata)
+            await cleanUp(
+                jobName: job.name,
+                uid: uid,
+                runner: nil,
+                request: request,
+                profile: profile.name,
+                metadata: metadata
+            )
             return .notQueued(status: githubJob.status)
         case .success(let githubJob):
             if labels.isEmpty { labels = githubJob.labels }  // a replacement runner: the labels come from GitHub
@@ -214,7 +221,14 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
                 "reading the job from GitHub failed",
                 metadata: metadata.merging(["error": "\(error)"]) { $1 }
             )
-            await cleanUp(jobName: job.name, uid: uid, runner: nil, request: request, metadata: metadata)
+            await cleanUp(
+                jobName: job.name,
+                uid: uid,
+                runner: nil,
+                request: request,
+                profile: profile.name,
+                metadata: metadata
+            )
             throw Self.provisioningError(error)
         }
 
@@ -222,7 +236,14 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
         // job asking for [self-hosted, linux] still matches a runner with one more label).
         labels = profile.registrationLabels(for: labels)
         guard mayAct() else {
-            await cleanUp(jobName: job.name, uid: uid, runner: nil, request: request, metadata: metadata)
+            await cleanUp(
+                jobName: job.name,
+                uid: uid,
+                runner: nil,
+                request: request,
+                profile: profile.name,
+                metadata: metadata
+            )
             throw fenced
         }
         let jit: JITConfig
@@ -230,14 +251,28 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
             jit = try await registerRunner(for: request, labels: labels, jobName: job.name)
         } catch {
             logger.warning("generating the JIT config failed", metadata: metadata.merging(["error": "\(error)"]) { $1 })
-            await cleanUp(jobName: job.name, uid: uid, runner: nil, request: request, metadata: metadata)
+            await cleanUp(
+                jobName: job.name,
+                uid: uid,
+                runner: nil,
+                request: request,
+                profile: profile.name,
+                metadata: metadata
+            )
             throw Self.provisioningError(error)
         }
         metadata["runner.id"] = "\(jit.runnerID)"
         metadata["runner.name"] = "\(jit.runnerName)"
 
         guard mayAct() else {
-            await cleanUp(jobName: job.name, uid: uid, runner: jit.runnerID, request: request, metadata: metadata)
+            await cleanUp(
+                jobName: job.name,
+                uid: uid,
+                runner: jit.runnerID,
+                request: request,
+                profile: profile.name,
+                metadata: metadata
+            )
             throw fenced
         }
         // Round 3: the Secret the runner reads its JIT config from.
@@ -258,7 +293,14 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
             }
         } catch {
             logger.warning("creating the JIT secret failed", metadata: metadata.merging(["error": "\(error)"]) { $1 })
-            await cleanUp(jobName: job.name, uid: uid, runner: jit.runnerID, request: request, metadata: metadata)
+            await cleanUp(
+                jobName: job.name,
+                uid: uid,
+                runner: jit.runnerID,
+                request: request,
+                profile: profile.name,
+                metadata: metadata
+            )
             throw Self.provisioningError(error)
         }
         logger.info("runner registered and job created", metadata: metadata)
@@ -347,13 +389,14 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
         try? await clock.sleep(for: .milliseconds(Int.random(in: 100...300)))
     }
 
-    /// Removes what a failed attempt made — exactly the Job it created (`uid`), never another of that name. Runs to
-    /// completion even when the request was cancelled (deadline).
+    /// Removes what a failed attempt made — exactly the Job it created (`uid`), never another of that name — and gives
+    /// back its place under `profile`'s cap. Runs to completion even when the request was cancelled (deadline).
     private func cleanUp(
         jobName: String,
         uid: String,
         runner: Int64?,
         request: RunnerRequest,
+        profile: String?,
         metadata: Logger.Metadata
     ) async {
         let kubernetes = self.kubernetes
@@ -362,7 +405,7 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
         let namespace = settings.namespace
         let scope = self.scope
         if runner != nil { contentBudget?.charge(contentKey(request.owner)) }
-        if let profile = metadata["profile"] { capacity.release(jobName, profile: "\(profile)") }
+        if let profile { capacity.release(jobName, profile: profile) }  // the Job is removed: its place is free
         let work = Task.detached {
             if let runner {
                 do throws(GitHubAPIError) {
