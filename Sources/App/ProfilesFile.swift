@@ -270,7 +270,7 @@ private struct NodeReader {
         if let node = fields["podTemplatePatch"] {
             profile.podTemplatePatch = templatePatch(node, at: "\(path).podTemplatePatch")
         }
-        // With problems the file is refused anyway; the name still counts for duplicates.
+        // With problems the file is refused anyway; its name still counts when names are compared.
         return name == nil && problems.count > before ? nil : profile
     }
 
