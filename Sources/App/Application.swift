@@ -23,6 +23,8 @@ package struct Application: Sendable {
     package let dryRunCluster: DryRunKubernetes?
     /// The configuration in force (the namespace resolved from the cluster connection).
     package let configuration: Configuration
+    /// Re-reads `PROFILES_FILE` (also among the services); nil without the file.
+    package let profilesReloader: ProfilesReloader?
     /// Services that run beside the servers (the cluster monitor, leader elector, reconciler, memory trimmer).
     private let services: [any Service]
     private let logger: Logger
@@ -91,6 +93,7 @@ package struct Application: Sendable {
                 provisioner: provisioning.provisioner,
                 dryRunCluster: provisioning.dryRunCluster,
                 configuration: configuration,
+                profilesReloader: provisioning.profilesReloader,
                 services: services,
                 logger: logger
             )
@@ -122,11 +125,12 @@ package struct Application: Sendable {
             }
         }
         let deliveryRecovery = provisioning.deliveryRecovery
+        let profilesReloader = provisioning.profilesReloader
         var secrets = [configuration.webhookSecret]
         if let previous = configuration.previousWebhookSecret { secrets.append(previous) }
         let webhook = WebhookHandler(
             verifier: SignatureVerifier(secrets: secrets),
-            matcher: configuration.labelMatcher,
+            matcher: provisioning.profiles ?? RunnerProfileStore(configuration.runnerProfiles),
             deliveries: DeliveryLog(),
             provisioner: provisioner,
             metrics: metrics,
@@ -159,10 +163,14 @@ package struct Application: Sendable {
         operations.add("GET", "/ready") { _ in
             if serverReference.isShuttingDown { return .text(503, "not ready: shutting down") }
             // What the start-up check found about the GitHub credentials, one line each.
-            // And the hooks whose failed deliveries cannot be redelivered.
+            // And the hooks whose failed deliveries cannot be redelivered, and a refused profiles file (the last
+            // good profiles serve: still ready).
             let detail =
                 findings.all.map { "\n\($0.severity.rawValue): \($0.subject): \($0.message)" }.joined()
                 + (deliveryRecovery?.findings ?? []).map { "\nwarning: \($0)" }.joined()
+                + (profilesReloader?.problem.map {
+                    "\nwarning: PROFILES_FILE refused, the last good profiles serve: \($0)"
+                } ?? "")
             switch await provisioner.readiness() {
             case .ready: return .text(200, "ready" + detail)
             case .notReady(let reason): return .text(503, "not ready: \(reason)" + detail)

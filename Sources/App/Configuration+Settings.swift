@@ -119,6 +119,15 @@ extension Configuration {
             configuration.labelMatcher = reader.labelMatcher("LABEL_MATCHERS")
         },
         .custom(
+            "PROFILES_FILE",
+            kind: .file,
+            default: .described("(one profile: this table's settings)"),
+            "YAML file of runner profiles (README, \"Runner profiles\"): each with its own label matcher, runner labels,"
+                + " mode, images and pod settings; the first that takes a job serves it. Re-read when it changes."
+        ) { reader, configuration in
+            configuration.profilesFile = reader.existingFile("PROFILES_FILE")
+        },
+        .custom(
             "ALLOWED_OWNERS",
             default: .described("(every owner)"),
             "Comma-separated globs (`*`, `?`; case-insensitive) of the owners whose jobs run here; a signed delivery"
@@ -392,6 +401,19 @@ extension Configuration {
 
     /// Rules between settings, checked once every setting is read.
     static func checkRulesBetweenSettings(_ configuration: inout Configuration, _ reader: inout SettingsReader) {
+        if let path = configuration.profilesFile {
+            if reader.value("LABEL_MATCHERS") != nil {
+                reader.fail("LABEL_MATCHERS", "unset it with PROFILES_FILE: each profile's `match` decides")
+            }
+            do throws(ProfilesFile.Problems) {
+                (configuration.profileDefinitions, configuration.profilesText) = try ProfilesFile.read(
+                    path,
+                    files: reader.files
+                )
+            } catch {
+                for problem in error.problems { reader.fail("PROFILES_FILE", "\(path): \(problem)") }
+            }
+        }
         if let metricsPort = configuration.metricsPort, metricsPort == configuration.port {
             reader.fail("METRICS_PORT", "must differ from PORT (\(configuration.port))")
         }

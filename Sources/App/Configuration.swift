@@ -110,6 +110,30 @@ package struct Configuration: Sendable {
         return RunnerJob.Proxy(http: runnerHTTPProxy, https: runnerHTTPSProxy, noProxy: runnerNoProxy)
     }
 
+    /// `PROFILES_FILE`, and the profiles it held when the configuration was read.
+    package var profilesFile: String? = nil
+    package var profileDefinitions: [ProfilesFile.Profile]? = nil
+    /// The text those profiles came from (the reloader compares the file with it).
+    package var profilesText: String? = nil
+
+    /// The runner Job settings of the environment: the environment's own profile, and what a file's profiles
+    /// start from.
+    package var runnerSettings: RunnerJob.Settings { RunnerJob.Settings(self) }
+
+    /// The profiles in force: the file's, or one made of the environment (`LABEL_MATCHERS` and the settings).
+    package var runnerProfiles: RunnerProfiles {
+        runnerProfiles(from: profileDefinitions)
+    }
+
+    /// `definitions` (a file's) over the environment's settings, or the environment's own profile when nil.
+    package func runnerProfiles(from definitions: [ProfilesFile.Profile]?) -> RunnerProfiles {
+        let base = runnerSettings
+        guard let definitions else {
+            return RunnerProfiles([RunnerProfile(name: nil, matcher: labelMatcher, settings: base)])
+        }
+        return RunnerProfiles(definitions.map { $0.runnerProfile(base: base) })
+    }
+
     /// GitHub points the reconciler spends in any minute (GET 1, POST/DELETE 5).
     package var reconcilePointsPerMinute = 300
     /// Whether the reconciler redelivers failed `workflow_job` deliveries of the hooks deliveries came through.

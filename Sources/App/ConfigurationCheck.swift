@@ -1,4 +1,5 @@
 import GitHub
+import Runners
 import Support
 
 /// `kube-actions-runner check-config`: the configuration in the environment, checked as `serve` checks it before it
@@ -55,8 +56,28 @@ package struct ConfigurationCheck: Sendable {
             ("GitHub access", Self.githubAccess(of: configuration)),
             ("GitHub API", configuration.githubAPIURL),
             ("Kubernetes", kubernetes),
-            ("label matchers", configuration.labelMatcher.description),
         ]
+        if let path = configuration.profilesFile {
+            summary.append(("profiles", path))
+            for profile in configuration.runnerProfiles.profiles {
+                summary.append(("  \(profile.displayName)", Self.describe(profile)))
+            }
+        } else {
+            summary.append(("label matchers", configuration.labelMatcher.description))
+        }
+    }
+
+    /// A profile in one line: what it takes, registers with, and runs.
+    static func describe(_ profile: RunnerProfile) -> String {
+        var parts = [
+            "match '\(profile.matcher)'",
+            "labels " + (profile.runnerLabels.map { "[\($0.joined(separator: ", "))]" } ?? "(the job's)"),
+            "mode \(profile.settings.mode)",
+            "image \(profile.settings.runnerImage)",
+        ]
+        if let cap = profile.maxRunners { parts.append("maxRunners \(cap)") }
+        if profile.podTemplatePatch != nil { parts.append("podTemplatePatch") }
+        return parts.joined(separator: ", ")
     }
 
     /// Where runners register and in which group.

@@ -26,6 +26,10 @@ struct Provisioning: Sendable {
     var rememberInstallation: (@Sendable (_ owner: String, _ installationID: Int64) -> Void)? = nil
     /// What the start-up credential check found (`/ready` lists it).
     var findings = CredentialFindings()
+    /// The runner profiles in force (the environment's own, or `PROFILES_FILE`'s).
+    var profiles: RunnerProfileStore? = nil
+    /// Re-reads `PROFILES_FILE`; nil without one.
+    var profilesReloader: ProfilesReloader? = nil
 
     /// Why the service cannot provision (a kubeconfig it cannot use, say).
     struct Unavailable: Error, CustomStringConvertible {
@@ -52,6 +56,7 @@ struct Provisioning: Sendable {
                 logger: logger
             )
             provisioning.dryRunCluster = kubernetes
+            provisioning.watchProfiles(files: files, metrics: metrics, logger: logger)
             return provisioning
         }
         let connection: KubernetesConnection
@@ -118,6 +123,7 @@ struct Provisioning: Sendable {
             logger: logger
         )
         provisioning.rememberInstallation = { owner, id in credentials.remember(installationID: id, for: owner) }
+        provisioning.watchProfiles(files: files, metrics: metrics, logger: logger)
         provisioning.services.append(
             CredentialCheck(
                 github: github,
@@ -188,17 +194,20 @@ struct Provisioning: Sendable {
             logger: logger,
             selector: RunnerJob.selector(ownerLabel: configuration.ownerLabel)
         )
+        let profiles = RunnerProfileStore(configuration.runnerProfiles)
         let provisioner = JITRunnerProvisioner(
             github: github,
             kubernetes: kubernetes,
-            settings: RunnerJob.Settings(configuration),
+            settings: configuration.runnerSettings,
             runnerGroupID: configuration.runnerGroupID,
             monitor: monitor,
             logger: logger,
             scope: configuration.runnerScope,
             runnerGroup: configuration.runnerGroup,
             contentBudget: contentBudget,
-            contentKey: contentKey
+            contentKey: contentKey,
+            // Without a file, exactly the environment's behaviour: no profile to choose.
+            profiles: configuration.profilesFile == nil ? nil : profiles
         )
         let repositories = RepositoryRegistry(
             kubernetes: kubernetes,
@@ -234,7 +243,7 @@ struct Provisioning: Sendable {
             namespace: namespace,
             ownerLabel: configuration.ownerLabel,
             provisioner: provisioner,
-            matcher: configuration.labelMatcher,
+            matcher: profiles,
             repositories: repositories,
             isLeader: { elector.isLeader },
             scope: configuration.runnerScope,
@@ -252,8 +261,25 @@ struct Provisioning: Sendable {
             configuration: configuration,
             repositories: repositories,
             hooks: hooks,
-            deliveryRecovery: deliveryRecovery
+            deliveryRecovery: deliveryRecovery,
+            profiles: profiles
         )
+    }
+
+    /// With `PROFILES_FILE`, a reloader among the services, putting changes of the file in force.
+    mutating func watchProfiles(files: any FileReading, metrics: Metrics, logger: Logger) {
+        guard let path = configuration.profilesFile, let profiles else { return }
+        let configuration = self.configuration
+        let reloader = ProfilesReloader(
+            path: path,
+            files: files,
+            store: profiles,
+            initialText: configuration.profilesText,
+            metrics: metrics,
+            logger: logger
+        ) { definitions in configuration.runnerProfiles(from: definitions) }
+        profilesReloader = reloader
+        services.append(reloader)
     }
 }
 

@@ -53,8 +53,13 @@ package enum Render {
         files: some FileReading = LocalFiles()
     ) throws(Failure) -> String {
         let configuration = try configuration(environment: environment, files: files)
-        let request = try runnerRequest(for: source, configuration: configuration)
-        let job = RunnerJob.render(for: request, settings: RunnerJob.Settings(configuration))
+        let profiles = configuration.runnerProfiles
+        let request = try runnerRequest(for: source, configuration: configuration, profiles: profiles)
+        // The decision took the request only if a profile takes its labels.
+        let profile =
+            profiles.profile(for: request.labels)
+            ?? RunnerProfile(name: nil, matcher: configuration.labelMatcher, settings: configuration.runnerSettings)
+        let job = profile.render(for: request)
         let secret = withoutOwnerReferences(
             redactingSecretValues(
                 job.secret(
@@ -74,11 +79,23 @@ package enum Render {
         case .yaml:
             return
                 "# The runner Job for job \(request.jobID) of \(request.owner)/\(request.repository) (kube-actions-runner"
-                + " render).\n---\n" + yaml(job.job) + "---\n"
+                + " render).\n" + profileComment(profile, of: profiles, labels: request.labels) + "---\n"
+                + yaml(job.job) + "---\n"
                 + "# Its Secret. Unlike the provisioner's, it has no ownerReferences: the provisioner sets the created Job's\n"
                 + "# uid there, which exists only once the Job is created. The JIT config is redacted; the runner-id and\n"
                 + "# runner-name labels are placeholders for what GitHub's JIT call returns.\n" + yaml(secret)
         }
+    }
+
+    /// Which profile took the job and what its runner registers with; nothing for the environment's own profile
+    /// (whose output predates profiles).
+    static func profileComment(_ profile: RunnerProfile, of profiles: RunnerProfiles, labels: [String]) -> String {
+        guard let name = profile.name else { return "" }
+        let position = (profiles.profiles.firstIndex { $0.name == name } ?? 0) + 1
+        return
+            "# Profile \(name) (PROFILES_FILE, profile \(position) of \(profiles.profiles.count): the first whose match"
+            + " takes [\(labels.joined(separator: ", "))]); its runner registers with"
+            + " [\(profile.registrationLabels(for: labels).joined(separator: ", "))].\n"
     }
 
     /// A payload file's bytes (the command reads `-`, standard input, itself).
@@ -130,7 +147,11 @@ package enum Render {
     }
 
     /// The request the webhook handler would hand the provisioner, or why it would hand none.
-    static func runnerRequest(for source: Source, configuration: Configuration) throws(Failure) -> RunnerRequest {
+    static func runnerRequest(
+        for source: Source,
+        configuration: Configuration,
+        profiles: RunnerProfiles
+    ) throws(Failure) -> RunnerRequest {
         let body: [UInt8]
         switch source {
         case .payload(let bytes):
@@ -154,7 +175,7 @@ package enum Render {
         let decision = DeliveryDecision(
             event,
             allowList: configuration.allowList,
-            matcher: configuration.labelMatcher,
+            matcher: profiles,
             deliveryID: nil
         )
         switch decision {
@@ -165,6 +186,13 @@ package enum Render {
                 exitCode: 1,
                 description:
                     "an in_progress delivery: the service would replace the runner made for job \(intended) (\(WebhookOutcome.runnerReplaced.rawValue)); render its queued delivery instead"
+            )
+        case .answer(.labelsDoNotMatch, _, _) where configuration.profilesFile != nil:
+            throw Failure(
+                exitCode: 1,
+                description: "labels [\(event.workflowJob.labels.joined(separator: ", "))] are taken by no profile of"
+                    + " PROFILES_FILE: the service would answer \(WebhookOutcome.labelsDoNotMatch.rawValue)\n"
+                    + profiles.mismatches(for: event.workflowJob.labels).map { "  \($0)" }.joined(separator: "\n")
             )
         case .answer(.labelsDoNotMatch, _, _):
             let mismatches = configuration.labelMatcher.mismatches(for: event.workflowJob.labels)

@@ -281,6 +281,29 @@ package final class Metrics: Sendable {
         }
     }
 
+    /// `runner_profiles_reloads_total{result}`: changes of `PROFILES_FILE` put in force (`ok`) or refused
+    /// (`invalid`: the profiles in force stay).
+    package func countProfilesReload(_ result: String) {
+        registry.makeCounter(
+            descriptor: metric(
+                "runner_profiles_reloads_total",
+                "Changes of PROFILES_FILE put in force (ok) or refused, keeping the profiles in force (invalid)."
+            ),
+            labels: [("result", result)]
+        ).increment()
+    }
+
+    /// `runner_profiles_file_valid`: 1 while the profiles in force are `PROFILES_FILE`'s content, 0 while the file
+    /// is refused (missing or invalid) and the last good profiles serve.
+    package func setProfilesFileValid(_ valid: Bool) {
+        registry.makeGauge(
+            descriptor: metric(
+                "runner_profiles_file_valid",
+                "1 while PROFILES_FILE is in force, 0 while it is refused and the last good profiles serve."
+            )
+        ).set(Int64(valid ? 1 : 0))
+    }
+
     /// `webhook_outcomes_total{outcome}`: why each delivery ended as it did (the Webhook layer names the outcomes).
     package func countOutcome(_ outcome: String) {
         outcomeCounter(outcome).increment()

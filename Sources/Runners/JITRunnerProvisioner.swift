@@ -17,6 +17,9 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
     private let github: any GitHubAPI
     private let kubernetes: any KubernetesAPI
     private let settings: RunnerJob.Settings
+    /// The profiles in force (`PROFILES_FILE`); nil: every job gets `settings`, the environment's profile.
+    private let profiles: RunnerProfileStore?
+    private let capacity: ProfileCapacity
     private let scope: RunnerScope
     private let contentBudget: ContentBudget?
     private let contentKey: @Sendable (_ owner: String) -> String
@@ -34,6 +37,8 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
     ///     none when nil.
     ///   - contentKey: the credential an owner's calls are made with (its key in `contentBudget`); one for every
     ///     owner unless told.
+    ///   - profiles: the profiles a job's labels choose from; nil: `settings` for every job. Their namespace and
+    ///     owner label are `settings`'.
     package init(
         github: any GitHubAPI,
         kubernetes: any KubernetesAPI,
@@ -45,8 +50,12 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
         scope: RunnerScope = .repository,
         runnerGroup: String? = nil,
         contentBudget: ContentBudget? = nil,
-        contentKey: @escaping @Sendable (_ owner: String) -> String = { _ in "" }
+        contentKey: @escaping @Sendable (_ owner: String) -> String = { _ in "" },
+        profiles: RunnerProfileStore? = nil,
+        capacity: ProfileCapacity = ProfileCapacity()
     ) {
+        self.profiles = profiles
+        self.capacity = capacity
         self.contentBudget = contentBudget
         self.contentKey = contentKey
         self.clock = MonotonicClock(clock)
@@ -74,11 +83,11 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
         while mayAct: @escaping @Sendable () -> Bool
     ) async throws(ProvisioningError) -> ProvisionOutcome {
         let fenced = ProvisioningError(status: 503, reason: "this replica no longer leads; provisioning stopped")
-        let job = RunnerJob.render(for: request, settings: settings)
         var labels = request.labels
         let namespace = settings.namespace
         var metadata: Logger.Metadata = [
-            "repo": "\(request.owner)/\(request.repository)", "job.id": "\(request.jobID)", "runner_job": "\(job.name)",
+            "repo": "\(request.owner)/\(request.repository)", "job.id": "\(request.jobID)",
+            "runner_job": "\(request.runnerJobName)",
         ]
         if let delivery = request.deliveryID { metadata["delivery"] = "\(delivery)" }
 
@@ -106,7 +115,52 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
             }
         }
 
+        // A replacement asked for by a delivery does not know the job's labels, and they choose its profile: read
+        // the job first (one more round trip, on this rare path only).
+        var knownJob: Result<GitHubJob, GitHubAPIError>?
+        if labels.isEmpty && profiles != nil {
+            switch await capture({ () async throws(GitHubAPIError) in
+                try await self.jobWithRetry(owner: request.owner, repo: request.repository, id: request.jobID)
+            }) {
+            case .success(let githubJob) where !githubJob.isWaitingForRunner:
+                logger.info(
+                    "job is no longer queued; nothing made",
+                    metadata: metadata.merging(["github.status": "\(githubJob.status)"]) { $1 }
+                )
+                return .notQueued(status: githubJob.status)
+            case .success(let githubJob):
+                labels = githubJob.labels
+                knownJob = .success(githubJob)
+            case .failure(let error):
+                logger.warning(
+                    "reading the job from GitHub failed",
+                    metadata: metadata.merging(["error": "\(error)"]) { $1 }
+                )
+                throw Self.provisioningError(error)
+            }
+        }
+        // A warm pool's runner is its profile's, by name.
+        let chosen = request.warm.map { warm in profiles?.current.profiles.first { $0.name == warm.pool } }
+        guard let profile = chosen ?? profile(for: labels) else {
+            logger.warning(
+                "no runner profile takes the job's labels",
+                metadata: metadata.merging(["job.labels": "\(labels.joined(separator: ","))"]) { $1 }
+            )
+            throw ProvisioningError(status: 503, reason: "no runner profile takes the job's labels")
+        }
+        if let name = profile.name { metadata["profile"] = "\(name)" }
+        let job = profile.render(for: request)
+
         guard mayAct() else { throw fenced }
+        // Over the profile's cap, nothing is made: the reconciler provisions the job once a place frees.
+        let place = try await takePlace(for: job.name, in: profile, metadata: metadata)
+        if case .full(let active) = place {
+            let refusal = "profile \(profile.displayName): \(active) of maxRunners \(profile.maxRunners ?? 0) active"
+            logger.notice("provisioning deferred", metadata: metadata.merging(["reason": "\(refusal)"]) { $1 })
+            return .deferred(reason: refusal)
+        }
+        var holdsPlace = place == .reserved
+        defer { if holdsPlace, let name = profile.name { capacity.release(job.name, profile: name) } }
         // Nothing is made while the credential's content-creating budget is spent: the reconciler comes back.
         if let refusal = contentBudget?.take(contentKey(request.owner)) {
             logger.notice("provisioning deferred", metadata: metadata.merging(["reason": "\(refusal)"]) { $1 })
@@ -116,6 +170,7 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
         async let jobStatus = capture { () async throws(GitHubAPIError) in
             // A warm pool's runner waits for whichever job comes: there is no job to ask about.
             if request.warm != nil { return GitHubJob(id: 0, status: "queued", labels: request.labels) }
+            if let knownJob { return try knownJob.get() }
             return try await self.jobWithRetry(owner: request.owner, repo: request.repository, id: request.jobID)
         }
         async let createdJob = capture { () async throws(KubernetesAPIError) in
@@ -135,6 +190,10 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
         case .success(let object):
             monitor.recordAnswer()
             uid = object.uid
+            if holdsPlace, let name = profile.name {
+                capacity.created(job.name, profile: name)
+                holdsPlace = false
+            }
         case .failure(let error) where error.kind == .alreadyExists:
             monitor.recordAnswer()
             logger.info("runner job already exists; nothing registered", metadata: metadata)
@@ -156,6 +215,7 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
                 uid: uid,
                 runner: nil,
                 request: request,
+                profile: profile.name,
                 metadata: metadata
             )
             return .notQueued(status: githubJob.status)
@@ -172,16 +232,15 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
                 uid: uid,
                 runner: nil,
                 request: request,
+                profile: profile.name,
                 metadata: metadata
             )
             throw Self.provisioningError(error)
         }
 
-        // Round 2: the JIT registration, carrying this deployment's marker (a job asking for [self-hosted, linux]
-        // still matches a runner with one more label).
-        if !labels.contains(where: { $0.lowercased() == settings.ownerLabel.lowercased() }) {
-            labels.append(settings.ownerLabel)
-        }
+        // Round 2: the JIT registration, with the profile's labels (or the job's) and this deployment's marker (a
+        // job asking for [self-hosted, linux] still matches a runner with one more label).
+        labels = profile.registrationLabels(for: labels)
         guard mayAct() else {
             await cleanUp(
                 jobName: job.name,
@@ -189,6 +248,7 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
                 uid: uid,
                 runner: nil,
                 request: request,
+                profile: profile.name,
                 metadata: metadata
             )
             throw fenced
@@ -204,6 +264,7 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
                 uid: uid,
                 runner: nil,
                 request: request,
+                profile: profile.name,
                 metadata: metadata
             )
             throw Self.provisioningError(error)
@@ -218,6 +279,7 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
                 uid: uid,
                 runner: jit.runnerID,
                 request: request,
+                profile: profile.name,
                 metadata: metadata
             )
             throw fenced
@@ -246,12 +308,46 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
                 uid: uid,
                 runner: jit.runnerID,
                 request: request,
+                profile: profile.name,
                 metadata: metadata
             )
             throw Self.provisioningError(error)
         }
         logger.info("runner registered and job created", metadata: metadata)
         return .created(runnerJob: job.name)
+    }
+
+    /// The profile for a job with these labels: the first that takes it, or the environment's without profiles.
+    private func profile(for labels: [String]) -> RunnerProfile? {
+        guard let profiles else { return RunnerProfile(name: nil, matcher: .selfHosted, settings: settings) }
+        return profiles.current.profile(for: labels)
+    }
+
+    /// Takes a place under the profile's `maxRunners` for `job` (`counted` when it has no cap).
+    private func takePlace(
+        for job: String,
+        in profile: RunnerProfile,
+        metadata: Logger.Metadata
+    ) async throws(ProvisioningError) -> ProfileCapacity.Reservation {
+        guard let cap = profile.maxRunners, let name = profile.name else { return .counted }
+        let list = capacity.listStarting()
+        let listed: [JobSummary]
+        do {
+            listed = try await kubernetes.listJobs(
+                namespace: settings.namespace,
+                labelSelector: RunnerJob.selector(ownerLabel: settings.ownerLabel)
+                    + ",\(RunnerProfile.profileLabel)=\(RunnerJob.labelValue(name))",
+                limit: nil
+            )
+        } catch {
+            logger.warning(
+                "counting the profile's runner jobs failed",
+                metadata: metadata.merging(["error": "\(error)"]) { $1 }
+            )
+            throw Self.provisioningError(error)
+        }
+        let active = Set(listed.filter { !$0.isFinished }.map(\.name))
+        return capacity.reserve(job, profile: name, cap: cap, listed: active, list: list)
     }
 
     /// GET job, retried once after a short jittered pause when the failure is transient.
@@ -303,14 +399,15 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
         try? await clock.sleep(for: .milliseconds(Int.random(in: 100...300)))
     }
 
-    /// Removes what a failed attempt made — exactly the Job it created (`uid`), never another of that name. Runs to
-    /// completion even when the request was cancelled (deadline).
+    /// Removes what a failed attempt made — exactly the Job it created (`uid`), never another of that name — and gives
+    /// back its place under `profile`'s cap. Runs to completion even when the request was cancelled (deadline).
     private func cleanUp(
         jobName: String,
         resource: KubernetesResource?,
         uid: String,
         runner: Int64?,
         request: RunnerRequest,
+        profile: String?,
         metadata: Logger.Metadata
     ) async {
         let kubernetes = self.kubernetes
@@ -319,6 +416,7 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
         let namespace = settings.namespace
         let scope = self.scope
         if runner != nil { contentBudget?.charge(contentKey(request.owner)) }
+        if let profile { capacity.release(jobName, profile: profile) }  // the Job is removed: its place is free
         let work = Task.detached {
             if let runner {
                 do throws(GitHubAPIError) {

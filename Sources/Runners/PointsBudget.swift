@@ -49,6 +49,13 @@ package final class PointsBudget: Sendable {
         }
     }
 
+    /// Gives back `points` spent in advance for calls that were not made (a provisioning deferred before any call).
+    package func refund(_ points: Int) {
+        spent.withLock { spent in
+            if let index = spent.lastIndex(where: { $0.points == points }) { spent.remove(at: index) }
+        }
+    }
+
     private func forgetOld(_ spent: inout [(at: MonotonicClock.Instant, points: Int)]) {
         let start = clock.now - .seconds(60)
         if let keep = spent.firstIndex(where: { $0.at > start }) {

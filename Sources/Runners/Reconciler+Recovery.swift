@@ -74,7 +74,12 @@ extension Reconciler {
                     break
                 }
                 provisioned += 1
-                await recover(request, in: repository, age: age(of: need.job), summary: &summary)
+                if await recover(request, in: repository, age: age(of: need.job), summary: &summary) {
+                    // Deferred before any call (a profile at its maxRunners, a spent content budget): neither a
+                    // provisioning of this cycle nor points, so a capped profile's queue starves no other job.
+                    provisioned -= 1
+                    budget.refund(PointsBudget.read + PointsBudget.write)
+                }
             }
         }
     }
@@ -128,13 +133,14 @@ extension Reconciler {
         return request
     }
 
-    /// Provisions one queued job through the same provisioner as a delivery.
+    /// Provisions one queued job through the same provisioner as a delivery; true when it was deferred.
+    @discardableResult
     func recover(
         _ request: RunnerRequest,
         in repository: RepositoryRegistry.Repository,
         age: Double,
         summary: inout Summary
-    ) async {
+    ) async -> Bool {
         let metadata: Logger.Metadata = [
             "repo": "\(repository)", "job.id": "\(request.jobID)", "queued_for_s": "\(Int(age))",
             "job.labels": "\(request.labels.joined(separator: ","))", "runner_job": "\(request.runnerJobName)",
@@ -151,11 +157,14 @@ extension Reconciler {
             case .alreadyProvisioned, .notQueued, .foreignRunner:
                 break
             case .deferred:
-                // The credential's content-creating budget is spent; a later cycle comes back to it.
+                // The credential's content-creating budget, or the profile's places, are spent; a later cycle comes
+                // back to it.
                 summary.result = "partial"
+                return true
             }
         } catch {
             logger.warning("reconciler: provisioning failed", metadata: metadata.merging(["error": "\(error)"]) { $1 })
         }
+        return false
     }
 }

@@ -83,7 +83,8 @@ package final class Reconciler: Service {
     let namespace: String
     let ownerLabel: String
     let provisioner: any RunnerProvisioner
-    let matcher: LabelMatcher
+    /// Which jobs are this service's: `LABEL_MATCHERS`, or the profiles in force.
+    let matcher: any JobMatching
     let repositories: RepositoryRegistry
     let isLeader: @Sendable () -> Bool
     let scope: RunnerScope
@@ -120,7 +121,7 @@ package final class Reconciler: Service {
         namespace: String,
         ownerLabel: String,
         provisioner: any RunnerProvisioner,
-        matcher: LabelMatcher,
+        matcher: some JobMatching,
         repositories: RepositoryRegistry,
         isLeader: @escaping @Sendable () -> Bool,
         scope: RunnerScope = .repository,

@@ -16,7 +16,7 @@ package enum DeliveryDecision: Sendable, Equatable {
     package init(
         _ event: WorkflowJobEvent,
         allowList: RepositoryAllowList,
-        matcher: LabelMatcher,
+        matcher: some JobMatching,
         deliveryID: String?
     ) {
         guard allowList.allows(owner: event.repository.owner.login, repository: event.repository.name) else {

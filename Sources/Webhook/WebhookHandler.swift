@@ -10,7 +10,7 @@ import Support
 /// once and counted. Nothing is parsed before the signature is verified.
 package struct WebhookHandler: Sendable {
     private let verifier: SignatureVerifier
-    private let matcher: LabelMatcher
+    private let matcher: any JobMatching
     private let deliveries: DeliveryLog
     private let provisioner: any RunnerProvisioner
     private let metrics: Metrics
@@ -47,7 +47,7 @@ package struct WebhookHandler: Sendable {
     ///     deliveries of the hooks deliveries came through.
     package init(
         verifier: SignatureVerifier,
-        matcher: LabelMatcher,
+        matcher: some JobMatching,
         deliveries: DeliveryLog,
         provisioner: any RunnerProvisioner,
         metrics: Metrics,

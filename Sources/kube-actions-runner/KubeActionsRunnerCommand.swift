@@ -47,8 +47,9 @@ struct KubeActionsRunnerCommand: AsyncParsableCommand {
             abstract: "Print the runner Job and Secret a workflow_job would get with this configuration, then exit.",
             discussion: "Reads the configuration from the environment as `serve` does (no GitHub credentials needed)"
                 + " and prints the Job, then its Secret (JIT config redacted, no ownerReferences: the Job's uid exists"
-                + " only once it is created), ready for `kubectl apply --dry-run=server -f -`. Exits 1 when the service"
-                + " would provision nothing (labels matching no LABEL_MATCHERS matcher, a repository outside the"
+                + " only once it is created), ready for `kubectl apply --dry-run=server -f -`; with PROFILES_FILE, the"
+                + " profile that takes the labels is named first. Exits 1 when the service would provision nothing"
+                + " (labels matching no LABEL_MATCHERS matcher or no profile, a repository outside the"
                 + " allow-list, an action other than queued), 2 for an invalid configuration."
         )
 

@@ -414,6 +414,9 @@ package final class FakeKubernetesAPI: KubernetesAPI {
         /// createJob answers once this many calls have arrived, so concurrent callers race for one name.
         package var createJobCallers = 1
         var createJobWaiting: [CheckedContinuation<Void, Never>] = []
+        /// listJobs answers once this many calls have arrived, so concurrent callers all see the same list.
+        package var listJobsCallers = 1
+        var listJobsWaiting: [CheckedContinuation<Void, Never>] = []
         /// A ResourceQuota on pods: the Job controller creates no pod past this many.
         package var podQuota: Int? = nil
         package var nextUID = 1
@@ -685,6 +688,20 @@ package final class FakeKubernetesAPI: KubernetesAPI {
         limit: Int?
     ) async throws(KubernetesAPIError) -> [JobSummary] {
         if down.withLock({ $0 }) { throw Self.error(.transport, status: nil, verb: "list") }
+        if state.withLock({ $0.listJobsCallers > 1 }) {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let arrived = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+                    state.listJobsWaiting.append(continuation)
+                    guard state.listJobsWaiting.count >= state.listJobsCallers else { return [] }
+                    defer {
+                        state.listJobsWaiting = []
+                        state.listJobsCallers = 1
+                    }
+                    return state.listJobsWaiting
+                }
+                for caller in arrived { caller.resume() }
+            }
+        }
         return state.withLock { state in
             state.calls.append("list jobs")
             return state.jobs.sorted { $0.key < $1.key }.filter { Self.matches(labelSelector, $0.value.labels) }.map {

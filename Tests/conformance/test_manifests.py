@@ -279,3 +279,12 @@ def test_kubernetes_mode_pods_give_the_hooks_what_they_read():
     assert labels["app.kubernetes.io/managed-by"] == "kube-actions-runner-hooks"
     assert all(isinstance(v, str) for v in labels.values())
     assert env["ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE"]["value"] == {e["name"]: e.get("value") for e in init["env"]}["HOOK_TEMPLATE_PATH"]
+
+
+def test_the_deployment_mounts_the_optional_profiles_configmap_as_a_directory(rendered):
+    pod = find(rendered, "Deployment")["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "profiles")
+    assert volume["configMap"] == {"name": "kube-actions-runner-profiles", "optional": True}
+    mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "profiles")
+    # A subPath mount would never see the ConfigMap's updates.
+    assert mount == {"name": "profiles", "mountPath": "/etc/kube-actions-runner/profiles", "readOnly": True}

@@ -126,3 +126,47 @@ def test_check_config_reports_every_problem_and_exits_2():
     for key in ("WEBHOOK_SECRET", "RUNNER_MODE", "PORT", "GITHUB_APP_PRIVATE_KEY", "Kubernetes"):
         assert f"\n{key}" in out.stderr, out.stderr
     assert "private-key-value" not in out.stderr
+
+
+PROFILES = ROOT / "Tests/KubeActionsRunnerTests/Fixtures/profiles/profiles.yaml"
+PROFILE_LABELS = {"arm64": "self-hosted,linux,arm64", "docker": "self-hosted,docker", "gpu": "self-hosted,gpu",
+                  "default": "self-hosted,linux"}
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("profile", sorted(PROFILE_LABELS))
+def test_each_profile_renders_a_valid_job(tmp_path, profile, version):
+    """Every customization of the example file (scheduling, resources, volumes, env, a pod template patch) is a
+    Job the Kubernetes schema accepts."""
+    env = {"PROFILES_FILE": str(PROFILES), "NAMESPACE": "github-runners-jobs"}
+    out = run(["render", "--labels", PROFILE_LABELS[profile], "--owner", "octo-org", "--repo", "api"], env)
+    assert out.returncode == 0, out.stderr
+    assert f"# Profile {profile} (PROFILES_FILE" in out.stdout
+    docs = documents(out.stdout)
+    job = docs[0]
+    assert job["spec"]["template"]["metadata"]["labels"]["kube-actions-runner/profile"] == profile
+    assert job["metadata"]["labels"]["kube-actions-runner/profile"] == profile
+    validate(tmp_path, docs, version)
+
+
+def test_check_config_lists_every_problem_of_a_profiles_file_with_its_path(tmp_path):
+    bad = tmp_path / "profiles.yaml"
+    bad.write_text("profiles:\n  - name: a\n    match: self-hosted\n    tolerations:\n      - key: x\n"
+                   "        effect: Never\n    volumeMounts:\n      - name: cache\n        mountPath: /cache\n"
+                   "    colour: blue\n")
+    out = run(["check-config"], {"WEBHOOK_SECRET": "webhook-secret-value", "DRY_RUN": "true",
+                                 "PROFILES_FILE": str(bad)})
+    assert out.returncode == 2
+    problems = [line for line in out.stderr.splitlines() if line.startswith("PROFILES_FILE:")]
+    assert [p.split(": ", 2)[2] for p in problems] == [
+        "profiles[0].colour: unknown key; known: name, match, labels, mode, runnerImage, dindImage, resources,"
+        " nodeSelector, tolerations, affinity, topologySpreadConstraints, podAnnotations, podLabels, env, volumes,"
+        " volumeMounts, serviceAccountName, imagePullSecrets, runtimeClassName, priorityClassName,"
+        " activeDeadlineSeconds, maxRunners, podTemplatePatch (line 10)",
+        "profiles[0].tolerations[0].effect: must be one of NoSchedule, PreferNoSchedule, NoExecute (line 6)",
+        "profiles[0].volumeMounts[0].name: 'cache' is not one of the profile's volumes (line 8)",
+    ], out.stderr
+    good = run(["check-config"], {"WEBHOOK_SECRET": "webhook-secret-value", "DRY_RUN": "true",
+                                  "PROFILES_FILE": str(PROFILES)})
+    assert good.returncode == 0, good.stderr
+    assert "    gpu: match 'self-hosted+gpu', labels [self-hosted, linux, x64, gpu]" in good.stdout

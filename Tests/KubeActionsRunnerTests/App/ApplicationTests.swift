@@ -110,3 +110,33 @@ import Testing
         first.shutdown()
     }
 }
+
+/// A refused `PROFILES_FILE` keeps the service ready (the last good profiles serve) and says why on `/ready`.
+@Suite struct ProfilesReadinessTests {
+    @Test func aRefusedProfilesFileIsAWarningOnReady() async throws {
+        let path = "/etc/kube-actions-runner/profiles/profiles.yaml"
+        let files = MutableFiles([path: try Fixtures.text("profiles/profiles.yaml")])
+        let environment = ["WEBHOOK_SECRET": "s", "DRY_RUN": "true", "PROFILES_FILE": path]
+        let app = try Application.build(
+            configuration: try Configuration(environment: environment, files: files),
+            upstreams: .environment(environment, files: files),
+            logger: LogCapture().logger(),
+            serverConfiguration: .make()
+        )
+        let task = Task { try await app.server.run() }
+        defer { app.server.shutdown() }
+        let reloader = try #require(app.profilesReloader)
+        files.set(path, "profiles:\n  - name: a\n    match: self-hosted\n    mode: vm\n")
+        reloader.check()
+        let ready = try await client(app.server.port) { try $0.request("GET", "/ready") }
+        #expect(ready.status == 200)
+        #expect(
+            ready.text.hasSuffix(
+                "\nwarning: PROFILES_FILE refused, the last good profiles serve: profiles[0].mode: 'vm' is not a mode:"
+                    + " one of standard, userns, dind, dind-rootless (line 4)\n"
+            )
+        )
+        app.server.shutdown()
+        try await task.value
+    }
+}

@@ -93,3 +93,38 @@ import Testing
         #expect(provisioning.hooks == nil && provisioning.deliveryRecovery == nil)
     }
 }
+
+/// `PROFILES_FILE` in the composition root: the provisioner renders the profile a job's labels choose, a reloader
+/// runs among the services, and a reload reaches the provisioner.
+@Suite struct ProfilesWiringTests {
+    @Test func theProvisionerServesTheFilesProfilesAndTheirReloads() async throws {
+        let path = "/etc/kube-actions-runner/profiles/profiles.yaml"
+        let files = MutableFiles([path: try Fixtures.text("profiles/profiles.yaml")])
+        let configuration = try Configuration(
+            environment: ["WEBHOOK_SECRET": "s", "DRY_RUN": "true", "PROFILES_FILE": path],
+            files: files
+        )
+        let provisioning = try Provisioning.make(
+            configuration: configuration,
+            environment: [:],
+            files: files,
+            metrics: Metrics(),
+            logger: LogCapture().logger()
+        )
+        let reloader = try #require(provisioning.profilesReloader)
+        #expect(provisioning.services.contains { $0 as? ProfilesReloader === reloader })
+        var request = Samples.request
+        request.labels = ["self-hosted", "arm64"]
+        #expect(try await provisioning.provisioner.provision(request) == .created(runnerJob: "runner-289782451"))
+        let job = try #require(provisioning.dryRunCluster?.created.first { $0.kind == "Job" })
+        #expect(job.manifest["spec"]?["template"]?["spec"]?["nodeSelector"]?["kubernetes.io/arch"] == "arm64")
+
+        files.set(path, "profiles:\n  - name: only\n    match: self-hosted\n    nodeSelector: {pool: ci}\n")
+        reloader.check()
+        request.jobID = 2
+        #expect(try await provisioning.provisioner.provision(request) == .created(runnerJob: "runner-2"))
+        let second = try #require(provisioning.dryRunCluster?.created.last { $0.kind == "Job" })
+        #expect(second.manifest["metadata"]?["labels"]?["kube-actions-runner/profile"] == "only")
+        #expect(second.manifest["spec"]?["template"]?["spec"]?["nodeSelector"]?["pool"] == "ci")
+    }
+}

@@ -30,6 +30,50 @@ import Testing
         #expect(rendered == (try Fixtures.text(path)))
     }
 
+    /// Each profile of the example file, as `render` prints it; reviewed golden files (`UPDATE_GOLDEN=1` rewrites).
+    @Test(arguments: [
+        ("arm64", ["self-hosted", "linux", "arm64"]), ("docker", ["self-hosted", "docker"]),
+        ("gpu", ["self-hosted", "gpu"]), ("default", ["self-hosted", "linux"]),
+    ])
+    func rendersEachProfileOfTheExampleFile(profile: String, labels: [String]) throws {
+        let path = "/etc/kube-actions-runner/profiles/profiles.yaml"
+        let rendered = try App.Render.manifests(
+            for: .labels(labels, owner: "octo-org", repository: "api", jobID: 42),
+            format: .yaml,
+            environment: ["PROFILES_FILE": path, "NAMESPACE": "github-runners-jobs"],
+            files: InMemoryFiles([path: try Fixtures.text("profiles/profiles.yaml")])
+        )
+        #expect(rendered.contains("# Profile \(profile) (PROFILES_FILE, profile "))
+        let golden = "golden/render.profile-\(profile).yaml"
+        if ProcessInfo.processInfo.environment["UPDATE_GOLDEN"] == "1" {
+            try Data(rendered.utf8).write(to: Fixtures.directory.appendingPathComponent(golden))
+        }
+        #expect(rendered == (try Fixtures.text(golden)))
+    }
+
+    @Test func namesWhyNoProfileTakesALabelSet() throws {
+        let path = "/etc/kube-actions-runner/profiles/profiles.yaml"
+        #expect(
+            throws: App.Render.Failure(
+                exitCode: 1,
+                description: "labels [self-hosted, tpu] are taken by no profile of PROFILES_FILE: the service would"
+                    + " answer labels_do_not_match\n"
+                    + "  profile arm64: matcher 1 'self-hosted+arm64' needs all of self-hosted, arm64: missing arm64\n"
+                    + "  profile docker: matcher 1 'self-hosted+docker' needs all of self-hosted, docker: missing"
+                    + " docker\n"
+                    + "  profile gpu: matcher 1 'self-hosted+gpu' needs all of self-hosted, gpu: missing gpu\n"
+                    + "  profile default: its runners do not carry tpu"
+            )
+        ) {
+            try App.Render.manifests(
+                for: .labels(["self-hosted", "tpu"], owner: "o", repository: "r", jobID: 1),
+                format: .yaml,
+                environment: ["PROFILES_FILE": path],
+                files: InMemoryFiles([path: try Fixtures.text("profiles/profiles.yaml")])
+            )
+        }
+    }
+
     /// The Job is the provisioner's, byte for byte, and the Secret is the provisioner's without what only GitHub and
     /// the API server know.
     @Test func rendersWhatTheProvisionerRenders() throws {

@@ -461,20 +461,3 @@ import Testing
         #expect(events[0].lastSeen != nil)
     }
 }
-
-/// Files a test can change between calls.
-final class MutableFiles: FileReading {
-    private let files: Mutex<[String: String]>
-
-    init(_ files: [String: String]) {
-        self.files = Mutex(files)
-    }
-
-    func set(_ path: String, _ contents: String?) {
-        files.withLock { $0[path] = contents }
-    }
-
-    func read(_ path: String) throws(FileReadError) -> String? {
-        files.withLock { $0[path] }
-    }
-}
