@@ -140,7 +140,7 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
             }
         }
         // A warm pool's runner is its profile's, by name.
-        let chosen = request.warm.map { warm in profiles?.current.profiles.first { $0.name == warm.pool } }
+        let chosen = request.warm.flatMap { warm in profiles?.current.profiles.first { $0.name == warm.pool } }
         guard let profile = chosen ?? profile(for: labels) else {
             logger.warning(
                 "no runner profile takes the job's labels",

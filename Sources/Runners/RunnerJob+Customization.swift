@@ -57,15 +57,16 @@ extension RunnerJob {
     package static let ownedEnvironment: Set<String> = [
         "ACTIONS_RUNNER_INPUT_JITCONFIG", "GITHUB_ACTIONS_RUNNER_EXTRA_USER_AGENT", "DOCKER_HOST",
         "RUNNER_WAIT_FOR_DOCKER_IN_SECONDS", "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY",
-        "no_proxy", "NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE", "GIT_SSL_CAINFO",
+        "no_proxy", "NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE", "GIT_SSL_CAINFO", "ACTIONS_RUNNER_CONTAINER_HOOKS",
+        "ACTIONS_RUNNER_POD_NAME", "ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER", "ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE",
     ]
     /// Volumes the service's pods may have; a profile's volumes take other names.
     package static let ownedVolumes: Set<String> = [
-        "work", "dind-sock", "dind-externals", "dind-storage", "ca-bundle-source", "ca-bundle",
+        "work", "dind-sock", "dind-externals", "dind-storage", "ca-bundle-source", "ca-bundle", "hook-template",
     ]
     /// Containers the service renders; a patch merges into them by name.
     package static let ownedContainers: Set<String> = [
-        runnerContainerName, "dind", "init-dind-externals", "ca-bundle",
+        runnerContainerName, "dind", "init-dind-externals", "ca-bundle", "init-hook-template",
     ]
 
     /// Whether a label or annotation key is the service's own (its ownership and link labels, the Job

@@ -133,7 +133,7 @@ import Testing
         #expect(
             ready.text.hasSuffix(
                 "\nwarning: PROFILES_FILE refused, the last good profiles serve: profiles[0].mode: 'vm' is not a mode:"
-                    + " one of standard, userns, dind, dind-rootless (line 4)\n"
+                    + " one of standard, userns, dind, dind-rootless, kubernetes (line 4)\n"
             )
         )
         app.server.shutdown()

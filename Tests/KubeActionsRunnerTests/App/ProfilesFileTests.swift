@@ -159,7 +159,7 @@ import Testing
                 "profiles[1].match: matcher 1 'a,b+c' mixes ',' (any of) and '+' (all of); split it into two"
                     + " matchers with ';' (line 5)",
                 "profiles[1].labels: list 1 to 99 labels (GitHub takes 100 with the owner label) (line 7)",
-                "profiles[1].mode: 'vm' is not a mode: one of standard, userns, dind, dind-rootless (line 6)",
+                "profiles[1].mode: 'vm' is not a mode: one of standard, userns, dind, dind-rootless, kubernetes (line 6)",
                 "profiles[2].resources.runner.limits.cpu: not a quantity (such as 500m, 2, 4Gi) (line 18)",
                 "profiles[2].tolerations[0].effect: must be one of NoSchedule, PreferNoSchedule, NoExecute (line 13)",
                 "profiles[2].tolerations[1].key: missing: an empty key needs operator Exists (line 14)",
