@@ -1,3 +1,4 @@
+import Kubernetes
 import Runners
 import Support
 import Yams
@@ -26,6 +27,23 @@ package struct ProfilesFile: Sendable {
         package var pod = RunnerJob.PodCustomization()
         package var maxRunners: Int?
         package var podTemplatePatch: JSONValue?
+        /// A custom backend's object instead of a Job.
+        package var backend: CustomBackend?
+        /// `warmPool`: idle runners kept in each of these repositories.
+        package var minIdle = 0
+        package var warmRepositories: [RepositoryRegistry.Repository] = []
+
+        /// The profile's warm pool, if it keeps one.
+        package var warmPool: WarmPool? {
+            guard minIdle > 0, let labels else { return nil }
+            return WarmPool(
+                name: name,
+                minIdle: minIdle,
+                labels: labels,
+                repositories: warmRepositories,
+                maxRunners: maxRunners
+            )
+        }
 
         /// The profile, with `base` (the environment's settings) for what it does not set.
         package func runnerProfile(base: RunnerJob.Settings) -> RunnerProfile {
@@ -33,6 +51,7 @@ package struct ProfilesFile: Sendable {
             if let mode { settings.mode = mode }
             if let runnerImage { settings.runnerImage = runnerImage }
             if let dindImage { settings.dindImage = dindImage }
+            if let backend { settings.backend = backend }
             return RunnerProfile(
                 name: name,
                 matcher: matcher,
@@ -40,7 +59,8 @@ package struct ProfilesFile: Sendable {
                 settings: settings,
                 pod: pod,
                 maxRunners: maxRunners,
-                podTemplatePatch: podTemplatePatch
+                podTemplatePatch: podTemplatePatch,
+                warmPool: warmPool
             )
         }
     }
@@ -104,7 +124,14 @@ private struct NodeReader {
         "name", "match", "labels", "mode", "runnerImage", "dindImage", "resources", "nodeSelector", "tolerations",
         "affinity", "topologySpreadConstraints", "podAnnotations", "podLabels", "env", "volumes", "volumeMounts",
         "serviceAccountName", "imagePullSecrets", "runtimeClassName", "priorityClassName", "activeDeadlineSeconds",
-        "maxRunners", "podTemplatePatch",
+        "maxRunners", "podTemplatePatch", "backend", "warmPool",
+    ]
+    /// What shapes a pod: meaningless for a custom backend's object.
+    static let podKeys: Set<String> = [
+        "mode", "runnerImage", "dindImage", "resources", "nodeSelector", "tolerations", "affinity",
+        "topologySpreadConstraints", "podAnnotations", "podLabels", "env", "volumes", "volumeMounts",
+        "serviceAccountName", "imagePullSecrets", "runtimeClassName", "priorityClassName", "activeDeadlineSeconds",
+        "podTemplatePatch",
     ]
 
     mutating func file(_ root: Node?) -> [ProfilesFile.Profile] {
@@ -269,6 +296,21 @@ private struct NodeReader {
         profile.maxRunners = fields["maxRunners"].flatMap { integer($0, at: "\(path).maxRunners", from: 1) }
         if let node = fields["podTemplatePatch"] {
             profile.podTemplatePatch = templatePatch(node, at: "\(path).podTemplatePatch")
+        }
+        if let node = fields["backend"] {
+            profile.backend = backend(node, at: "\(path).backend")
+            for (key, value) in fields.ordered where Self.podKeys.contains(key) {
+                problem("\(path).\(key)", value, "shapes a pod: a profile with a backend makes no pod; leave it out")
+            }
+        }
+        if let node = fields["warmPool"] {
+            warmPool(node, at: "\(path).warmPool", into: &profile)
+            if profile.labels == nil {
+                problem("\(path).warmPool", node, "a warm pool's runners register before any job: give `labels`")
+            }
+            if let cap = profile.maxRunners, profile.minIdle > cap {
+                problem("\(path).warmPool.minIdle", node, "more than maxRunners (\(cap))")
+            }
         }
         // With problems the file is refused anyway; its name still counts when names are compared.
         return name == nil && problems.count > before ? nil : profile
@@ -503,6 +545,69 @@ private struct NodeReader {
         }
         guard problems.count == before else { return nil }
         return json(node, at: path)
+    }
+
+    // MARK: - Custom backends and warm pools
+
+    /// `backend: {resource, template, secret}`: the resource's plural, the object (its `apiVersion` and `kind` name
+    /// the resource), and the runner Secret's entries (key: text, `${JIT_CONFIG}` in one of them).
+    mutating func backend(_ node: Node, at path: String) -> CustomBackend? {
+        guard let fields = mapping(node, at: path, keys: ["resource", "template", "secret"]) else { return nil }
+        let before = problems.count
+        let plural = fields["resource"].flatMap { dnsName($0, at: "\(path).resource") }
+        if fields["resource"] == nil {
+            problem("\(path).resource", node, "missing: the resource's plural name (virtualmachineinstances)")
+        }
+        guard let templateNode = fields["template"] else {
+            problem("\(path).template", node, "missing: the object to make for each runner")
+            return nil
+        }
+        _ = mapping(templateNode, at: "\(path).template", keys: nil)
+        let template = json(templateNode, at: "\(path).template")
+        var secret = CustomBackend.defaultSecretData
+        if let node = fields["secret"] {
+            secret = stringMap(node, at: "\(path).secret").map { CustomBackend.SecretEntry(key: $0.0, text: $0.1) }
+        }
+        guard problems.count == before, let plural else { return nil }
+        guard case .string(let apiVersion)? = template["apiVersion"], case .string(let kind)? = template["kind"],
+            let resource = KubernetesResource(apiVersion: apiVersion, kind: kind, plural: plural)
+        else {
+            problem("\(path).template", templateNode, "needs apiVersion (group/version) and kind")
+            return nil
+        }
+        do {
+            return try CustomBackend(resource: resource, template: template, secretData: secret)
+        } catch {
+            for message in error.problems {
+                // Each names its place from `template` or `secret` on: `template.metadata.name: …`.
+                let parts = message.split(separator: ":", maxSplits: 1)
+                let detail = parts.count == 2 ? String(parts[1]).trimmingOWS() : message
+                problem("\(path).\(parts[0])", templateNode, detail)
+            }
+            return nil
+        }
+    }
+
+    /// `warmPool: {minIdle, repositories}`.
+    mutating func warmPool(_ node: Node, at path: String, into profile: inout ProfilesFile.Profile) {
+        guard let fields = mapping(node, at: path, keys: ["minIdle", "repositories"]) else { return }
+        if let node = fields["minIdle"] {
+            profile.minIdle = integer(node, at: "\(path).minIdle", from: 0) ?? 0
+        } else {
+            problem("\(path).minIdle", node, "missing: how many idle runners to keep in each repository")
+        }
+        guard let node = fields["repositories"] else {
+            problem("\(path).repositories", node, "missing: where its runners wait (owner/repo)")
+            return
+        }
+        for (index, text) in strings(node, at: "\(path).repositories").enumerated() {
+            let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+            guard parts.count == 2, parts.allSatisfy({ !$0.isEmpty && !$0.contains("*") }) else {
+                problem("\(path).repositories[\(index)]", node, "'\(text)' is not owner/repo")
+                continue
+            }
+            profile.warmRepositories.append(.init(owner: String(parts[0]), name: String(parts[1])))
+        }
     }
 
     // MARK: - Shapes

@@ -60,16 +60,16 @@ package enum Render {
             profiles.profile(for: request.labels)
             ?? RunnerProfile(name: nil, matcher: configuration.labelMatcher, settings: configuration.runnerSettings)
         let job = profile.render(for: request)
-        let secret = withoutOwnerReferences(
-            redactingSecretValues(
-                job.secret(
-                    jitConfig: redactedJITConfig,
-                    jobUID: "",
-                    runnerID: 0,
-                    runnerName: request.runnerName.registrationName(suffix: placeholderSuffix)
-                )
-            )
+        let rendered = job.secret(
+            jitConfig: redactedJITConfig,
+            jobUID: "",
+            runnerID: 0,
+            runnerName: request.runnerName.registrationName(suffix: placeholderSuffix)
         )
+        // A Job's Secret may hold proxy credentials: every value redacted. A custom backend's entries come from its
+        // template and hold nothing else secret: shown, with the JIT config redacted where it goes.
+        let secret = withoutOwnerReferences(job.backend == nil ? redactingSecretValues(rendered) : rendered)
+        let object = job.resource.map { "\($0.kind)" } ?? "Job"
         switch format {
         case .json:
             let list: JSONValue = .object([
@@ -78,11 +78,12 @@ package enum Render {
             return list.rendered(pretty: true) + "\n"
         case .yaml:
             return
-                "# The runner Job for job \(request.jobID) of \(request.owner)/\(request.repository) (kube-actions-runner"
-                + " render).\n" + profileComment(profile, of: profiles, labels: request.labels) + "---\n"
+                "# The runner \(object) for job \(request.jobID) of \(request.owner)/\(request.repository)"
+                + " (kube-actions-runner render).\n" + profileComment(profile, of: profiles, labels: request.labels)
+                + "---\n"
                 + yaml(job.job) + "---\n"
-                + "# Its Secret. Unlike the provisioner's, it has no ownerReferences: the provisioner sets the created Job's\n"
-                + "# uid there, which exists only once the Job is created. The JIT config is redacted; the runner-id and\n"
+                + "# Its Secret. Unlike the provisioner's, it has no ownerReferences: the provisioner sets the created \(object)'s\n"
+                + "# uid there, which exists only once the \(object) is created. The JIT config is redacted; the runner-id and\n"
                 + "# runner-name labels are placeholders for what GitHub's JIT call returns.\n" + yaml(secret)
         }
     }

@@ -241,7 +241,7 @@ extension Reconciler {
         world.jobs = try await kubernetes.listJobs(namespace: namespace, labelSelector: selector, limit: nil)
         // A custom backend's objects stand for Jobs; whether one is over is told by its registration
         // (`reapFinishedCustomRunners`).
-        for resource in configuration.customResources {
+        for resource in customResources {
             let objects = try await kubernetes.listObjects(
                 resource: resource,
                 namespace: namespace,

@@ -5,6 +5,16 @@ import Logging
 /// Warm pools: each pool's idle runners are topped up to `minIdle` per repository, under its cap, and the idle
 /// reaper keeps that many.
 extension Reconciler {
+    /// The configured pools and the profiles' pools in force.
+    var warmPools: [WarmPool] { configuration.warmPools + matcher.warmPools }
+
+    /// The resources of the custom backends whose objects the reconciler lists beside the Jobs.
+    var customResources: [KubernetesResource] {
+        var all = configuration.customResources
+        for resource in matcher.customResources where !all.contains(resource) { all.append(resource) }
+        return all
+    }
+
     /// A pool's live runner Jobs in one repository, and which of them wait idle (registered and not busy, or still
     /// being provisioned). The profile's runners made for a job count too: one whose job a warm runner took waits
     /// idle like a warm one, with the same labels.
@@ -36,7 +46,7 @@ extension Reconciler {
     /// ones (by id).
     func warmKept(in world: World, cycle: Cycle) -> Set<Int64> {
         var kept: Set<Int64> = []
-        for pool in configuration.warmPools {
+        for pool in warmPools {
             for repository in pool.repositories {
                 let idle = warmRunners(of: pool, in: repository, world: world, cycle: cycle).idle
                 let ids = idle.compactMap { world.records[$0.name]?.id }.sorted()
@@ -50,7 +60,7 @@ extension Reconciler {
     /// past the pool's cap (`maxRunners`: every live runner Job of the profile, warm or not, in any repository).
     func replenishWarmPools(in world: World, _ cycle: inout Cycle, summary: inout Summary) async throws(LostLeadership)
     {
-        for pool in configuration.warmPools where pool.minIdle > 0 {
+        for pool in warmPools where pool.minIdle > 0 {
             var live = world.jobs.filter { !$0.isFinished && !cycle.removed.contains($0.name) && isOfPool($0, pool) }
                 .count
             for repository in pool.repositories where world.registrations[repository] != nil {

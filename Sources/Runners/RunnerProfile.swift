@@ -1,3 +1,4 @@
+import Kubernetes
 import Support
 import Synchronization
 
@@ -23,6 +24,8 @@ package struct RunnerProfile: Sendable {
     package var maxRunners: Int?
     /// A partial pod template merged over the rendered one (`RunnerJob.PodCustomization.merge`).
     package var podTemplatePatch: JSONValue?
+    /// Idle runners kept registered ahead of jobs; nil: none.
+    package var warmPool: WarmPool?
 
     package init(
         name: String?,
@@ -31,7 +34,8 @@ package struct RunnerProfile: Sendable {
         settings: RunnerJob.Settings,
         pod: RunnerJob.PodCustomization = .init(),
         maxRunners: Int? = nil,
-        podTemplatePatch: JSONValue? = nil
+        podTemplatePatch: JSONValue? = nil,
+        warmPool: WarmPool? = nil
     ) {
         self.name = name
         self.matcher = matcher
@@ -40,6 +44,7 @@ package struct RunnerProfile: Sendable {
         self.pod = pod
         self.maxRunners = maxRunners
         self.podTemplatePatch = podTemplatePatch
+        self.warmPool = warmPool
     }
 
     /// The label of a profile's runner Jobs and pods naming it (the caps count Jobs by it).
@@ -73,7 +78,8 @@ package struct RunnerProfile: Sendable {
     /// service's own fields put back over whatever the patch said.
     package func render(for request: RunnerRequest) -> RunnerJob {
         var job = RunnerJob.render(for: request, settings: settings)
-        guard name != nil || !pod.isEmpty || podTemplatePatch != nil else { return job }
+        // A custom backend's object is no pod: the file refuses pod settings beside a backend.
+        guard settings.backend == nil, name != nil || !pod.isEmpty || podTemplatePatch != nil else { return job }
         job.customize(with: pod, profile: name, patch: podTemplatePatch)
         return job
     }
@@ -82,6 +88,16 @@ package struct RunnerProfile: Sendable {
 /// Whether a job with these labels is this service's: `LabelMatcher` for one matcher, `RunnerProfiles` for profiles.
 package protocol JobMatching: Sendable {
     func matches(_ jobLabels: [String]) -> Bool
+    /// The profiles' warm pools.
+    var warmPools: [WarmPool] { get }
+    /// The resources of every custom backend the profiles have named in this process's life (a profile removed by a
+    /// reload may have left objects the reapers must still see).
+    var customResources: [KubernetesResource] { get }
+}
+
+extension JobMatching {
+    package var warmPools: [WarmPool] { [] }
+    package var customResources: [KubernetesResource] { [] }
 }
 
 extension LabelMatcher: JobMatching {}
@@ -118,19 +134,34 @@ package struct RunnerProfiles: Sendable, JobMatching {
 
 /// The current profiles, replaced as a whole when `PROFILES_FILE` changes; every reader sees one consistent set.
 package final class RunnerProfileStore: Sendable, JobMatching {
-    private let state: Mutex<RunnerProfiles>
+    private let state: Mutex<(profiles: RunnerProfiles, resources: [KubernetesResource])>
 
     package init(_ profiles: RunnerProfiles) {
-        state = Mutex(profiles)
+        state = Mutex((profiles, Self.resources(of: profiles, adding: [])))
     }
 
-    package var current: RunnerProfiles { state.withLock { $0 } }
+    package var current: RunnerProfiles { state.withLock { $0.profiles } }
 
     package func replace(with profiles: RunnerProfiles) {
-        state.withLock { $0 = profiles }
+        state.withLock { $0 = (profiles, Self.resources(of: profiles, adding: $0.resources)) }
     }
 
     package func matches(_ jobLabels: [String]) -> Bool { current.matches(jobLabels) }
+
+    package var warmPools: [WarmPool] { current.profiles.compactMap(\.warmPool) }
+
+    package var customResources: [KubernetesResource] { state.withLock { $0.resources } }
+
+    private static func resources(
+        of profiles: RunnerProfiles,
+        adding known: [KubernetesResource]
+    ) -> [KubernetesResource] {
+        var all = known
+        for resource in profiles.profiles.compactMap(\.settings.backend?.resource) where !all.contains(resource) {
+            all.append(resource)
+        }
+        return all
+    }
 }
 
 extension JobMatching where Self == LabelMatcher {

@@ -153,7 +153,7 @@ import Testing
                 "profiles[1].colour: unknown key; known: name, match, labels, mode, runnerImage, dindImage, resources,"
                     + " nodeSelector, tolerations, affinity, topologySpreadConstraints, podAnnotations, podLabels, env,"
                     + " volumes, volumeMounts, serviceAccountName, imagePullSecrets, runtimeClassName,"
-                    + " priorityClassName, activeDeadlineSeconds, maxRunners, podTemplatePatch (line 8)",
+                    + " priorityClassName, activeDeadlineSeconds, maxRunners, podTemplatePatch, backend, warmPool (line 8)",
                 "profiles[1].name: 'Bad Name' is not a label value (at most 63 of A-Z a-z 0-9 . _ -, starting and"
                     + " ending alphanumeric) (line 4)",
                 "profiles[1].match: matcher 1 'a,b+c' mixes ',' (any of) and '+' (all of); split it into two"
