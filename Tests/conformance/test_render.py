@@ -162,7 +162,7 @@ def test_check_config_lists_every_problem_of_a_profiles_file_with_its_path(tmp_p
         "profiles[0].colour: unknown key; known: name, match, labels, mode, runnerImage, dindImage, resources,"
         " nodeSelector, tolerations, affinity, topologySpreadConstraints, podAnnotations, podLabels, env, volumes,"
         " volumeMounts, serviceAccountName, imagePullSecrets, runtimeClassName, priorityClassName,"
-        " activeDeadlineSeconds, maxRunners, podTemplatePatch (line 10)",
+        " activeDeadlineSeconds, maxRunners, podTemplatePatch, backend, warmPool (line 10)",
         "profiles[0].tolerations[0].effect: must be one of NoSchedule, PreferNoSchedule, NoExecute (line 6)",
         "profiles[0].volumeMounts[0].name: 'cache' is not one of the profile's volumes (line 8)",
     ], out.stderr
@@ -170,3 +170,21 @@ def test_check_config_lists_every_problem_of_a_profiles_file_with_its_path(tmp_p
                                   "PROFILES_FILE": str(PROFILES)})
     assert good.returncode == 0, good.stderr
     assert "    gpu: match 'self-hosted+gpu', labels [self-hosted, linux, x64, gpu]" in good.stdout
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_render_of_a_custom_backend_prints_its_object_and_a_valid_secret(tmp_path, version):
+    """A KubeVirt VM profile: the object as the template says with the service's metadata, and its Secret."""
+    profiles = ROOT / "Tests/KubeActionsRunnerTests/Fixtures/profiles/backends.yaml"
+    out = run(["render", "--labels", "self-hosted,vm", "--owner", "octo-org", "--repo", "api", "--job-id", "7"],
+              {"PROFILES_FILE": str(profiles), "NAMESPACE": "github-runners-jobs"})
+    assert out.returncode == 0, out.stderr
+    vm, secret = documents(out.stdout)
+    assert (vm["apiVersion"], vm["kind"]) == ("kubevirt.io/v1", "VirtualMachineInstance")
+    assert vm["metadata"]["name"] == secret["metadata"]["name"] == "runner-7"
+    assert vm["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "kube-actions-runner"
+    assert vm["spec"]["volumes"][1]["cloudInitNoCloud"]["secretRef"]["name"] == "runner-7"
+    assert "<redacted: the JIT config GitHub issues>" in secret["stringData"]["userdata"]
+    assert "<redacted" not in yaml.safe_dump(vm)
+    # The object's kind is the cluster's own (a CRD): only the Secret has a schema here.
+    validate(tmp_path, [secret], version)
