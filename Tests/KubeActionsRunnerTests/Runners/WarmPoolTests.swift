@@ -108,3 +108,35 @@ import Testing
         )
     }
 }
+
+extension WarmPoolTests {
+    /// A warm runner whose pod cannot run is reaped like any other, and then its pool waits `failureHoldOff` in that
+    /// repository before it registers another, as a job does after its runner could not run: a broken pool (an image
+    /// that cannot start, a pod Pod Security refuses) must not make and delete a registration every cycle.
+    @Test func aPoolWhoseRunnerCannotRunWaitsBeforeMakingAnother() async throws {
+        let reaper = reconciler(minIdle: 1)
+        await reaper.cycle()
+        let first = try #require(warmJobs.first)
+        kubernetes.runJobController()
+        kubernetes.updatePod(of: first) { pod in
+            pod.containers = [ContainerSummary(name: "runner", waitingReason: "CrashLoopBackOff")]
+        }
+        await reaper.cycle()
+        #expect(!kubernetes.jobNames.contains(first))
+        #expect(
+            String(decoding: metrics.exposition(), as: UTF8.self).contains(
+                #"runners_reaped_total{reason="crash_loop"} 1"#
+            )
+        )
+        #expect(warmJobs.isEmpty)
+        for _ in 0..<5 {
+            time.advance(by: .seconds(60))
+            await reaper.cycle()
+        }
+        #expect(warmJobs.isEmpty)
+        #expect(github.state.withLock { $0.calls.filter { $0.hasPrefix("jit ") }.count } == 1)
+        time.advance(by: .seconds(900))
+        await reaper.cycle()
+        #expect(warmJobs.count == 1)
+    }
+}
