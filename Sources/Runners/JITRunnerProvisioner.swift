@@ -331,14 +331,22 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
     ) async throws(ProvisioningError) -> ProfileCapacity.Reservation {
         guard let cap = profile.maxRunners, let name = profile.name else { return .counted }
         let list = capacity.listStarting()
-        let listed: [JobSummary]
+        let selector =
+            RunnerJob.selector(ownerLabel: settings.ownerLabel)
+            + ",\(RunnerProfile.profileLabel)=\(RunnerJob.labelValue(name))"
+        var active: Set<String> = []
         do {
-            listed = try await kubernetes.listJobs(
-                namespace: settings.namespace,
-                labelSelector: RunnerJob.selector(ownerLabel: settings.ownerLabel)
-                    + ",\(RunnerProfile.profileLabel)=\(RunnerJob.labelValue(name))",
-                limit: nil
-            )
+            let jobs = try await kubernetes.listJobs(namespace: settings.namespace, labelSelector: selector, limit: nil)
+            active = Set(jobs.filter { !$0.isFinished }.map(\.name))
+            // A backend's objects are no Jobs, and none is ever finished: each counts until the reaper removes it.
+            if let resource = profile.settings.backend?.resource {
+                let objects = try await kubernetes.listObjects(
+                    resource: resource,
+                    namespace: settings.namespace,
+                    labelSelector: selector
+                )
+                active.formUnion(objects.map(\.name))
+            }
         } catch {
             logger.warning(
                 "counting the profile's runner jobs failed",
@@ -346,7 +354,6 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
             )
             throw Self.provisioningError(error)
         }
-        let active = Set(listed.filter { !$0.isFinished }.map(\.name))
         return capacity.reserve(job, profile: name, cap: cap, listed: active, list: list)
     }
 

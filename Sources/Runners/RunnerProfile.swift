@@ -78,8 +78,13 @@ package struct RunnerProfile: Sendable {
     /// service's own fields put back over whatever the patch said.
     package func render(for request: RunnerRequest) -> RunnerJob {
         var job = RunnerJob.render(for: request, settings: settings)
-        // A custom backend's object is no pod: the file refuses pod settings beside a backend.
-        guard settings.backend == nil, name != nil || !pod.isEmpty || podTemplatePatch != nil else { return job }
+        // A custom backend's object is no pod: the file refuses pod settings beside a backend. It carries the
+        // profile's label as a Job does, which the cap and the warm pool count by.
+        if settings.backend != nil {
+            if let name { job.labelObject(profile: name) }
+            return job
+        }
+        guard name != nil || !pod.isEmpty || podTemplatePatch != nil else { return job }
         job.customize(with: pod, profile: name, patch: podTemplatePatch)
         return job
     }

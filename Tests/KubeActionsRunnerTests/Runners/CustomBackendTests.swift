@@ -228,3 +228,48 @@ import Testing
 
     var exposition: String { String(decoding: metrics.exposition(), as: UTF8.self) }
 }
+
+extension CustomBackendTests {
+    /// A profile with a backend and `maxRunners`: its objects carry the profile's label, as its Jobs would, and the
+    /// cap counts them (they are no Jobs, so a count of Jobs alone never sees them and the cap would hold nothing).
+    @Test func aCappedBackendProfileCountsItsObjects() async throws {
+        var settings = try settings()
+        settings.mode = .standard
+        let profiles = RunnerProfileStore(
+            RunnerProfiles([
+                RunnerProfile(name: "vm", matcher: .selfHosted, settings: settings, maxRunners: 1)
+            ])
+        )
+        let provisioner = JITRunnerProvisioner(
+            github: github,
+            kubernetes: kubernetes,
+            settings: settings,
+            runnerGroupID: 1,
+            monitor: ClusterMonitor(kubernetes: kubernetes, namespace: "ns", metrics: metrics, logger: logs.logger()),
+            clock: ImmediateClock(),
+            logger: logs.logger(),
+            profiles: profiles
+        )
+        func request(_ job: Int64) -> RunnerRequest {
+            RunnerRequest(
+                owner: "octo",
+                repository: "repo",
+                jobID: job,
+                runID: 1,
+                jobName: "build",
+                labels: ["self-hosted"],
+                deliveryID: "d-\(job)"
+            )
+        }
+        github.queue(job: 1)
+        github.queue(job: 2)
+        #expect(try await provisioner.provision(request(1)) == .created(runnerJob: "runner-1"))
+        let labels = kubernetes.state.withLock { $0.objects[Samples.virtualMachineInstances]?["runner-1"]?.labels }
+        #expect(labels?["kube-actions-runner/profile"] == "vm")
+        #expect(
+            try await provisioner.provision(request(2)) == .deferred(reason: "profile vm: 1 of maxRunners 1 active")
+        )
+        #expect(kubernetes.state.withLock { $0.objects[Samples.virtualMachineInstances]?.count } == 1)
+        #expect(github.runners.count == 1)
+    }
+}
