@@ -242,11 +242,22 @@ extension Reconciler {
         // A custom backend's objects stand for Jobs; whether one is over is told by its registration
         // (`reapFinishedCustomRunners`).
         for resource in customResources {
-            let objects = try await kubernetes.listObjects(
-                resource: resource,
-                namespace: namespace,
-                labelSelector: selector
-            )
+            let objects: [ObjectSummary]
+            do {
+                objects = try await kubernetes.listObjects(
+                    resource: resource,
+                    namespace: namespace,
+                    labelSelector: selector
+                )
+            } catch  where error.kind == .notFound {
+                // The API server does not serve the resource (its CRD is not installed, or a profile misspells its
+                // plural): no object of it exists. Any other failure fails the cycle, as objects may exist unseen.
+                logger.warning(
+                    "reconciler: a custom backend's resource is not served; it has no objects",
+                    metadata: ["resource": "\(resource)", "error": "\(error)"]
+                )
+                continue
+            }
             world.jobs += objects.map {
                 JobSummary(
                     name: $0.name,

@@ -273,3 +273,52 @@ extension CustomBackendTests {
         #expect(github.runners.count == 1)
     }
 }
+
+extension CustomBackendTests {
+    /// A backend's resource the API server does not serve (its CRD not installed, a plural misspelt in the profiles
+    /// file, or kept listed after a reload removed its profile): no object of it can exist, so its 404 stops no
+    /// cycle. Before, every cycle failed at that list, and nothing was recovered or reaped until a restart, since a
+    /// reload keeps listing the resource.
+    @Test func aResourceTheAPIServerDoesNotServeStopsNoCycle() async throws {
+        var configuration = Reconciler.Configuration()
+        configuration.customResources = [Samples.virtualMachineInstances]
+        kubernetes.state.withLock { $0.unservedResources = [Samples.virtualMachineInstances] }
+        let reaper = Reconciler.make(
+            github: github,
+            kubernetes: kubernetes,
+            metrics: metrics,
+            logs: logs,
+            configuration: configuration,
+            clock: time
+        )
+        github.queue(job: 31, run: 310)
+        let summary = await reaper.cycle()
+        #expect(summary.result == "ok")
+        #expect(kubernetes.jobNames == ["runner-31"])
+        #expect(kubernetes.calls.contains("list virtualmachineinstances"))
+    }
+
+    /// Any other failure to list them (a Role without `list`, an API server that does not answer) still fails the
+    /// cycle: objects may exist that it could not see.
+    @Test func aResourceThatCannotBeListedStillFailsTheCycle() async throws {
+        var configuration = Reconciler.Configuration()
+        configuration.customResources = [Samples.virtualMachineInstances]
+        let reaper = Reconciler.make(
+            github: github,
+            kubernetes: kubernetes,
+            metrics: metrics,
+            logs: logs,
+            configuration: configuration,
+            clock: time
+        )
+        github.queue(job: 32, run: 320)
+        kubernetes.state.withLock {
+            $0.listObjectsFaults = [
+                FakeKubernetesAPI.error(.forbidden, status: 403, verb: "list", resource: "virtualmachineinstances")
+            ]
+        }
+        let summary = await reaper.cycle()
+        #expect(summary.result == "failed")
+        #expect(kubernetes.jobNames.isEmpty)
+    }
+}
