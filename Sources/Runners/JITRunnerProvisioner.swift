@@ -149,7 +149,9 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
             throw ProvisioningError(status: 503, reason: "no runner profile takes the job's labels")
         }
         if let name = profile.name { metadata["profile"] = "\(name)" }
-        let job = profile.render(for: request)
+        var resolved = request
+        resolved.labels = labels  // a replacement's, read from GitHub above
+        let job = profile.render(for: resolved)
 
         guard mayAct() else { throw fenced }
         // Over the profile's cap, nothing is made: the reconciler provisions the job once a place frees.

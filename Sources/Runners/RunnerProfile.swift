@@ -77,13 +77,17 @@ package struct RunnerProfile: Sendable {
     /// The Job for `request`: the settings' rendering, this profile's customizations, then its patch, with the
     /// service's own fields put back over whatever the patch said.
     package func render(for request: RunnerRequest) -> RunnerJob {
-        var job = RunnerJob.render(for: request, settings: settings)
-        // A custom backend's object is no pod: the file refuses pod settings beside a backend. It carries the
-        // profile's label as a Job does, which the cap and the warm pool count by.
+        // A custom backend's object is no pod: the file refuses pod settings beside a backend. Its
+        // `${RUNNER_LABELS}` are the labels the runner registers with, and it carries the profile's label as a Job
+        // does, which the cap and the warm pool count by.
         if settings.backend != nil {
-            if let name { job.labelObject(profile: name) }
-            return job
+            var registering = request
+            registering.labels = registrationLabels(for: request.labels)
+            var object = RunnerJob.render(for: registering, settings: settings)
+            if let name { object.labelObject(profile: name) }
+            return object
         }
+        var job = RunnerJob.render(for: request, settings: settings)
         guard name != nil || !pod.isEmpty || podTemplatePatch != nil else { return job }
         job.customize(with: pod, profile: name, patch: podTemplatePatch)
         return job

@@ -322,3 +322,73 @@ extension CustomBackendTests {
         #expect(kubernetes.jobNames.isEmpty)
     }
 }
+
+extension CustomBackendTests {
+    static func kroBackend() throws -> CustomBackend {
+        try CustomBackend(
+            resource: KubernetesResource(
+                group: "kro.run",
+                version: "v1alpha1",
+                plural: "podrunners",
+                kind: "PodRunner"
+            ),
+            template: [
+                "apiVersion": "kro.run/v1alpha1",
+                "kind": "PodRunner",
+                "spec": ["runnerName": "${RUNNER_NAME}", "labels": "${RUNNER_LABELS}"],
+            ]
+        )
+    }
+
+    /// `${RUNNER_LABELS}` is what README and the placeholder's documentation say: the labels the runner registers
+    /// with (the profile's, and this deployment's marker), not the job's `runs-on`. Before, it was the job's labels,
+    /// and for a replacement asked for by an `in_progress` delivery, whose labels are read from GitHub after the
+    /// request was made, it was empty.
+    @Test func runnerLabelsAreTheLabelsTheRunnerRegistersWith() async throws {
+        var settings = Samples.settings(.standard)
+        settings.backend = try Self.kroBackend()
+        let profile = RunnerProfile(
+            name: "kro",
+            matcher: .selfHosted,
+            runnerLabels: ["self-hosted", "linux", "kro"],
+            settings: settings
+        )
+        let expected = "self-hosted,linux,kro,\(Samples.ownerLabel)"
+        var request = Samples.request
+        request.labels = ["self-hosted", "kro"]
+        #expect(profile.render(for: request).job["spec"]?["labels"] == .string(expected))
+
+        // Through the provisioner, for a replacement whose job's labels come from GitHub.
+        let provisioner = JITRunnerProvisioner(
+            github: github,
+            kubernetes: kubernetes,
+            settings: settings,
+            runnerGroupID: 1,
+            monitor: ClusterMonitor(kubernetes: kubernetes, namespace: "ns", metrics: metrics, logger: logs.logger()),
+            clock: ImmediateClock(),
+            logger: logs.logger(),
+            profiles: RunnerProfileStore(RunnerProfiles([profile]))
+        )
+        github.queue(job: 41, labels: ["self-hosted", "kro"])
+        var replacement = RunnerRequest(
+            owner: "octo",
+            repository: "repo",
+            jobID: 41,
+            runID: 1,
+            jobName: "",
+            labels: [],
+            deliveryID: "d"
+        )
+        replacement.replacing = 40
+        let outcome = try await provisioner.provision(replacement)
+        guard case .created(let name) = outcome else {
+            Issue.record("not created: \(outcome)")
+            return
+        }
+        let resource = try Self.kroBackend().resource
+        let object = try #require(kubernetes.state.withLock { $0.objects[resource]?[name] })
+        #expect(object.manifest["spec"]?["labels"] == .string(expected))
+        let registered = github.state.withLock { Array($0.runnerLabels.values) }
+        #expect(registered == [["self-hosted", "linux", "kro", Samples.ownerLabel]])
+    }
+}
