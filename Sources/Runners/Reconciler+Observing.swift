@@ -291,7 +291,7 @@ extension Reconciler {
             }
         }
         world.events = try? await kubernetes.listFailedCreateEvents(namespace: namespace)
-        if configuration.reapsHookPods {
+        if configuration.reapsHookPods || matcher.usesContainerHooks {
             world.hookPods = try? await kubernetes.listPods(
                 namespace: namespace,
                 labelSelector: RunnerJob.hookPodSelector(ownerLabel: ownerLabel)

@@ -879,9 +879,11 @@ extension Reconciler {
         deliveryRecovery: DeliveryRecovery? = nil,
         provisioner: (any RunnerProvisioner)? = nil,
         contentBudget: ContentBudget? = nil,
-        contentKey: @escaping @Sendable (_ owner: String) -> String = { _ in "" }
+        contentKey: @escaping @Sendable (_ owner: String) -> String = { _ in "" },
+        profiles: RunnerProfileStore? = nil
     ) -> Reconciler {
-        Reconciler(
+        let matcher: any JobMatching = profiles ?? matcher
+        return Reconciler(
             configuration: configuration,
             github: github,
             rateLimitRemaining: rateLimitRemaining,
