@@ -58,7 +58,8 @@ extension Reconciler {
     /// Visits repositories in `visitingOrder` within the budget, then lists Jobs, Secrets, pods and events.
     func observe(summary: inout Summary) async throws(KubernetesAPIError) -> World {
         var world = World()
-        world.known = await repositories.all()
+        // A warm pool's repositories are visited even before a job of theirs made them known.
+        world.known = Set(await repositories.all()).union(warmPools.flatMap(\.repositories)).sorted()
         var owners: [String: [RegisteredRunner]?] = [:]
         var priorityPoints = 0
         // Where the round robin got to, and what no longer needs priority: kept only once the cycle can act.

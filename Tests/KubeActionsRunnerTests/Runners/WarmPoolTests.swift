@@ -140,3 +140,31 @@ extension WarmPoolTests {
         #expect(warmJobs.count == 1)
     }
 }
+
+extension WarmPoolTests {
+    /// A pool's repositories are visited whether or not a job of theirs was ever delivered (nor listed in
+    /// `REPOSITORIES`): a pool is for the first job of a repository too. Before, the reconciler visited only the
+    /// repositories it knew, so a pool never filled in a repository that had no delivery yet, and stopped being
+    /// topped up in one forgotten after 30 days without a job.
+    @Test func fillsAPoolInARepositoryNoDeliveryMadeKnown() async throws {
+        let elsewhere = RepositoryRegistry.Repository(owner: "octo", name: "api")
+        var configuration = Reconciler.Configuration()
+        configuration.warmPools = [
+            WarmPool(name: "linux", minIdle: 1, labels: ["self-hosted", "linux"], repositories: [elsewhere])
+        ]
+        let reaper = Reconciler.make(
+            github: github,
+            kubernetes: kubernetes,
+            metrics: metrics,
+            logs: logs,
+            configuration: configuration,
+            clock: time
+        )
+        await reaper.cycle()
+        #expect(warmJobs.count == 1)
+        let labels = try #require(
+            warmJobs.first.flatMap { name in kubernetes.state.withLock { $0.jobs[name]?.labels } }
+        )
+        #expect(labels["kube-actions-runner/repo"] == "api")
+    }
+}
