@@ -168,3 +168,38 @@ extension WarmPoolTests {
         #expect(labels["kube-actions-runner/repo"] == "api")
     }
 }
+
+extension WarmPoolTests {
+    /// A reload that removes a pool's profile leaves its warm runners to the idle reaper: kept by nothing, they go
+    /// after `RUNNER_IDLE_TIMEOUT`, registration first.
+    @Test func theRunnersOfAPoolAReloadRemovedAreReapedAsIdle() async throws {
+        let pool = WarmPool(
+            name: "linux",
+            minIdle: 2,
+            labels: ["self-hosted", "linux"],
+            repositories: [Self.repository]
+        )
+        let settings = Samples.settings(.standard)
+        let store = RunnerProfileStore(
+            RunnerProfiles([RunnerProfile(name: "linux", matcher: .selfHosted, settings: settings, warmPool: pool)])
+        )
+        var configuration = Reconciler.Configuration()
+        configuration.idleTimeout = .seconds(600)
+        let reaper = Reconciler.make(
+            github: github,
+            kubernetes: kubernetes,
+            metrics: metrics,
+            logs: logs,
+            configuration: configuration,
+            clock: time,
+            profiles: store
+        )
+        await reaper.cycle()
+        #expect(warmJobs.count == 2 && github.runners.count == 2)
+        store.replace(with: RunnerProfiles([RunnerProfile(name: "linux", matcher: .selfHosted, settings: settings)]))
+        await reaper.cycle()
+        time.advance(by: .seconds(601))
+        await reaper.cycle()
+        #expect(warmJobs.isEmpty && github.runners.isEmpty)
+    }
+}
