@@ -173,6 +173,21 @@ package struct CustomBackend: Sendable, Equatable {
     }
 }
 
+extension RunnerJob {
+    /// Labels a custom backend's object (and so its Secret) with the profile that made it, as `customize` labels a
+    /// profile's Job.
+    mutating func labelObject(profile: String) {
+        let label = (RunnerProfile.profileLabel, RunnerJob.labelValue(profile))
+        labels.removeAll { $0.0 == label.0 }
+        labels.append(label)
+        job = job.updating("metadata") { metadata in
+            metadata?.updating("labels") { given in
+                .object((given?.members ?? []).filter { $0.0 != label.0 } + [(label.0, .string(label.1))])
+            }
+        }
+    }
+}
+
 extension KubernetesAPI {
     /// Creates a runner's object: its Job, or its custom backend's object.
     func createRunnerObject(_ runner: RunnerJob) async throws(KubernetesAPIError) -> CreatedObject {

@@ -149,7 +149,9 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
             throw ProvisioningError(status: 503, reason: "no runner profile takes the job's labels")
         }
         if let name = profile.name { metadata["profile"] = "\(name)" }
-        let job = profile.render(for: request)
+        var resolved = request
+        resolved.labels = labels  // a replacement's, read from GitHub above
+        let job = profile.render(for: resolved)
 
         guard mayAct() else { throw fenced }
         // Over the profile's cap, nothing is made: the reconciler provisions the job once a place frees.
@@ -331,14 +333,22 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
     ) async throws(ProvisioningError) -> ProfileCapacity.Reservation {
         guard let cap = profile.maxRunners, let name = profile.name else { return .counted }
         let list = capacity.listStarting()
-        let listed: [JobSummary]
+        let selector =
+            RunnerJob.selector(ownerLabel: settings.ownerLabel)
+            + ",\(RunnerProfile.profileLabel)=\(RunnerJob.labelValue(name))"
+        var active: Set<String> = []
         do {
-            listed = try await kubernetes.listJobs(
-                namespace: settings.namespace,
-                labelSelector: RunnerJob.selector(ownerLabel: settings.ownerLabel)
-                    + ",\(RunnerProfile.profileLabel)=\(RunnerJob.labelValue(name))",
-                limit: nil
-            )
+            let jobs = try await kubernetes.listJobs(namespace: settings.namespace, labelSelector: selector, limit: nil)
+            active = Set(jobs.filter { !$0.isFinished }.map(\.name))
+            // A backend's objects are no Jobs, and none is ever finished: each counts until the reaper removes it.
+            if let resource = profile.settings.backend?.resource {
+                let objects = try await kubernetes.listObjects(
+                    resource: resource,
+                    namespace: settings.namespace,
+                    labelSelector: selector
+                )
+                active.formUnion(objects.map(\.name))
+            }
         } catch {
             logger.warning(
                 "counting the profile's runner jobs failed",
@@ -346,7 +356,6 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
             )
             throw Self.provisioningError(error)
         }
-        let active = Set(listed.filter { !$0.isFinished }.map(\.name))
         return capacity.reserve(job, profile: name, cap: cap, listed: active, list: list)
     }
 

@@ -58,7 +58,8 @@ extension Reconciler {
     /// Visits repositories in `visitingOrder` within the budget, then lists Jobs, Secrets, pods and events.
     func observe(summary: inout Summary) async throws(KubernetesAPIError) -> World {
         var world = World()
-        world.known = await repositories.all()
+        // A warm pool's repositories are visited even before a job of theirs made them known.
+        world.known = Set(await repositories.all()).union(warmPools.flatMap(\.repositories)).sorted()
         var owners: [String: [RegisteredRunner]?] = [:]
         var priorityPoints = 0
         // Where the round robin got to, and what no longer needs priority: kept only once the cycle can act.
@@ -242,11 +243,22 @@ extension Reconciler {
         // A custom backend's objects stand for Jobs; whether one is over is told by its registration
         // (`reapFinishedCustomRunners`).
         for resource in customResources {
-            let objects = try await kubernetes.listObjects(
-                resource: resource,
-                namespace: namespace,
-                labelSelector: selector
-            )
+            let objects: [ObjectSummary]
+            do {
+                objects = try await kubernetes.listObjects(
+                    resource: resource,
+                    namespace: namespace,
+                    labelSelector: selector
+                )
+            } catch  where error.kind == .notFound {
+                // The API server does not serve the resource (its CRD is not installed, or a profile misspells its
+                // plural): no object of it exists. Any other failure fails the cycle, as objects may exist unseen.
+                logger.warning(
+                    "reconciler: a custom backend's resource is not served; it has no objects",
+                    metadata: ["resource": "\(resource)", "error": "\(error)"]
+                )
+                continue
+            }
             world.jobs += objects.map {
                 JobSummary(
                     name: $0.name,
@@ -280,7 +292,7 @@ extension Reconciler {
             }
         }
         world.events = try? await kubernetes.listFailedCreateEvents(namespace: namespace)
-        if configuration.reapsHookPods {
+        if configuration.reapsHookPods || matcher.usesContainerHooks {
             world.hookPods = try? await kubernetes.listPods(
                 namespace: namespace,
                 labelSelector: RunnerJob.hookPodSelector(ownerLabel: ownerLabel)

@@ -25,7 +25,8 @@ extension Reconciler {
             case .reap(let reason, let detail):
                 guard try await remove(job, reason: reason, detail: detail, in: world) else { continue }
                 cycle.removed.insert(job.name)
-                if let id = job.labels[RunnerJob.jobIDLabel] {
+                // A warm runner has no job: its pool is held off in that repository instead.
+                if let id = job.labels[RunnerJob.jobIDLabel] ?? Self.warmHoldOffKey(of: job) {
                     let until = clock.now + configuration.failureHoldOff
                     state.withLock { $0.heldOff[id] = (until, reason) }
                 }

@@ -37,6 +37,20 @@ extension Reconciler {
         return (live, idle)
     }
 
+    /// The key under which a pool is held off in one repository after its runner could not run (`heldOff`, which a
+    /// job's runner keys by the job's id): no job id is made of these characters.
+    static func warmHoldOffKey(pool: String, owner: String, repo: String) -> String {
+        "pool:\(RunnerJob.labelValue(pool))/\(RunnerJob.labelValue(owner))/\(RunnerJob.labelValue(repo))"
+    }
+
+    /// The hold-off key of a warm runner's Job, by its labels; nil for a job's runner.
+    static func warmHoldOffKey(of job: JobSummary) -> String? {
+        guard let pool = job.labels[RunnerJob.poolLabel], let owner = job.labels[RunnerJob.ownerNameLabel],
+            let repo = job.labels[RunnerJob.repositoryNameLabel]
+        else { return nil }
+        return "pool:\(pool)/\(owner)/\(repo)"
+    }
+
     func isOfPool(_ job: JobSummary, _ pool: WarmPool) -> Bool {
         let name = RunnerJob.labelValue(pool.name)
         return job.labels[RunnerJob.poolLabel] == name || job.labels[RunnerJob.profileLabel] == name
@@ -64,6 +78,14 @@ extension Reconciler {
             var live = world.jobs.filter { !$0.isFinished && !cycle.removed.contains($0.name) && isOfPool($0, pool) }
                 .count
             for repository in pool.repositories where world.registrations[repository] != nil {
+                let holdOff = Self.warmHoldOffKey(pool: pool.name, owner: repository.owner, repo: repository.name)
+                if let hold = state.withLock({ $0.heldOff[holdOff] }), clock.now < hold.until {
+                    logger.info(
+                        "reconciler: not making warm runners yet; the pool's last runner could not run",
+                        metadata: ["pool": "\(pool.name)", "repo": "\(repository)", "reason": "\(hold.reason)"]
+                    )
+                    continue
+                }
                 let idle = warmRunners(of: pool, in: repository, world: world, cycle: cycle).idle.count
                 var missing = pool.minIdle - idle
                 while missing > 0 {

@@ -77,9 +77,18 @@ package struct RunnerProfile: Sendable {
     /// The Job for `request`: the settings' rendering, this profile's customizations, then its patch, with the
     /// service's own fields put back over whatever the patch said.
     package func render(for request: RunnerRequest) -> RunnerJob {
+        // A custom backend's object is no pod: the file refuses pod settings beside a backend. Its
+        // `${RUNNER_LABELS}` are the labels the runner registers with, and it carries the profile's label as a Job
+        // does, which the cap and the warm pool count by.
+        if settings.backend != nil {
+            var registering = request
+            registering.labels = registrationLabels(for: request.labels)
+            var object = RunnerJob.render(for: registering, settings: settings)
+            if let name { object.labelObject(profile: name) }
+            return object
+        }
         var job = RunnerJob.render(for: request, settings: settings)
-        // A custom backend's object is no pod: the file refuses pod settings beside a backend.
-        guard settings.backend == nil, name != nil || !pod.isEmpty || podTemplatePatch != nil else { return job }
+        guard name != nil || !pod.isEmpty || podTemplatePatch != nil else { return job }
         job.customize(with: pod, profile: name, patch: podTemplatePatch)
         return job
     }
@@ -93,11 +102,15 @@ package protocol JobMatching: Sendable {
     /// The resources of every custom backend the profiles have named in this process's life (a profile removed by a
     /// reload may have left objects the reapers must still see).
     var customResources: [KubernetesResource] { get }
+    /// Whether a profile in this process's life made runners whose container hooks start pods of their own
+    /// (`kubernetes` mode), whatever the environment's mode: the reaper of the pods they leave behind must run.
+    var usesContainerHooks: Bool { get }
 }
 
 extension JobMatching {
     package var warmPools: [WarmPool] { [] }
     package var customResources: [KubernetesResource] { [] }
+    package var usesContainerHooks: Bool { false }
 }
 
 extension LabelMatcher: JobMatching {}
@@ -134,16 +147,21 @@ package struct RunnerProfiles: Sendable, JobMatching {
 
 /// The current profiles, replaced as a whole when `PROFILES_FILE` changes; every reader sees one consistent set.
 package final class RunnerProfileStore: Sendable, JobMatching {
-    private let state: Mutex<(profiles: RunnerProfiles, resources: [KubernetesResource])>
+    private let state: Mutex<(profiles: RunnerProfiles, resources: [KubernetesResource], hooks: Bool)>
 
     package init(_ profiles: RunnerProfiles) {
-        state = Mutex((profiles, Self.resources(of: profiles, adding: [])))
+        state = Mutex((profiles, Self.resources(of: profiles, adding: []), Self.usesContainerHooks(profiles)))
     }
 
     package var current: RunnerProfiles { state.withLock { $0.profiles } }
 
     package func replace(with profiles: RunnerProfiles) {
-        state.withLock { $0 = (profiles, Self.resources(of: profiles, adding: $0.resources)) }
+        state.withLock {
+            $0 = (
+                profiles, Self.resources(of: profiles, adding: $0.resources),
+                $0.hooks || Self.usesContainerHooks(profiles)
+            )
+        }
     }
 
     package func matches(_ jobLabels: [String]) -> Bool { current.matches(jobLabels) }
@@ -151,6 +169,12 @@ package final class RunnerProfileStore: Sendable, JobMatching {
     package var warmPools: [WarmPool] { current.profiles.compactMap(\.warmPool) }
 
     package var customResources: [KubernetesResource] { state.withLock { $0.resources } }
+
+    package var usesContainerHooks: Bool { state.withLock { $0.hooks } }
+
+    private static func usesContainerHooks(_ profiles: RunnerProfiles) -> Bool {
+        profiles.profiles.contains { $0.settings.backend == nil && $0.settings.mode.usesContainerHooks }
+    }
 
     private static func resources(
         of profiles: RunnerProfiles,

@@ -407,10 +407,14 @@ package final class FakeKubernetesAPI: KubernetesAPI {
         package var secrets: [String: JSONValue] = [:]
         /// A custom backend's objects, by resource and name.
         package var objects: [KubernetesResource: [String: StoredJob]] = [:]
+        /// Resources the API server does not serve (a CRD not installed, a misspelt plural): every call about them
+        /// is answered 404, as the API server answers a path it has no handler for.
+        package var unservedResources: Set<KubernetesResource> = []
         package var calls: [String] = []
         package var createJobFaults: [KubernetesAPIError] = []
         package var createSecretFaults: [KubernetesAPIError] = []
         package var listPodsFaults: [KubernetesAPIError] = []
+        package var listObjectsFaults: [KubernetesAPIError] = []
         /// createJob answers once this many calls have arrived, so concurrent callers race for one name.
         package var createJobCallers = 1
         var createJobWaiting: [CheckedContinuation<Void, Never>] = []
@@ -583,6 +587,9 @@ package final class FakeKubernetesAPI: KubernetesAPI {
         }
         let result = state.withLock { state -> Result<CreatedObject, KubernetesAPIError> in
             state.calls.append("create \(resource.plural) \(name)")
+            if state.unservedResources.contains(resource) {
+                return .failure(Self.error(.notFound, status: 404, resource: resource.resourceName))
+            }
             if !state.createJobFaults.isEmpty { return .failure(state.createJobFaults.removeFirst()) }
             if state.objects[resource]?[name] != nil {
                 return .failure(Self.error(.alreadyExists, status: 409, resource: resource.resourceName))
@@ -608,6 +615,9 @@ package final class FakeKubernetesAPI: KubernetesAPI {
     ) async throws(KubernetesAPIError) {
         let result = state.withLock { state -> Result<Void, KubernetesAPIError> in
             state.calls.append("delete \(resource.plural) \(name)")
+            if state.unservedResources.contains(resource) {
+                return .failure(Self.error(.notFound, status: 404, verb: "delete", resource: resource.resourceName))
+            }
             guard let object = state.objects[resource]?[name] else {
                 return .failure(Self.error(.notFound, status: 404, verb: "delete", resource: resource.resourceName))
             }
@@ -631,8 +641,12 @@ package final class FakeKubernetesAPI: KubernetesAPI {
         labelSelector: String
     ) async throws(KubernetesAPIError) -> [ObjectSummary] {
         if down.withLock({ $0 }) { throw Self.error(.transport, status: nil, verb: "list") }
-        return state.withLock { state in
+        return try state.withLock { state throws(KubernetesAPIError) in
             state.calls.append("list \(resource.plural)")
+            if !state.listObjectsFaults.isEmpty { throw state.listObjectsFaults.removeFirst() }
+            if state.unservedResources.contains(resource) {
+                throw Self.error(.notFound, status: 404, verb: "list", resource: resource.resourceName)
+            }
             return (state.objects[resource] ?? [:]).sorted { $0.key < $1.key }
                 .filter { Self.matches(labelSelector, $0.value.labels) }
                 .map {
@@ -865,9 +879,11 @@ extension Reconciler {
         deliveryRecovery: DeliveryRecovery? = nil,
         provisioner: (any RunnerProvisioner)? = nil,
         contentBudget: ContentBudget? = nil,
-        contentKey: @escaping @Sendable (_ owner: String) -> String = { _ in "" }
+        contentKey: @escaping @Sendable (_ owner: String) -> String = { _ in "" },
+        profiles: RunnerProfileStore? = nil
     ) -> Reconciler {
-        Reconciler(
+        let matcher: any JobMatching = profiles ?? matcher
+        return Reconciler(
             configuration: configuration,
             github: github,
             rateLimitRemaining: rateLimitRemaining,

@@ -228,3 +228,167 @@ import Testing
 
     var exposition: String { String(decoding: metrics.exposition(), as: UTF8.self) }
 }
+
+extension CustomBackendTests {
+    /// A profile with a backend and `maxRunners`: its objects carry the profile's label, as its Jobs would, and the
+    /// cap counts them (they are no Jobs, so a count of Jobs alone never sees them and the cap would hold nothing).
+    @Test func aCappedBackendProfileCountsItsObjects() async throws {
+        var settings = try settings()
+        settings.mode = .standard
+        let profiles = RunnerProfileStore(
+            RunnerProfiles([
+                RunnerProfile(name: "vm", matcher: .selfHosted, settings: settings, maxRunners: 1)
+            ])
+        )
+        let provisioner = JITRunnerProvisioner(
+            github: github,
+            kubernetes: kubernetes,
+            settings: settings,
+            runnerGroupID: 1,
+            monitor: ClusterMonitor(kubernetes: kubernetes, namespace: "ns", metrics: metrics, logger: logs.logger()),
+            clock: ImmediateClock(),
+            logger: logs.logger(),
+            profiles: profiles
+        )
+        func request(_ job: Int64) -> RunnerRequest {
+            RunnerRequest(
+                owner: "octo",
+                repository: "repo",
+                jobID: job,
+                runID: 1,
+                jobName: "build",
+                labels: ["self-hosted"],
+                deliveryID: "d-\(job)"
+            )
+        }
+        github.queue(job: 1)
+        github.queue(job: 2)
+        #expect(try await provisioner.provision(request(1)) == .created(runnerJob: "runner-1"))
+        let labels = kubernetes.state.withLock { $0.objects[Samples.virtualMachineInstances]?["runner-1"]?.labels }
+        #expect(labels?["kube-actions-runner/profile"] == "vm")
+        #expect(
+            try await provisioner.provision(request(2)) == .deferred(reason: "profile vm: 1 of maxRunners 1 active")
+        )
+        #expect(kubernetes.state.withLock { $0.objects[Samples.virtualMachineInstances]?.count } == 1)
+        #expect(github.runners.count == 1)
+    }
+}
+
+extension CustomBackendTests {
+    /// A backend's resource the API server does not serve (its CRD not installed, a plural misspelt in the profiles
+    /// file, or kept listed after a reload removed its profile): no object of it can exist, so its 404 stops no
+    /// cycle. Before, every cycle failed at that list, and nothing was recovered or reaped until a restart, since a
+    /// reload keeps listing the resource.
+    @Test func aResourceTheAPIServerDoesNotServeStopsNoCycle() async throws {
+        var configuration = Reconciler.Configuration()
+        configuration.customResources = [Samples.virtualMachineInstances]
+        kubernetes.state.withLock { $0.unservedResources = [Samples.virtualMachineInstances] }
+        let reaper = Reconciler.make(
+            github: github,
+            kubernetes: kubernetes,
+            metrics: metrics,
+            logs: logs,
+            configuration: configuration,
+            clock: time
+        )
+        github.queue(job: 31, run: 310)
+        let summary = await reaper.cycle()
+        #expect(summary.result == "ok")
+        #expect(kubernetes.jobNames == ["runner-31"])
+        #expect(kubernetes.calls.contains("list virtualmachineinstances"))
+    }
+
+    /// Any other failure to list them (a Role without `list`, an API server that does not answer) still fails the
+    /// cycle: objects may exist that it could not see.
+    @Test func aResourceThatCannotBeListedStillFailsTheCycle() async throws {
+        var configuration = Reconciler.Configuration()
+        configuration.customResources = [Samples.virtualMachineInstances]
+        let reaper = Reconciler.make(
+            github: github,
+            kubernetes: kubernetes,
+            metrics: metrics,
+            logs: logs,
+            configuration: configuration,
+            clock: time
+        )
+        github.queue(job: 32, run: 320)
+        kubernetes.state.withLock {
+            $0.listObjectsFaults = [
+                FakeKubernetesAPI.error(.forbidden, status: 403, verb: "list", resource: "virtualmachineinstances")
+            ]
+        }
+        let summary = await reaper.cycle()
+        #expect(summary.result == "failed")
+        #expect(kubernetes.jobNames.isEmpty)
+    }
+}
+
+extension CustomBackendTests {
+    static func kroBackend() throws -> CustomBackend {
+        try CustomBackend(
+            resource: KubernetesResource(
+                group: "kro.run",
+                version: "v1alpha1",
+                plural: "podrunners",
+                kind: "PodRunner"
+            ),
+            template: [
+                "apiVersion": "kro.run/v1alpha1",
+                "kind": "PodRunner",
+                "spec": ["runnerName": "${RUNNER_NAME}", "labels": "${RUNNER_LABELS}"],
+            ]
+        )
+    }
+
+    /// `${RUNNER_LABELS}` is what README and the placeholder's documentation say: the labels the runner registers
+    /// with (the profile's, and this deployment's marker), not the job's `runs-on`. Before, it was the job's labels,
+    /// and for a replacement asked for by an `in_progress` delivery, whose labels are read from GitHub after the
+    /// request was made, it was empty.
+    @Test func runnerLabelsAreTheLabelsTheRunnerRegistersWith() async throws {
+        var settings = Samples.settings(.standard)
+        settings.backend = try Self.kroBackend()
+        let profile = RunnerProfile(
+            name: "kro",
+            matcher: .selfHosted,
+            runnerLabels: ["self-hosted", "linux", "kro"],
+            settings: settings
+        )
+        let expected = "self-hosted,linux,kro,\(Samples.ownerLabel)"
+        var request = Samples.request
+        request.labels = ["self-hosted", "kro"]
+        #expect(profile.render(for: request).job["spec"]?["labels"] == .string(expected))
+
+        // Through the provisioner, for a replacement whose job's labels come from GitHub.
+        let provisioner = JITRunnerProvisioner(
+            github: github,
+            kubernetes: kubernetes,
+            settings: settings,
+            runnerGroupID: 1,
+            monitor: ClusterMonitor(kubernetes: kubernetes, namespace: "ns", metrics: metrics, logger: logs.logger()),
+            clock: ImmediateClock(),
+            logger: logs.logger(),
+            profiles: RunnerProfileStore(RunnerProfiles([profile]))
+        )
+        github.queue(job: 41, labels: ["self-hosted", "kro"])
+        var replacement = RunnerRequest(
+            owner: "octo",
+            repository: "repo",
+            jobID: 41,
+            runID: 1,
+            jobName: "",
+            labels: [],
+            deliveryID: "d"
+        )
+        replacement.replacing = 40
+        let outcome = try await provisioner.provision(replacement)
+        guard case .created(let name) = outcome else {
+            Issue.record("not created: \(outcome)")
+            return
+        }
+        let resource = try Self.kroBackend().resource
+        let object = try #require(kubernetes.state.withLock { $0.objects[resource]?[name] })
+        #expect(object.manifest["spec"]?["labels"] == .string(expected))
+        let registered = github.state.withLock { Array($0.runnerLabels.values) }
+        #expect(registered == [["self-hosted", "linux", "kro", Samples.ownerLabel]])
+    }
+}

@@ -81,3 +81,37 @@ extension ReaperTests {
         #expect(!kubernetes.calls.contains { $0.hasPrefix("delete pod") })
     }
 }
+
+extension ReaperTests {
+    /// A profile in `kubernetes` mode under an environment in another mode: its runners' hook pods are reaped as in
+    /// `RUNNER_MODE=kubernetes`, and still after a reload removed that profile (its pods may outlive it). Before, the
+    /// reaper ran only when the environment's mode was `kubernetes`, so such pods idled on forever.
+    @Test func reapsTheHookPodsOfAProfileInKubernetesMode() async throws {
+        let profile = RunnerProfile(name: "k8s", matcher: .selfHosted, settings: Samples.settings(.kubernetes))
+        let store = RunnerProfileStore(RunnerProfiles([profile]))
+        store.replace(
+            with: RunnerProfiles([
+                RunnerProfile(name: "plain", matcher: .selfHosted, settings: Samples.settings(.standard))
+            ])
+        )
+        var configuration = Reconciler.Configuration()
+        configuration.secretDeadline = .seconds(30)
+        #expect(!configuration.reapsHookPods)
+        let reaper = Reconciler.make(
+            github: github,
+            kubernetes: kubernetes,
+            metrics: metrics,
+            logs: logs,
+            configuration: configuration,
+            clock: time,
+            profiles: store
+        )
+        kubernetes.addJob("runner-13", labels: ourLabels(job: 13))
+        let orphan = kubernetes.addHookPod(runnerPod: "runner-13-abcde", labels: hookLabels(runnerJob: "runner-13"))
+        await reaper.cycle()
+        time.advance(by: .seconds(31))
+        await reaper.cycle()
+        #expect(!podNames.contains(orphan.name))
+        #expect(reaped("orphaned_hook_pod"))
+    }
+}

@@ -108,3 +108,98 @@ import Testing
         )
     }
 }
+
+extension WarmPoolTests {
+    /// A warm runner whose pod cannot run is reaped like any other, and then its pool waits `failureHoldOff` in that
+    /// repository before it registers another, as a job does after its runner could not run: a broken pool (an image
+    /// that cannot start, a pod Pod Security refuses) must not make and delete a registration every cycle.
+    @Test func aPoolWhoseRunnerCannotRunWaitsBeforeMakingAnother() async throws {
+        let reaper = reconciler(minIdle: 1)
+        await reaper.cycle()
+        let first = try #require(warmJobs.first)
+        kubernetes.runJobController()
+        kubernetes.updatePod(of: first) { pod in
+            pod.containers = [ContainerSummary(name: "runner", waitingReason: "CrashLoopBackOff")]
+        }
+        await reaper.cycle()
+        #expect(!kubernetes.jobNames.contains(first))
+        #expect(
+            String(decoding: metrics.exposition(), as: UTF8.self).contains(
+                #"runners_reaped_total{reason="crash_loop"} 1"#
+            )
+        )
+        #expect(warmJobs.isEmpty)
+        for _ in 0..<5 {
+            time.advance(by: .seconds(60))
+            await reaper.cycle()
+        }
+        #expect(warmJobs.isEmpty)
+        #expect(github.state.withLock { $0.calls.filter { $0.hasPrefix("jit ") }.count } == 1)
+        time.advance(by: .seconds(900))
+        await reaper.cycle()
+        #expect(warmJobs.count == 1)
+    }
+}
+
+extension WarmPoolTests {
+    /// A pool's repositories are visited whether or not a job of theirs was ever delivered (nor listed in
+    /// `REPOSITORIES`): a pool is for the first job of a repository too. Before, the reconciler visited only the
+    /// repositories it knew, so a pool never filled in a repository that had no delivery yet, and stopped being
+    /// topped up in one forgotten after 30 days without a job.
+    @Test func fillsAPoolInARepositoryNoDeliveryMadeKnown() async throws {
+        let elsewhere = RepositoryRegistry.Repository(owner: "octo", name: "api")
+        var configuration = Reconciler.Configuration()
+        configuration.warmPools = [
+            WarmPool(name: "linux", minIdle: 1, labels: ["self-hosted", "linux"], repositories: [elsewhere])
+        ]
+        let reaper = Reconciler.make(
+            github: github,
+            kubernetes: kubernetes,
+            metrics: metrics,
+            logs: logs,
+            configuration: configuration,
+            clock: time
+        )
+        await reaper.cycle()
+        #expect(warmJobs.count == 1)
+        let labels = try #require(
+            warmJobs.first.flatMap { name in kubernetes.state.withLock { $0.jobs[name]?.labels } }
+        )
+        #expect(labels["kube-actions-runner/repo"] == "api")
+    }
+}
+
+extension WarmPoolTests {
+    /// A reload that removes a pool's profile leaves its warm runners to the idle reaper: kept by nothing, they go
+    /// after `RUNNER_IDLE_TIMEOUT`, registration first.
+    @Test func theRunnersOfAPoolAReloadRemovedAreReapedAsIdle() async throws {
+        let pool = WarmPool(
+            name: "linux",
+            minIdle: 2,
+            labels: ["self-hosted", "linux"],
+            repositories: [Self.repository]
+        )
+        let settings = Samples.settings(.standard)
+        let store = RunnerProfileStore(
+            RunnerProfiles([RunnerProfile(name: "linux", matcher: .selfHosted, settings: settings, warmPool: pool)])
+        )
+        var configuration = Reconciler.Configuration()
+        configuration.idleTimeout = .seconds(600)
+        let reaper = Reconciler.make(
+            github: github,
+            kubernetes: kubernetes,
+            metrics: metrics,
+            logs: logs,
+            configuration: configuration,
+            clock: time,
+            profiles: store
+        )
+        await reaper.cycle()
+        #expect(warmJobs.count == 2 && github.runners.count == 2)
+        store.replace(with: RunnerProfiles([RunnerProfile(name: "linux", matcher: .selfHosted, settings: settings)]))
+        await reaper.cycle()
+        time.advance(by: .seconds(601))
+        await reaper.cycle()
+        #expect(warmJobs.isEmpty && github.runners.isEmpty)
+    }
+}
