@@ -234,6 +234,9 @@ package final class Reconciler: Service {
                 touched.contains(key) || state.keyRepository[key].map { waiting.contains($0) } ?? false
             }
             state.keyRepository = state.keyRepository.filter { state.firstSeen[$0.key] != nil }
+            // A hold-off that ran out is over: the map holds only the jobs and pools held off now.
+            let now = clock.now
+            state.heldOff = state.heldOff.filter { now < $0.value.until }
         }
         metrics.countReconcilerCycle(summary.result)
         report(world, started: started)

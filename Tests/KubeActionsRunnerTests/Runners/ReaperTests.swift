@@ -357,6 +357,13 @@ import Testing
         #expect(second.recovered == 0)  // held off: the same pod would be rejected again
         #expect(logs.text.contains("violates PodSecurity"))
         #expect(reaped("failed_create"))
+        #expect(reaper.state.withLock { $0.heldOff.count } == 1)
+        // Once the hold-off ran out the job is provisioned again, and the hold-off is forgotten: the map never
+        // grows with every job ever held off.
+        kubernetes.state.withLock { $0.events = [] }
+        time.advance(by: .seconds(901))
+        #expect(await reaper.cycle().recovered == 1)
+        #expect(reaper.state.withLock { $0.heldOff.isEmpty })
     }
 
     @Test func matchesEventsByTheJobsUIDNotItsName() async throws {
