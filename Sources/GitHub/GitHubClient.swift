@@ -172,6 +172,7 @@ package final class GitHubClient: GitHubAPI {
             repo: repo,
             path: "/repos/\(segment(owner))/\(segment(repo))/actions/jobs/\(id)"
         )
+        if let job = GitHubJob.fastDecode(response.body) { return job }
         return try decode(GitHubJob.self, from: response, endpoint: .getJob)
     }
 

@@ -2,19 +2,27 @@ import Support
 
 /// Runner Jobs and their Secrets.
 extension KubernetesClient {
+    /// The API server answers with the whole Job (with `managedFields`, 8 KB); its name and uid are read without
+    /// decoding the rest (`JSONFields`), and only an answer that is not that simple is decoded in full.
     package func createJob(_ manifest: JSONValue, namespace: String) async throws(KubernetesAPIError) -> CreatedObject {
-        let created = try await call(
-            KubernetesRequest(
-                verb: "create",
-                resource: "jobs.batch",
-                namespace: namespace,
-                query: [KubernetesRequest.fieldManager],
-                body: manifest
-            ),
-            as: CreatedJob.self
+        let request = KubernetesRequest(
+            verb: "create",
+            resource: "jobs.batch",
+            namespace: namespace,
+            query: [KubernetesRequest.fieldManager],
+            body: manifest
         )
+        let response = try await send(request)
+        if let fields = JSONFields(response.body, paths: Self.createdJobFields),
+            let name = fields.string(0), let uid = fields.string(1)
+        {
+            return CreatedObject(name: name, uid: uid)
+        }
+        let created = try Self.decode(response, of: request, as: CreatedJob.self)
         return CreatedObject(name: created.metadata.name, uid: created.metadata.uid)
     }
+
+    private static let createdJobFields = [["metadata", "name"], ["metadata", "uid"]]
 
     private struct CreatedJob: KubernetesAnswer {
         static let expected = "the created Job has no metadata.uid"

@@ -46,6 +46,19 @@ import Testing
         #expect(request.bodyText == #"{"kind":"Job"}"#)
     }
 
+    /// The created Job's name and uid are read without decoding the rest; an answer spelled otherwise (an escape)
+    /// is decoded in full, and one without a uid is an unexpected answer either way.
+    @Test func readsTheCreatedJobsIdentityWhateverItsSpelling() async throws {
+        transport.enqueue(201, #"{"kind":"Job","metadata":{"name":"runner-1","uid":"0b7f\u002duid"}}"#)
+        transport.enqueue(201, #"{"kind":"Job","metadata":{"name":"runner-1"},"spec":{"uid":"not-this"}}"#)
+        let created = try await client().createJob(.object([("kind", "Job")]), namespace: "runners")
+        #expect(created == CreatedObject(name: "runner-1", uid: "0b7f-uid"))
+        let error = await #expect(throws: KubernetesAPIError.self) {
+            try await client().createJob(.object([("kind", "Job")]), namespace: "runners")
+        }
+        #expect(error?.kind == .unexpectedResponse)
+    }
+
     @Test(arguments: [
         ("k8s/status.409.alreadyexists.job.json", 409, KubernetesAPIError.Kind.alreadyExists),
         ("k8s/status.403.forbidden.rbac.json", 403, .forbidden),
