@@ -93,6 +93,22 @@ extension KubernetesClient {
         }
     }
 
+    /// A metadata-only list selecting the one name (`fieldSelector=metadata.name=…`), so the call needs the `list`
+    /// the service is granted already, not `get`.
+    package func job(named name: String, namespace: String) async throws(KubernetesAPIError) -> JobIdentity? {
+        let items = try await listMetadata(
+            KubernetesRequest(
+                verb: "list",
+                resource: "jobs.batch",
+                namespace: namespace,
+                query: [("fieldSelector", "metadata.name=\(name)")]
+            ),
+            limit: 1
+        )
+        guard let item = items.first(where: { $0.name == name }), let uid = item.uid else { return nil }
+        return JobIdentity(uid: uid, annotations: item.annotations ?? [:])
+    }
+
     package func createSecret(_ manifest: JSONValue, namespace: String) async throws(KubernetesAPIError) {
         try await send(
             KubernetesRequest(

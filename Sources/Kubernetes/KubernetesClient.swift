@@ -98,6 +98,7 @@ package final class KubernetesClient: KubernetesAPI {
         struct Owner: Decodable { var uid: String? }
         var name: String
         var labels: [String: String]?
+        var annotations: [String: String]?
         var creationTimestamp: String?
         var uid: String?
         var ownerReferences: [Owner]?

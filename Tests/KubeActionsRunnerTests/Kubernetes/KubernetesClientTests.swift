@@ -153,6 +153,34 @@ import Testing
         )
     }
 
+    @Test func readsOneJobByNameAsMetadataOnly() async throws {
+        transport.enqueue(
+            200,
+            #"""
+            {"kind":"PartialObjectMetadataList","apiVersion":"meta.k8s.io/v1","metadata":{},"items":[
+              {"kind":"PartialObjectMetadata","metadata":{"name":"runner-1","uid":"0b7f-uid",
+               "annotations":{"kube-actions-runner/attempt":"5eed"}}}
+            ]}
+            """#
+        )
+        transport.enqueue(200, #"{"kind":"PartialObjectMetadataList","metadata":{},"items":[]}"#)
+        let found = try await client().job(named: "runner-1", namespace: "runners")
+        #expect(found == JobIdentity(uid: "0b7f-uid", annotations: ["kube-actions-runner/attempt": "5eed"]))
+        #expect(try await client().job(named: "runner-2", namespace: "runners") == nil)
+        #expect(
+            transport.requests.map(\.url) == [
+                "https://10.0.0.1:6443/apis/batch/v1/namespaces/runners/jobs?fieldSelector=metadata.name%3Drunner-1&limit=1",
+                "https://10.0.0.1:6443/apis/batch/v1/namespaces/runners/jobs?fieldSelector=metadata.name%3Drunner-2&limit=1",
+            ]
+        )
+        #expect(
+            transport.requests.allSatisfy {
+                $0.method == "GET"
+                    && $0.header("Accept") == "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+            }
+        )
+    }
+
     @Test func listsJobsInChunksFollowingTheContinueToken() async throws {
         transport.enqueue(
             200,
