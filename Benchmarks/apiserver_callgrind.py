@@ -73,9 +73,8 @@ def main():
     errors = sum(1 for r in results if r[1] != 200)
     totals = 0
     for path in pathlib.Path(out).parent.glob(pathlib.Path(out).name + "*"):
-        match = re.search(r"^(?:summary|totals):\s*(\d+)", path.read_text(errors="replace"), re.M)
-        if match:
-            totals = max(totals, int(match.group(1)))
+        for count in re.findall(r"^(?:summary|totals):\s*(\d+)", path.read_text(errors="replace"), re.M):
+            totals = max(totals, int(count))
     print(json.dumps({"deliveries": args.deliveries, "errors": errors, "instructions": totals,
                       "instructions_per_delivery": round(totals / args.deliveries), "profile": out}))
 

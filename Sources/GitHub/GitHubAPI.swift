@@ -41,9 +41,9 @@ package struct GitHubJob: Sendable, Equatable, Decodable {
     }
 
     /// The fields read (by index in `fastDecode`), and the object they are in.
-    private static let fieldPaths = [
+    private static let fieldPaths = JSONFields.Paths([
         ["id"], ["status"], ["conclusion"], ["runner_name"], ["labels"], ["run_id"], ["name"], ["created_at"],
-    ]
+    ])
 
     /// The job when every field is in its plainest form (`JSONFields`: strings without escapes, integers in
     /// digits), without decoding the rest of the answer (3 KB of URLs and steps); nil leaves it to `JSONDecoder`,

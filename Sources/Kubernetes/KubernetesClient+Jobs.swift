@@ -22,7 +22,7 @@ extension KubernetesClient {
         return CreatedObject(name: created.metadata.name, uid: created.metadata.uid)
     }
 
-    private static let createdJobFields = [["metadata", "name"], ["metadata", "uid"]]
+    private static let createdJobFields = JSONFields.Paths([["metadata", "name"], ["metadata", "uid"]])
 
     private struct CreatedJob: KubernetesAnswer {
         static let expected = "the created Job has no metadata.uid"

@@ -11,21 +11,32 @@ package struct JSONFields {
     private let bytes: [UInt8]
     private let ranges: [Range<Int>?]
 
-    /// Scans `bytes` for the values at `paths` (keys from the top-level object down, through objects only). Nil when
-    /// the document is not valid JSON with an object at the top, uses a form the scanner leaves to the full decoder
-    /// (an escaped key, bytes beyond ASCII that are not UTF-8, nesting deeper than 256), or repeats a key on a path.
-    package init?(_ bytes: [UInt8], paths: [[String]]) {
-        precondition(paths.count <= 64, "at most 64 paths")
-        let wanted = paths.map { $0.map { Array($0.utf8) } }
-        var found = [Range<Int>?](repeating: nil, count: paths.count)
+    /// The paths to read (keys from the top-level object down, through objects only), prepared once: a `static
+    /// let` beside the reader that uses them.
+    package struct Paths: Sendable {
+        fileprivate let keys: [[[UInt8]]]
+
+        package init(_ paths: [[String]]) {
+            precondition(paths.count <= 64, "at most 64 paths")
+            keys = paths.map { $0.map { Array($0.utf8) } }
+        }
+    }
+
+    /// Scans `bytes` for the values at `paths`. Nil when the document is not valid JSON with an object at the top,
+    /// uses a form the scanner leaves to the full decoder (an escaped key, bytes beyond ASCII that are not UTF-8,
+    /// nesting deeper than 256), or repeats a key on a path.
+    package init?(_ bytes: [UInt8], paths: Paths) {
+        var found: [Range<Int>?] = []
+        var beyondASCII = false
         let valid = bytes.withUnsafeBufferPointer { buffer -> Bool in
-            var scanner = Scanner(bytes: buffer, paths: wanted)
+            var scanner = Scanner(bytes: buffer, paths: paths.keys)
             guard scanner.document() else { return false }
             found = scanner.found
+            beyondASCII = scanner.beyondASCII
             return true
         }
         guard valid else { return nil }
-        if bytes.contains(where: { $0 >= 0x80 }), String(validating: bytes, as: UTF8.self) == nil { return nil }
+        if beyondASCII, String(validating: bytes, as: UTF8.self) == nil { return nil }
         self.bytes = bytes
         self.ranges = found
     }
@@ -110,6 +121,8 @@ package struct JSONFields {
         var found: [Range<Int>?]
         var position = 0
         var depth = 0
+        /// A string holds a byte beyond ASCII (outside strings such a byte is a syntax error).
+        var beyondASCII = false
 
         init(bytes: UnsafeBufferPointer<UInt8>, paths: [[[UInt8]]]) {
             self.bytes = bytes
@@ -238,6 +251,7 @@ package struct JSONFields {
                     return start..<(position - 1)
                 }
                 if byte < 0x20 { return nil }
+                if byte >= 0x80 { beyondASCII = true }
                 if byte == UInt8(ascii: "\\") {
                     if isKey { return nil }
                     position += 1

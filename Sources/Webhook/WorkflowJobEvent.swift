@@ -78,7 +78,7 @@ package struct WorkflowJobEvent: Decodable, Sendable, Equatable {
     }
 
     /// `decode` by `JSONDecoder`, for any body.
-    static func fullDecode(_ body: [UInt8]) throws(WebhookPayloadError) -> WorkflowJobEvent {
+    package static func fullDecode(_ body: [UInt8]) throws(WebhookPayloadError) -> WorkflowJobEvent {
         do {
             return try JSONDecoder().decode(WorkflowJobEvent.self, from: Data(body))
         } catch let DecodingError.keyNotFound(key, context) {
@@ -93,7 +93,7 @@ package struct WorkflowJobEvent: Decodable, Sendable, Equatable {
     }
 
     /// The fields `decode` reads, by their index in `fastDecode`.
-    private static let fieldPaths: [[String]] = [
+    private static let fieldPaths = JSONFields.Paths([
         ["action"],
         ["workflow_job", "id"], ["workflow_job", "run_id"], ["workflow_job", "run_attempt"], ["workflow_job", "name"],
         ["workflow_job", "status"], ["workflow_job", "labels"], ["workflow_job", "runner_name"],
@@ -101,7 +101,7 @@ package struct WorkflowJobEvent: Decodable, Sendable, Equatable {
         ["repository", "name"], ["repository", "full_name"], ["repository", "owner", "login"],
         ["installation"], ["installation", "id"],
         ["workflow_job"], ["repository"], ["repository", "owner"],
-    ]
+    ])
 
     /// The event when every field is in its plainest form (strings without escapes, integers in digits, objects
     /// where objects belong); nil sends the body to the full decoder.

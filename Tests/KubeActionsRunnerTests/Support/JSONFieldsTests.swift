@@ -5,7 +5,7 @@ import Testing
 
 @Suite struct JSONFieldsTests {
     func fields(_ text: String, _ paths: [[String]]) -> JSONFields? {
-        JSONFields(Array(text.utf8), paths: paths)
+        JSONFields(Array(text.utf8), paths: JSONFields.Paths(paths))
     }
 
     @Test func findsTheValuesAtThePathsAndSkipsTheRest() throws {
@@ -54,8 +54,11 @@ import Testing
     }
 
     @Test func refusesBytesThatAreNotUTF8AndNestingPast256() {
-        #expect(JSONFields(Array(#"{"a": "é"}"#.utf8), paths: [["a"]])?.string(0) == "é")
-        #expect(JSONFields(Array(#"{"a": ""#.utf8) + [0xC3, 0x28] + Array(#""}"#.utf8), paths: [["a"]]) == nil)
+        #expect(JSONFields(Array(#"{"a": "é"}"#.utf8), paths: JSONFields.Paths([["a"]]))?.string(0) == "é")
+        #expect(
+            JSONFields(Array(#"{"a": ""#.utf8) + [0xC3, 0x28] + Array(#""}"#.utf8), paths: JSONFields.Paths([["a"]]))
+                == nil
+        )
         let deep = String(repeating: "[", count: 255) + String(repeating: "]", count: 255)
         #expect(fields(#"{"a": \#(deep)}"#, [["a"]]) != nil)
         let deeper = String(repeating: "[", count: 256) + String(repeating: "]", count: 256)
@@ -85,7 +88,7 @@ import Testing
                 default: bytes.insert(alphabet[next() % alphabet.count], at: position)
                 }
             }
-            guard let found = JSONFields(bytes, paths: [["metadata", "name"]]) else { continue }
+            guard let found = JSONFields(bytes, paths: JSONFields.Paths([["metadata", "name"]])) else { continue }
             accepted += 1
             let parsed = try? JSONSerialization.jsonObject(with: Data(bytes))
             #expect(parsed != nil, "accepted: \(String(decoding: bytes, as: UTF8.self))")
