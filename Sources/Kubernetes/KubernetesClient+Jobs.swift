@@ -22,7 +22,8 @@ extension KubernetesClient {
         return CreatedObject(name: created.metadata.name, uid: created.metadata.uid)
     }
 
-    private static let createdJobFields = JSONFields.Paths([["metadata", "name"], ["metadata", "uid"]])
+    /// `metadata` itself too, so that an answer repeating it goes to the full decoder.
+    private static let createdJobFields = JSONFields.Paths([["metadata", "name"], ["metadata", "uid"], ["metadata"]])
 
     private struct CreatedJob: KubernetesAnswer {
         static let expected = "the created Job has no metadata.uid"

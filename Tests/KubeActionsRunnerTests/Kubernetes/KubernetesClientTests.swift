@@ -51,12 +51,16 @@ import Testing
     @Test func readsTheCreatedJobsIdentityWhateverItsSpelling() async throws {
         transport.enqueue(201, #"{"kind":"Job","metadata":{"name":"runner-1","uid":"0b7f\u002duid"}}"#)
         transport.enqueue(201, #"{"kind":"Job","metadata":{"name":"runner-1"},"spec":{"uid":"not-this"}}"#)
+        transport.enqueue(201, #"{"metadata":{"name":"runner-1","uid":"first"},"metadata":{"name":"runner-1"}}"#)
         let created = try await client().createJob(.object([("kind", "Job")]), namespace: "runners")
         #expect(created == CreatedObject(name: "runner-1", uid: "0b7f-uid"))
         let error = await #expect(throws: KubernetesAPIError.self) {
             try await client().createJob(.object([("kind", "Job")]), namespace: "runners")
         }
         #expect(error?.kind == .unexpectedResponse)
+        // A repeated `metadata` is the full decoder's to read (it keeps the first).
+        let repeated = try await client().createJob(.object([("kind", "Job")]), namespace: "runners")
+        #expect(repeated == CreatedObject(name: "runner-1", uid: "first"))
     }
 
     @Test(arguments: [
