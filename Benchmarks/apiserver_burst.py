@@ -129,7 +129,13 @@ class Service:
                "CONTENT_REQUESTS_PER_MINUTE": "10000", "CONTENT_REQUESTS_PER_HOUR": "100000"}
         if defaults:
             del env["RECONCILE_INTERVAL"]  # the reconciler and its reapers as shipped
-        self.process = subprocess.Popen([*prefix, binary], env=env, stdout=subprocess.DEVNULL)
+        log = os.environ.get("APISERVER_BURST_SERVICE_LOG")  # a folder: the service's log lines, at info, one file a run
+        if log:
+            env["LOG_LEVEL"] = "info"
+            output = open(pathlib.Path(log) / f"service-{namespace}-{self.port}.log", "w")
+        else:
+            output = subprocess.DEVNULL
+        self.process = subprocess.Popen([*prefix, binary], env=env, stdout=output)
         deadline = time.monotonic() + ready_seconds
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
