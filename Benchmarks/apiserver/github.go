@@ -1,6 +1,7 @@
 package main
 
-// `apiserver github`: the two GitHub REST calls on a delivery's path (GET a job, POST a JIT config), answered after a
+// `apiserver github`: the two GitHub REST calls on a delivery's path (GET a job, POST a JIT config), and the DELETE of
+// a registration a failed delivery cleans up (204 for a runner it registered, else 404), answered after a
 // fixed latency, over TLS with HTTP/2 as GitHub serves them, so that the benchmark's GitHub side costs little CPU and
 // never becomes the bottleneck it measures the service against. Every job asked for is queued with the labels
 // [self-hosted, linux]; a runner name used twice is a 409, as on GitHub.
@@ -26,13 +27,15 @@ type github struct {
 	jit      map[string]any
 	mu       sync.Mutex
 	names    map[string]bool
+	runners  map[int64]bool
 	nextID   atomic.Int64
 	requests atomic.Int64
 }
 
 var (
-	jobPath = regexp.MustCompile(`^/repos/([^/]+)/([^/]+)/actions/jobs/(\d+)$`)
-	jitPath = regexp.MustCompile(`^/repos/([^/]+)/([^/]+)/actions/runners/generate-jitconfig$`)
+	jobPath    = regexp.MustCompile(`^/repos/([^/]+)/([^/]+)/actions/jobs/(\d+)$`)
+	jitPath    = regexp.MustCompile(`^/repos/([^/]+)/([^/]+)/actions/runners/generate-jitconfig$`)
+	runnerPath = regexp.MustCompile(`^/repos/([^/]+)/([^/]+)/actions/runners/(\d+)$`)
 )
 
 func serveGitHub(arguments []string) {
@@ -44,7 +47,7 @@ func serveGitHub(arguments []string) {
 	fixtures := flags.String("fixtures", "", "the folder holding job.get.200.json and generate-jitconfig.201.json")
 	_ = flags.Parse(arguments)
 
-	g := &github{token: *token, latency: *latency, names: map[string]bool{}}
+	g := &github{token: *token, latency: *latency, names: map[string]bool{}, runners: map[int64]bool{}}
 	g.nextID.Store(100)
 	for name, target := range map[string]*map[string]any{"job.get.200.json": &g.job, "generate-jitconfig.201.json": &g.jit} {
 		data, err := os.ReadFile(*fixtures + "/" + name)
@@ -103,6 +106,9 @@ func (g *github) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		id := g.nextID.Add(1)
+		g.mu.Lock()
+		g.runners[id] = true
+		g.mu.Unlock()
 		runner := make(map[string]any)
 		for k, v := range g.jit["runner"].(map[string]any) {
 			runner[k] = v
@@ -112,6 +118,17 @@ func (g *github) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 201, map[string]any{"runner": runner,
 			"encoded_jit_config": base64.StdEncoding.EncodeToString(config)})
 		return
+	}
+	if m := runnerPath.FindStringSubmatch(r.URL.Path); m != nil && r.Method == http.MethodDelete {
+		id, _ := strconv.ParseInt(m[3], 10, 64)
+		g.mu.Lock()
+		known := g.runners[id]
+		delete(g.runners, id)
+		g.mu.Unlock()
+		if known {
+			w.WriteHeader(204)
+			return
+		}
 	}
 	gitHubError(w, 404, "Not Found")
 }

@@ -6,10 +6,22 @@
 // goroutines, a per-connection stream limit), bearer-token authentication on every request, a bound on mutating
 // requests in flight that queues the rest (as the max-in-flight filter / API Priority and Fairness do), real work per
 // request (decode, validate, default, add metadata with managedFields, encode, store, answer with the whole object),
-// and a storage write latency (etcd's commit) that runs in parallel across requests. What it leaves out: admission
-// webhooks, watch, controllers (no pods are made).
+// and a storage write latency (etcd's commit) that runs in parallel across requests.
 //
-//	apiserver serve -cert C -key K -token T [-max-streams 250] [-max-mutating-inflight 200] [-write-latency 2ms]
+// Mutating requests take a seat of `-max-mutating-inflight`; the rest wait in fair queues, one per user, served in
+// turn (API Priority and Fairness: flows distinguished by user, as the `service-accounts` FlowSchema does). A request
+// waits at most a quarter of its deadline (its `?timeout=`, else the server's 60 s), capped by `-queue-wait`, and is
+// then rejected with 429 and `Retry-After: 1`; a client that gives up while queued (HTTP/2 RST_STREAM) leaves the
+// queue without a write. Once seated, a write completes even when its client has gone, as a write that reached
+// storage does on a real API server: the peer counts those (`unseen_writes`), and the 409s.
+//
+// With `-job-controller`, each created Job gets a pod a moment later (`-controller-delay`), written through the same
+// seats, queues and work by another user (the Job controller), after decoding the Job as its watch delivers it; then
+// `-pod-writes` more writes of that pod (the scheduler's binding, the kubelet's status), by the same other user.
+// What it leaves out: admission webhooks, the watch cache's fan-out to other watchers, etcd's own CPU.
+//
+//	apiserver serve -cert C -key K -token T [-max-streams 250] [-max-mutating-inflight 200] [-queue-wait 15s]
+//	                [-write-latency 2ms] [-work 0] [-job-controller] [-controller-delay 10ms] [-pod-writes 2]
 //	apiserver client -url U -ca C -token T -namespace N -count 1000 -workers 200 -job F [-http2]
 //	apiserver github -cert C -key K -token T -latency 1ms -fixtures DIR      (github.go)
 //
@@ -79,16 +91,30 @@ type store struct {
 }
 
 type server struct {
-	token        string
-	store        *store
-	mutating     chan struct{}
-	readonly     chan struct{}
-	writeLatency time.Duration
-	work         time.Duration
-	listWork     time.Duration
-	requests     atomic.Int64
-	maxInFlight  atomic.Int64
-	inFlight     atomic.Int64
+	token           string
+	store           *store
+	mutating        *fairQueue
+	readonly        chan struct{}
+	queueWait       time.Duration
+	writeLatency    time.Duration
+	work            time.Duration
+	listWork        time.Duration
+	jobController   bool
+	controllerDelay time.Duration
+	podWrites       int
+	requests        atomic.Int64
+	maxInFlight     atomic.Int64
+	inFlight        atomic.Int64
+	alreadyExists   atomic.Int64 // creates answered 409 AlreadyExists
+	unseenWrites    atomic.Int64 // writes that completed after their client had gone (timed out, reset the stream)
+	queueRejected   atomic.Int64 // 429s: waited in the queue past the wait limit
+	queueAbandoned  atomic.Int64 // clients that gave up while queued (no write)
+	maxQueueWait    atomic.Int64 // nanoseconds
+	pods            atomic.Int64 // pods the Job controller created
+	controllerRetry atomic.Int64 // the Job controller's writes that were rejected and retried
+	controllerBusy  atomic.Int64 // Jobs whose pod and its writes are not done yet
+	createdJobs     atomic.Int64
+	createdSecrets  atomic.Int64
 }
 
 func serve(arguments []string) {
@@ -98,7 +124,14 @@ func serve(arguments []string) {
 	token := flags.String("token", "", "the bearer token every request must carry")
 	listen := flags.String("listen", "127.0.0.1:0", "address")
 	maxStreams := flags.Int("max-streams", 250, "concurrent HTTP/2 streams per connection (Go's default)")
-	maxMutating := flags.Int("max-mutating-inflight", 200, "mutating requests served at once; more wait (kube-apiserver's default)")
+	maxMutating := flags.Int("max-mutating-inflight", 200, "seats: mutating requests served at once; more wait in "+
+		"fair queues, one per user (kube-apiserver's default)")
+	queueWait := flags.Duration("queue-wait", 15*time.Second, "the longest a request waits for a seat, then 429 "+
+		"(a quarter of kube-apiserver's 60 s request timeout; less when the request's ?timeout= is shorter)")
+	jobController := flags.Bool("job-controller", false, "create a pod for each created Job, as the Job controller does")
+	controllerDelay := flags.Duration("controller-delay", 10*time.Millisecond, "from a Job's creation to its pod's create")
+	podWrites := flags.Int("pod-writes", 2, "writes of each pod after its creation (the scheduler's binding, the "+
+		"kubelet's status), with -job-controller")
 	maxReadonly := flags.Int("max-readonly-inflight", 400, "read-only requests served at once; more wait (kube-apiserver's default)")
 	writeLatency := flags.Duration("write-latency", 2*time.Millisecond, "storage commit time of each write")
 	listWork := flags.Duration("list-work", 0, "CPU time a list costs per object it reads: the page's objects and "+
@@ -109,8 +142,9 @@ func serve(arguments []string) {
 
 	s := &server{
 		token: *token, store: &store{objects: map[string]*object{}},
-		mutating: make(chan struct{}, *maxMutating), readonly: make(chan struct{}, *maxReadonly),
+		mutating: newFairQueue(*maxMutating), readonly: make(chan struct{}, *maxReadonly), queueWait: *queueWait,
 		writeLatency: *writeLatency, work: *work, listWork: *listWork,
+		jobController: *jobController, controllerDelay: *controllerDelay, podWrites: *podWrites,
 	}
 	serveTLS(*listen, *cert, *key, *maxStreams, s)
 }
@@ -157,7 +191,16 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		count := len(s.store.objects)
 		s.store.mu.RUnlock()
 		writeJSON(w, 200, map[string]any{"requests": s.requests.Load(), "connections": counter.Load(),
-			"max_in_flight": s.maxInFlight.Load(), "objects": count})
+			"max_in_flight": s.maxInFlight.Load(), "objects": count, "already_exists": s.alreadyExists.Load(),
+			"unseen_writes": s.unseenWrites.Load(), "queue_rejected": s.queueRejected.Load(),
+			"queue_abandoned": s.queueAbandoned.Load(), "max_queue_wait_ms": s.maxQueueWait.Load() / 1e6,
+			"pods": s.pods.Load(), "controller_retries": s.controllerRetry.Load(),
+			"controller_busy": s.controllerBusy.Load(), "jobs": s.createdJobs.Load(),
+			"secrets": s.createdSecrets.Load()})
+		if r.URL.Query().Get("reset") == "max" {
+			s.maxQueueWait.Store(0)
+			s.maxInFlight.Store(0)
+		}
 		return
 	}
 	s.requests.Add(1)
@@ -173,19 +216,28 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, 401, "Unauthorized", "Unauthorized", nil)
 		return
 	}
-	limit := s.readonly
-	if r.Method != http.MethodGet {
-		limit = s.mutating
-	}
-	select {
-	case limit <- struct{}{}:
-		defer func() { <-limit }()
-	case <-time.After(60 * time.Second):
-		w.Header().Set("Retry-After", "1")
-		writeStatus(w, 429, "TooManyRequests", "Too many requests, please try again later.", nil)
-		return
-	case <-r.Context().Done():
-		return
+	if r.Method == http.MethodGet {
+		select {
+		case s.readonly <- struct{}{}:
+			defer func() { <-s.readonly }()
+		case <-r.Context().Done():
+			return
+		}
+	} else {
+		wait := s.queueWait
+		if timeout, err := time.ParseDuration(r.URL.Query().Get("timeout")); err == nil && timeout/4 < wait {
+			wait = timeout / 4
+		}
+		switch s.seat(r.Context(), "sa:"+s.token, wait) {
+		case seated:
+			defer s.mutating.release()
+		case rejected:
+			w.Header().Set("Retry-After", "1")
+			writeStatus(w, 429, "TooManyRequests", "Too many requests, please try again later.", nil)
+			return
+		case abandoned:
+			return
+		}
 	}
 	resource, namespace, name, ok := route(r.URL.Path)
 	if !ok {
@@ -243,16 +295,31 @@ func (s *server) create(w http.ResponseWriter, r *http.Request, resource, namesp
 		writeStatus(w, 400, "BadRequest", "the object provided is unrecognized: "+err.Error(), nil)
 		return
 	}
+	code, encoded := s.createObject(resource, namespace, r.URL.Query().Get("fieldManager"), body)
+	if code == 409 {
+		s.alreadyExists.Add(1)
+	}
+	if r.Context().Err() != nil && code == 201 {
+		s.unseenWrites.Add(1)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Audit-Id", newUID())
+	w.WriteHeader(code)
+	_, _ = w.Write(encoded)
+}
+
+// createObject is the write path of a create: validate, default, add metadata, encode, work, commit. It answers the
+// status code and the body (the object, or a Status).
+func (s *server) createObject(resource, namespace, manager string, body map[string]any) (int, []byte) {
 	metadata, _ := body["metadata"].(map[string]any)
 	name, _ := metadata["name"].(string)
 	if name == "" || body["kind"] != kinds[resource] || body["apiVersion"] != groups[resource] {
-		writeStatus(w, 422, "Invalid", fmt.Sprintf("%s %q is invalid: metadata.name: Required value", kinds[resource], name),
-			nil)
-		return
+		return 422, statusBody(422, "Invalid", fmt.Sprintf("%s %q is invalid: metadata.name: Required value",
+			kinds[resource], name), nil)
 	}
 	if ns, set := metadata["namespace"].(string); set && ns != namespace {
-		writeStatus(w, 400, "BadRequest", "the namespace of the provided object does not match the namespace sent on the request", nil)
-		return
+		return 400, statusBody(400, "BadRequest", "the namespace of the provided object does not match the namespace "+
+			"sent on the request", nil)
 	}
 	now := time.Now().UTC().Format(time.RFC3339)
 	uid := newUID()
@@ -261,7 +328,7 @@ func (s *server) create(w http.ResponseWriter, r *http.Request, resource, namesp
 	metadata["creationTimestamp"] = now
 	metadata["generation"] = 1
 	metadata["managedFields"] = []any{map[string]any{
-		"manager": r.URL.Query().Get("fieldManager"), "operation": "Update", "apiVersion": groups[resource],
+		"manager": manager, "operation": "Update", "apiVersion": groups[resource],
 		"time": now, "fieldsType": "FieldsV1", "fieldsV1": fieldSet(body),
 	}}
 	labels := map[string]string{}
@@ -291,9 +358,8 @@ func (s *server) create(w http.ResponseWriter, r *http.Request, resource, namesp
 	s.store.mu.Lock()
 	if _, exists := s.store.objects[key]; exists {
 		s.store.mu.Unlock()
-		writeStatus(w, 409, "AlreadyExists", fmt.Sprintf("%s %q already exists", resourceName(resource), name),
+		return 409, statusBody(409, "AlreadyExists", fmt.Sprintf("%s %q already exists", resourceName(resource), name),
 			map[string]any{"name": name, "group": groupOnly(resource), "kind": resource})
-		return
 	}
 	metadata["resourceVersion"] = strconv.FormatInt(s.store.revision.Add(1), 10)
 	placeholder := &object{resource: resource, namespace: namespace, name: name, labels: labels}
@@ -305,10 +371,178 @@ func (s *server) create(w http.ResponseWriter, r *http.Request, resource, namesp
 	s.store.mu.Lock()
 	placeholder.encoded = encoded
 	s.store.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Audit-Id", newUID())
-	w.WriteHeader(201)
-	_, _ = w.Write(encoded)
+	switch resource {
+	case "jobs":
+		s.createdJobs.Add(1)
+	case "secrets":
+		s.createdSecrets.Add(1)
+	}
+	if resource == "jobs" && s.jobController {
+		s.controllerBusy.Add(1)
+		go s.runJob(namespace, encoded)
+	}
+	return 201, encoded
+}
+
+// ---- the Job controller ----
+
+// runJob is the Job controller's answer to a Job's creation: decode the Job as the watch delivers it, create its pod
+// from the template, then the pod's later writes, each through the seats and queues as the "job-controller" user, and
+// retried after a rejection as a controller's work queue does.
+func (s *server) runJob(namespace string, encoded []byte) {
+	defer s.controllerBusy.Add(-1)
+	time.Sleep(s.controllerDelay)
+	var job map[string]any
+	if json.Unmarshal(encoded, &job) != nil {
+		return
+	}
+	metadata, _ := job["metadata"].(map[string]any)
+	spec, _ := job["spec"].(map[string]any)
+	template, _ := spec["template"].(map[string]any)
+	podMetadata, _ := template["metadata"].(map[string]any)
+	jobName, _ := metadata["name"].(string)
+	suffix := newUID()[:5]
+	pod := map[string]any{"apiVersion": "v1", "kind": "Pod", "spec": template["spec"],
+		"metadata": map[string]any{"name": jobName + "-" + suffix, "namespace": namespace,
+			"labels": podMetadata["labels"], "annotations": podMetadata["annotations"],
+			"ownerReferences": []any{map[string]any{"apiVersion": "batch/v1", "kind": "Job", "name": jobName,
+				"uid": metadata["uid"], "controller": true, "blockOwnerDeletion": true}}}}
+	var podEncoded []byte
+	s.asController(func() { _, podEncoded = s.createObject("pods", namespace, "kube-controller-manager", pod) })
+	s.pods.Add(1)
+	for i := 0; i < s.podWrites; i++ {
+		s.asController(func() {
+			var current map[string]any
+			_ = json.Unmarshal(podEncoded, &current)
+			current["status"] = map[string]any{"phase": "Pending", "conditions": []any{map[string]any{
+				"type": "PodScheduled", "status": "True", "lastTransitionTime": time.Now().UTC().Format(time.RFC3339)}}}
+			podEncoded, _ = json.Marshal(current)
+			burnCPU(s.work, podEncoded)
+			time.Sleep(s.writeLatency)
+		})
+	}
+}
+
+// asController runs write with a seat taken as the controller's user, waiting and retrying as long as it takes.
+func (s *server) asController(write func()) {
+	for s.seat(context.Background(), "job-controller", s.queueWait) != seated {
+		s.controllerRetry.Add(1)
+		time.Sleep(100 * time.Millisecond)
+	}
+	defer s.mutating.release()
+	write()
+}
+
+// ---- the seats and their fair queues ----
+
+type seating int
+
+const (
+	seated seating = iota
+	rejected
+	abandoned
+)
+
+// seat takes a mutating seat for flow, waiting at most wait in its queue; it records the wait and the outcome.
+func (s *server) seat(ctx context.Context, flow string, wait time.Duration) seating {
+	started := time.Now()
+	outcome := s.mutating.acquire(ctx, flow, wait)
+	waited := int64(time.Since(started))
+	for {
+		seen := s.maxQueueWait.Load()
+		if waited <= seen || s.maxQueueWait.CompareAndSwap(seen, waited) {
+			break
+		}
+	}
+	switch outcome {
+	case rejected:
+		s.queueRejected.Add(1)
+	case abandoned:
+		s.queueAbandoned.Add(1)
+	}
+	return outcome
+}
+
+// fairQueue is a seat count with a FIFO queue per flow; a freed seat goes to the next flow in turn that has a waiter.
+type fairQueue struct {
+	mu     sync.Mutex
+	seats  int
+	used   int
+	queues map[string][]*waiter
+	flows  []string // the order flows are served in
+	next   int
+}
+
+type waiter struct{ granted chan struct{} }
+
+func newFairQueue(seats int) *fairQueue {
+	return &fairQueue{seats: seats, queues: map[string][]*waiter{}}
+}
+
+func (q *fairQueue) acquire(ctx context.Context, flow string, wait time.Duration) seating {
+	q.mu.Lock()
+	if q.used < q.seats && q.waiting() == 0 {
+		q.used++
+		q.mu.Unlock()
+		return seated
+	}
+	w := &waiter{granted: make(chan struct{})}
+	if _, known := q.queues[flow]; !known {
+		q.flows = append(q.flows, flow)
+	}
+	q.queues[flow] = append(q.queues[flow], w)
+	q.mu.Unlock()
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	outcome := seated
+	select {
+	case <-w.granted:
+		return seated
+	case <-timer.C:
+		outcome = rejected
+	case <-ctx.Done():
+		outcome = abandoned
+	}
+	q.mu.Lock()
+	select {
+	case <-w.granted: // granted meanwhile: hand the seat on
+		q.mu.Unlock()
+		q.release()
+		return outcome
+	default:
+		queue := q.queues[flow]
+		for i, other := range queue {
+			if other == w {
+				q.queues[flow] = append(queue[:i:i], queue[i+1:]...)
+				break
+			}
+		}
+	}
+	q.mu.Unlock()
+	return outcome
+}
+
+func (q *fairQueue) waiting() int {
+	n := 0
+	for _, queue := range q.queues {
+		n += len(queue)
+	}
+	return n
+}
+
+func (q *fairQueue) release() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for range q.flows {
+		flow := q.flows[q.next%len(q.flows)]
+		q.next++
+		if queue := q.queues[flow]; len(queue) > 0 {
+			q.queues[flow] = queue[1:]
+			close(queue[0].granted) // the seat passes to it
+			return
+		}
+	}
+	q.used--
 }
 
 // fieldSet is a FieldsV1-shaped summary of the object's fields, as server-side field management records them.
@@ -571,12 +805,19 @@ func groupOnly(resource string) string {
 }
 
 func writeStatus(w http.ResponseWriter, code int, reason, message string, details map[string]any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_, _ = w.Write(statusBody(code, reason, message, details))
+}
+
+func statusBody(code int, reason, message string, details map[string]any) []byte {
 	status := map[string]any{"kind": "Status", "apiVersion": "v1", "metadata": map[string]any{}, "status": "Failure",
 		"message": message, "reason": reason, "code": code}
 	if details != nil {
 		status["details"] = details
 	}
-	writeJSON(w, code, status)
+	data, _ := json.Marshal(status)
+	return data
 }
 
 func writeJSON(w http.ResponseWriter, code int, value any) {

@@ -65,7 +65,9 @@ case "client":
     transport.shutdown()
 
 case "micro":
-    // kar-bench micro PAYLOAD_FILE ITERATIONS: verify + decode + match, as the webhook path does them.
+    // kar-bench micro PAYLOAD_FILE ITERATIONS [full]: verify + decode + match, as the webhook path does them; with
+    // `full`, decoding the whole payload with JSONDecoder (the path bodies that are not spelled plainly take).
+    let decode = arguments.count > 4 && arguments[4] == "full" ? WorkflowJobEvent.fullDecode : WorkflowJobEvent.decode
     let path = arguments[2]
     let iterations = Int(arguments[3])!
     guard let text = try LocalFiles().read(path) else { fatalError("no payload at \(path)") }
@@ -81,7 +83,7 @@ case "micro":
     let started = ContinuousClock.now
     for _ in 0..<iterations {
         guard verifier.isValid(signatureHeader: signature, body: body) else { fatalError("signature") }
-        let event = try WorkflowJobEvent.decode(body)
+        let event = try decode(body)
         if matcher.matches(event.workflowJob.labels) { matched += 1 }
     }
     let elapsed = ContinuousClock.now - started
@@ -187,7 +189,7 @@ case "server":
 
 default:
     print(
-        "usage: kar-bench client URL COUNT CONCURRENCY | kar-bench micro PAYLOAD_FILE ITERATIONS"
+        "usage: kar-bench client URL COUNT CONCURRENCY | kar-bench micro PAYLOAD_FILE ITERATIONS [full]"
             + " | kar-bench server REQUESTS CONNECTIONS"
     )
     exit(2)

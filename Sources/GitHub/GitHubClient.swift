@@ -172,6 +172,7 @@ package final class GitHubClient: GitHubAPI {
             repo: repo,
             path: "/repos/\(segment(owner))/\(segment(repo))/actions/jobs/\(id)"
         )
+        if let job = GitHubJob.fastDecode(response.body) { return job }
         return try decode(GitHubJob.self, from: response, endpoint: .getJob)
     }
 
@@ -210,6 +211,11 @@ package final class GitHubClient: GitHubAPI {
                 case encodedJITConfig = "encoded_jit_config"
             }
         }
+        if let fields = JSONFields(response.body, paths: Self.jitConfigFields), fields.isObject(3),
+            let id = fields.int64(0), let name = fields.string(1), let config = fields.string(2)
+        {
+            return JITConfig(runnerID: id, runnerName: name, encodedConfig: Secret(config))
+        }
         let answer = try decode(Answer.self, from: response, endpoint: endpoint)
         return JITConfig(
             runnerID: answer.runner.id,
@@ -217,6 +223,11 @@ package final class GitHubClient: GitHubAPI {
             encodedConfig: Secret(answer.encodedJITConfig)
         )
     }
+
+    /// What `generateJITConfig` reads of the answer, without decoding the rest (the runner's labels and status).
+    private static let jitConfigFields = JSONFields.Paths([
+        ["runner", "id"], ["runner", "name"], ["encoded_jit_config"], ["runner"],
+    ])
 
     package func runs(owner: String, repo: String, status: String) async throws(GitHubAPIError) -> [WorkflowRun] {
         struct Page: Decodable {

@@ -211,7 +211,8 @@ final class CurlRequest: @unchecked Sendable {
     /// The answer cap, and whether the answer went over it (the transfer was then aborted).
     let maxAnswerBytes: Int
     private(set) var answerTooLarge = false
-    private let redactedURL: String
+    /// The request's URL; what an error may show of it is `redacted(url)`, made only then.
+    private let url: String
 
     init(id: UInt64, request: HTTPClientRequest, configuration: CurlTransport.Configuration) throws(HTTPTransportError)
     {
@@ -221,7 +222,7 @@ final class CurlRequest: @unchecked Sendable {
         self.id = id
         self.easy = easy
         self.maxAnswerBytes = configuration.maxAnswerBytes
-        self.redactedURL = Self.redacted(request.url)
+        self.url = request.url
         var ok = true
         func set(_ result: CURLcode) { ok = ok && result == CURLE_OK }
 
@@ -343,7 +344,7 @@ final class CurlRequest: @unchecked Sendable {
                 .failure(
                     HTTPTransportError(
                         kind: .tooLarge,
-                        message: "answer from \(redactedURL) is larger than \(maxAnswerBytes) bytes; aborted"
+                        message: "answer from \(Self.redacted(url)) is larger than \(maxAnswerBytes) bytes; aborted"
                     )
                 )
             )
@@ -389,7 +390,8 @@ final class CurlRequest: @unchecked Sendable {
 
     /// The URL without its query string, for messages.
     static func redacted(_ url: String) -> String {
-        String(url.split(separator: "?", maxSplits: 1).first ?? "")
+        guard let query = url.utf8.firstIndex(of: UInt8(ascii: "?")) else { return url }
+        return String(url[..<query])
     }
 }
 

@@ -149,6 +149,15 @@ package final class DryRunKubernetes: KubernetesAPI {
         }
     }
 
+    package func job(named name: String, namespace: String) async throws(KubernetesAPIError) -> JobIdentity? {
+        state.withLock { state in
+            guard let uid = state.uids[name],
+                let job = state.objects.first(where: { $0.kind == "Job" && $0.name == name })
+            else { return nil }
+            return JobIdentity(uid: uid, annotations: strings(job.manifest["metadata"]?["annotations"]))
+        }
+    }
+
     package func listPods(namespace: String, labelSelector: String) async throws(KubernetesAPIError) -> [PodSummary] {
         []
     }
@@ -169,12 +178,17 @@ package final class DryRunKubernetes: KubernetesAPI {
     }
 
     private func labels(of manifest: JSONValue) -> [String: String] {
-        guard case .object(let fields)? = manifest["metadata"]?["labels"] else { return [:] }
-        var labels: [String: String] = [:]
+        strings(manifest["metadata"]?["labels"])
+    }
+
+    /// An object of strings (labels, annotations) as a dictionary.
+    private func strings(_ value: JSONValue?) -> [String: String] {
+        guard case .object(let fields)? = value else { return [:] }
+        var strings: [String: String] = [:]
         for (key, value) in fields {
-            if case .string(let text) = value { labels[key] = text }
+            if case .string(let text) = value { strings[key] = text }
         }
-        return labels
+        return strings
     }
 
     package func lease(name: String, namespace: String) async throws(KubernetesAPIError) -> Lease? {

@@ -42,6 +42,17 @@ package struct JobSummary: Sendable, Equatable {
     }
 }
 
+/// A Job found by its name: which object exactly, and its annotations.
+package struct JobIdentity: Sendable, Equatable {
+    package var uid: String
+    package var annotations: [String: String]
+
+    package init(uid: String, annotations: [String: String]) {
+        self.uid = uid
+        self.annotations = annotations
+    }
+}
+
 /// What the reapers need to know of a runner Secret: the registration its Job was made for, in its labels.
 package struct SecretSummary: Sendable, Equatable {
     package var name: String
@@ -196,6 +207,8 @@ package protocol KubernetesAPI: Sendable {
         labelSelector: String,
         limit: Int?
     ) async throws(KubernetesAPIError) -> [JobSummary]
+    /// The Job of that name, read as metadata only; nil when there is none.
+    func job(named name: String, namespace: String) async throws(KubernetesAPIError) -> JobIdentity?
     func listPods(namespace: String, labelSelector: String) async throws(KubernetesAPIError) -> [PodSummary]
     /// Deletes one pod; with `uid`, only that very pod (`preconditions.uid`: 409 Conflict when the name now belongs
     /// to another).

@@ -2,19 +2,28 @@ import Support
 
 /// Runner Jobs and their Secrets.
 extension KubernetesClient {
+    /// The API server answers with the whole Job (with `managedFields`, 8 KB); its name and uid are read without
+    /// decoding the rest (`JSONFields`), and only an answer that is not that simple is decoded in full.
     package func createJob(_ manifest: JSONValue, namespace: String) async throws(KubernetesAPIError) -> CreatedObject {
-        let created = try await call(
-            KubernetesRequest(
-                verb: "create",
-                resource: "jobs.batch",
-                namespace: namespace,
-                query: [KubernetesRequest.fieldManager],
-                body: manifest
-            ),
-            as: CreatedJob.self
+        let request = KubernetesRequest(
+            verb: "create",
+            resource: "jobs.batch",
+            namespace: namespace,
+            query: [KubernetesRequest.fieldManager],
+            body: manifest
         )
+        let response = try await send(request)
+        if let fields = JSONFields(response.body, paths: Self.createdJobFields),
+            let name = fields.string(0), let uid = fields.string(1)
+        {
+            return CreatedObject(name: name, uid: uid)
+        }
+        let created = try Self.decode(response, of: request, as: CreatedJob.self)
         return CreatedObject(name: created.metadata.name, uid: created.metadata.uid)
     }
+
+    /// `metadata` itself too, so that an answer repeating it goes to the full decoder.
+    private static let createdJobFields = JSONFields.Paths([["metadata", "name"], ["metadata", "uid"], ["metadata"]])
 
     private struct CreatedJob: KubernetesAnswer {
         static let expected = "the created Job has no metadata.uid"
@@ -83,6 +92,22 @@ extension KubernetesClient {
                 uid: item.uid
             )
         }
+    }
+
+    /// A metadata-only list selecting the one name (`fieldSelector=metadata.name=…`), so the call needs the `list`
+    /// the service is granted already, not `get`.
+    package func job(named name: String, namespace: String) async throws(KubernetesAPIError) -> JobIdentity? {
+        let items = try await listMetadata(
+            KubernetesRequest(
+                verb: "list",
+                resource: "jobs.batch",
+                namespace: namespace,
+                query: [("fieldSelector", "metadata.name=\(name)")]
+            ),
+            limit: 1
+        )
+        guard let item = items.first(where: { $0.name == name }), let uid = item.uid else { return nil }
+        return JobIdentity(uid: uid, annotations: item.annotations ?? [:])
     }
 
     package func createSecret(_ manifest: JSONValue, namespace: String) async throws(KubernetesAPIError) {

@@ -49,7 +49,15 @@ package final class KubernetesClient: KubernetesAPI {
         _ request: KubernetesRequest,
         as answer: Answer.Type = Answer.self
     ) async throws(KubernetesAPIError) -> Answer {
-        let response = try await send(request)
+        try Self.decode(try await send(request), of: request, as: Answer.self)
+    }
+
+    /// The 2xx answer to `request` decoded as `Answer`.
+    static func decode<Answer: KubernetesAnswer>(
+        _ response: HTTPClientResponse,
+        of request: KubernetesRequest,
+        as answer: Answer.Type = Answer.self
+    ) throws(KubernetesAPIError) -> Answer {
         guard let value = try? JSONDecoder().decode(Answer.self, from: Data(response.body)) else {
             throw KubernetesAPIError(request, kind: .unexpectedResponse, status: response.status, Answer.expected)
         }
@@ -90,6 +98,7 @@ package final class KubernetesClient: KubernetesAPI {
         struct Owner: Decodable { var uid: String? }
         var name: String
         var labels: [String: String]?
+        var annotations: [String: String]?
         var creationTimestamp: String?
         var uid: String?
         var ownerReferences: [Owner]?

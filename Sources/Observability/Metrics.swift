@@ -335,7 +335,7 @@ package final class Metrics: Sendable {
 
 /// A descriptor whose full name is exactly `name` (the library joins its parts with `_`).
 private func metric(_ name: String, _ help: String) -> MetricNameDescriptor {
-    guard let split = name.lastIndex(of: "_") else {
+    guard let split = name.utf8.lastIndex(of: UInt8(ascii: "_")) else {
         return MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
     }
     return MetricNameDescriptor(

@@ -176,14 +176,7 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
             return try await self.jobWithRetry(owner: request.owner, repo: request.repository, id: request.jobID)
         }
         async let createdJob = capture { () async throws(KubernetesAPIError) in
-            do throws(KubernetesAPIError) {
-                return try await self.kubernetes.createRunnerObject(job)
-            } catch  where error.isTransient && !Task.isCancelled {
-                // If the first attempt did create the Job, this one says AlreadyExists and the Job has no Secret:
-                // the reaper removes it after 30 s and the reconciler provisions the job again.
-                await self.pauseBeforeRetry()
-                return try await self.kubernetes.createRunnerObject(job)
-            }
+            try await self.createJobWithRetry(job)
         }
         let (status, created) = await (jobStatus, createdJob)
 
@@ -357,6 +350,59 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
             throw Self.provisioningError(error)
         }
         return capacity.reserve(job, profile: name, cap: cap, listed: active, list: list)
+    }
+
+    /// The annotation of a runner Job that names the provisioning attempt which created it.
+    static let attemptAnnotation = "kube-actions-runner/attempt"
+
+    /// Creates the Job, retried once after a short jittered pause when the failure is transient.
+    ///
+    /// A create whose answer was lost (the per-call timeout while the API server's priority and fairness queue held
+    /// it, a reset connection, a 5xx) may still have made the Job; the retry then answers 409 AlreadyExists. The Job
+    /// carries this attempt's random token (`attemptAnnotation`), so one read of it tells this attempt's own Job,
+    /// which provisioning goes on with, from another delivery's or replica's, which stays the lock it is.
+    private func createJobWithRetry(_ job: RunnerJob) async throws(KubernetesAPIError) -> CreatedObject {
+        let attempt = String(UInt64.random(in: .min ... .max), radix: 16)
+        var annotated = job
+        annotated.job = Self.annotating(job.job, Self.attemptAnnotation, attempt)
+        do {
+            return try await kubernetes.createRunnerObject(annotated)
+        } catch  where error.isTransient && !Task.isCancelled {
+            await pauseBeforeRetry()
+            do {
+                return try await kubernetes.createRunnerObject(annotated)
+            } catch  where error.kind == .alreadyExists {
+                // Unproven (the read failed, the Job is another's, or the object is a custom backend's, which is
+                // not read back here): the 409 stands, and the reaper removes an object left without its Secret.
+                guard job.resource == nil,
+                    let existing = try? await kubernetes.job(named: job.name, namespace: job.namespace),
+                    existing.annotations[Self.attemptAnnotation] == attempt
+                else { throw error }
+                logger.info(
+                    "runner job made by the attempt whose answer was lost",
+                    metadata: ["runner_job": "\(job.name)"]
+                )
+                return CreatedObject(name: job.name, uid: existing.uid)
+            }
+        }
+    }
+
+    /// `manifest` with `key: value` added to its `metadata.annotations`.
+    static func annotating(_ manifest: JSONValue, _ key: String, _ value: String) -> JSONValue {
+        guard case .object(var fields) = manifest,
+            let metadataIndex = fields.firstIndex(where: { $0.0 == "metadata" }),
+            case .object(var metadata) = fields[metadataIndex].1
+        else { return manifest }
+        if let index = metadata.firstIndex(where: { $0.0 == "annotations" }),
+            case .object(var annotations) = metadata[index].1
+        {
+            annotations.append((key, .string(value)))
+            metadata[index].1 = .object(annotations)
+        } else {
+            metadata.append(("annotations", .object([(key, .string(value))])))
+        }
+        fields[metadataIndex].1 = .object(metadata)
+        return .object(fields)
     }
 
     /// GET job, retried once after a short jittered pause when the failure is transient.

@@ -296,24 +296,42 @@ package struct WebhookHandler: Sendable {
         let provisioner = self.provisioner
         let deadline = self.deadline
         let clock = self.clock
-        return await withTaskGroup(of: Swift.Result<ProvisionOutcome, ProvisioningError>?.self) { group in
+        let timedOut = ProvisioningError(status: 503, reason: "provisioning timed out")
+        /// What finished first: provisioning (with its result), or the deadline (nil: cancelled, nothing to say).
+        enum Finished: Sendable {
+            case provisioning(Swift.Result<ProvisionOutcome, ProvisioningError>)
+            case deadline
+        }
+        return await withTaskGroup(of: Finished?.self) { group in
             group.addTask {
                 do throws(ProvisioningError) {
-                    return .success(try await provisioner.provision(request))
+                    return .provisioning(.success(try await provisioner.provision(request)))
                 } catch {
-                    return .failure(error)
+                    return .provisioning(.failure(error))
                 }
             }
             group.addTask {
                 try? await clock.sleep(for: deadline)
-                return Task.isCancelled
-                    ? nil : .failure(ProvisioningError(status: 503, reason: "provisioning timed out"))
+                return Task.isCancelled ? nil : .deadline
             }
             defer { group.cancelAll() }
-            while let result = await group.next() {
-                if let result { return result }
+            while let finished = await group.next() {
+                switch finished {
+                case .provisioning(let result)?:
+                    return result
+                case .deadline?:
+                    // Provisioning is cancelled, and the answer waits for it to stop: when its last call was
+                    // answered meanwhile, the runner exists and the answer says so rather than 503.
+                    group.cancelAll()
+                    while let late = await group.next() {
+                        if case .provisioning(.success(let outcome))? = late { return .success(outcome) }
+                    }
+                    return .failure(timedOut)
+                case nil:
+                    continue
+                }
             }
-            return .failure(ProvisioningError(status: 503, reason: "provisioning timed out"))
+            return .failure(timedOut)
         }
     }
 

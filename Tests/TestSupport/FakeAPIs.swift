@@ -412,6 +412,9 @@ package final class FakeKubernetesAPI: KubernetesAPI {
         package var unservedResources: Set<KubernetesResource> = []
         package var calls: [String] = []
         package var createJobFaults: [KubernetesAPIError] = []
+        /// This many creates make their Job and then fail as a client-side timeout does: the write reached storage
+        /// after the client gave up (an API server whose queue held the call for longer than the client's timeout).
+        package var createJobAnswersLost = 0
         package var createSecretFaults: [KubernetesAPIError] = []
         package var listPodsFaults: [KubernetesAPIError] = []
         package var listObjectsFaults: [KubernetesAPIError] = []
@@ -570,6 +573,10 @@ package final class FakeKubernetesAPI: KubernetesAPI {
             state.nextUID += 1
             state.jobs[name] = StoredJob(uid: uid, manifest: manifest, labels: Self.labels(of: manifest))
             state.jobCreated[name] = state.time
+            if state.createJobAnswersLost > 0 {
+                state.createJobAnswersLost -= 1
+                return .failure(Self.error(.transport, status: nil))
+            }
             return .success(CreatedObject(name: name, uid: uid))
         }
         return try result.get()
@@ -727,6 +734,18 @@ package final class FakeKubernetesAPI: KubernetesAPI {
                     uid: $0.value.uid
                 )
             }
+        }
+    }
+
+    package func job(named name: String, namespace: String) async throws(KubernetesAPIError) -> JobIdentity? {
+        state.withLock { state in
+            state.calls.append("read job \(name)")
+            guard let job = state.jobs[name] else { return nil }
+            var annotations: [String: String] = [:]
+            if case .object(let fields)? = job.manifest["metadata"]?["annotations"] {
+                for case (let key, .string(let value)) in fields { annotations[key] = value }
+            }
+            return JobIdentity(uid: job.uid, annotations: annotations)
         }
     }
 

@@ -34,8 +34,12 @@ package final class RecordingProvisioner: RunnerProvisioner {
         case create
         case fail(ProvisioningError)
         case notQueued(String)
-        /// Takes this long on its clock, then creates (for deadline tests).
+        /// Takes this long on its clock, then creates (for deadline tests); cancelled, it fails as a cancelled call
+        /// does.
         case slow(Duration)
+        /// Takes this long on its clock, then creates, even when cancelled meanwhile (its last call was answered as
+        /// the deadline cancelled it).
+        case slowToTheEnd(Duration)
         /// The content-creating budget is spent.
         case deferred(String)
     }
@@ -65,12 +69,22 @@ package final class RecordingProvisioner: RunnerProvisioner {
         case .deferred(let reason): return .deferred(reason: reason)
         case .slow(let duration):
             try? await clock.sleep(for: duration)
-            fallthrough
+            if Task.isCancelled {
+                throw ProvisioningError(status: 503, reason: "Kubernetes API unavailable: cancelled")
+            }
+            return create(request)
+        case .slowToTheEnd(let duration):
+            try? await clock.sleep(for: duration)
+            return create(request)
         case .create:
-            let inserted = state.withLock { $0.created.insert(request.jobID).inserted }
-            return inserted
-                ? .created(runnerJob: request.runnerJobName) : .alreadyProvisioned(runnerJob: request.runnerJobName)
+            return create(request)
         }
+    }
+
+    private func create(_ request: RunnerRequest) -> ProvisionOutcome {
+        let inserted = state.withLock { $0.created.insert(request.jobID).inserted }
+        return inserted
+            ? .created(runnerJob: request.runnerJobName) : .alreadyProvisioned(runnerJob: request.runnerJobName)
     }
 
     package func readiness() async -> Readiness { readinessValue }

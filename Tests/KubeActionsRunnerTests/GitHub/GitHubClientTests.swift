@@ -111,6 +111,20 @@ import Testing
 
     var exposition: String { String(decoding: metrics.exposition(), as: UTF8.self) }
 
+    /// An answer spelled otherwise than the plainest way (an escaped slash) reads the same through the full decoder;
+    /// one without the runner's id is an unexpected answer.
+    @Test func readsTheJITConfigWhateverItsSpelling() async throws {
+        transport.enqueue(201, #"{"runner": {"id": 23, "name": "New runner"}, "encoded_jit_config": "ab\/c"}"#)
+        transport.enqueue(201, #"{"runner": {"name": "New runner"}, "encoded_jit_config": "abc"}"#)
+        let request = JITConfigRequest(name: "runner-42-abcde", runnerGroupID: 1, labels: ["self-hosted"])
+        let jit = try await client().generateJITConfig(owner: "octo", repo: "hello", request)
+        #expect(jit.runnerID == 23 && jit.runnerName == "New runner" && jit.encodedConfig.value == "ab/c")
+        let error = await #expect(throws: GitHubAPIError.self) {
+            try await client().generateJITConfig(owner: "octo", repo: "hello", request)
+        }
+        #expect(error?.kind == .unexpectedResponse)
+    }
+
     @Test func generatesAJITConfigWithGitHubsHeaders() async throws {
         transport.enqueue(
             201,

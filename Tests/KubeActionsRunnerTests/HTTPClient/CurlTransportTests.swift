@@ -29,6 +29,18 @@ import Testing
         try JSONSerialization.jsonObject(with: Data(response.body)) as! [String: Any]
     }
 
+    @Test func messagesShowAURLWithoutItsQuery() {
+        #expect(
+            CurlRequest.redacted("https://api.github.com/app/installations?token=x&y=z")
+                == "https://api.github.com/app/installations"
+        )
+        #expect(
+            CurlRequest.redacted("https://10.0.0.1:6443/api/v1/namespaces/runners/secrets")
+                == "https://10.0.0.1:6443/api/v1/namespaces/runners/secrets"
+        )
+        #expect(CurlRequest.redacted("?only=query").isEmpty)
+    }
+
     @Test func readsAnAnswerExactlyAtTheCapAndAbortsOneByteOver() async throws {
         var configuration = CurlTransport.Configuration()
         configuration.maxAnswerBytes = 10_000

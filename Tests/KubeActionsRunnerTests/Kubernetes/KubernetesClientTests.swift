@@ -46,6 +46,23 @@ import Testing
         #expect(request.bodyText == #"{"kind":"Job"}"#)
     }
 
+    /// The created Job's name and uid are read without decoding the rest; an answer spelled otherwise (an escape)
+    /// is decoded in full, and one without a uid is an unexpected answer either way.
+    @Test func readsTheCreatedJobsIdentityWhateverItsSpelling() async throws {
+        transport.enqueue(201, #"{"kind":"Job","metadata":{"name":"runner-1","uid":"0b7f\u002duid"}}"#)
+        transport.enqueue(201, #"{"kind":"Job","metadata":{"name":"runner-1"},"spec":{"uid":"not-this"}}"#)
+        transport.enqueue(201, #"{"metadata":{"name":"runner-1","uid":"first"},"metadata":{"name":"runner-1"}}"#)
+        let created = try await client().createJob(.object([("kind", "Job")]), namespace: "runners")
+        #expect(created == CreatedObject(name: "runner-1", uid: "0b7f-uid"))
+        let error = await #expect(throws: KubernetesAPIError.self) {
+            try await client().createJob(.object([("kind", "Job")]), namespace: "runners")
+        }
+        #expect(error?.kind == .unexpectedResponse)
+        // A repeated `metadata` is the full decoder's to read (it keeps the first).
+        let repeated = try await client().createJob(.object([("kind", "Job")]), namespace: "runners")
+        #expect(repeated == CreatedObject(name: "runner-1", uid: "first"))
+    }
+
     @Test(arguments: [
         ("k8s/status.409.alreadyexists.job.json", 409, KubernetesAPIError.Kind.alreadyExists),
         ("k8s/status.403.forbidden.rbac.json", 403, .forbidden),
@@ -136,6 +153,34 @@ import Testing
         #expect(
             transport.requests.allSatisfy {
                 $0.header("Accept") == "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+            }
+        )
+    }
+
+    @Test func readsOneJobByNameAsMetadataOnly() async throws {
+        transport.enqueue(
+            200,
+            #"""
+            {"kind":"PartialObjectMetadataList","apiVersion":"meta.k8s.io/v1","metadata":{},"items":[
+              {"kind":"PartialObjectMetadata","metadata":{"name":"runner-1","uid":"0b7f-uid",
+               "annotations":{"kube-actions-runner/attempt":"5eed"}}}
+            ]}
+            """#
+        )
+        transport.enqueue(200, #"{"kind":"PartialObjectMetadataList","metadata":{},"items":[]}"#)
+        let found = try await client().job(named: "runner-1", namespace: "runners")
+        #expect(found == JobIdentity(uid: "0b7f-uid", annotations: ["kube-actions-runner/attempt": "5eed"]))
+        #expect(try await client().job(named: "runner-2", namespace: "runners") == nil)
+        #expect(
+            transport.requests.map(\.url) == [
+                "https://10.0.0.1:6443/apis/batch/v1/namespaces/runners/jobs?fieldSelector=metadata.name%3Drunner-1&limit=1",
+                "https://10.0.0.1:6443/apis/batch/v1/namespaces/runners/jobs?fieldSelector=metadata.name%3Drunner-2&limit=1",
+            ]
+        )
+        #expect(
+            transport.requests.allSatisfy {
+                $0.method == "GET"
+                    && $0.header("Accept") == "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
             }
         )
     }

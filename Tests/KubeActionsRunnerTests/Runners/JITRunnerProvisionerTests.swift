@@ -291,6 +291,56 @@ import Testing
         #expect(pauses.elapsed >= .milliseconds(300) && pauses.elapsed <= .milliseconds(900))  // a pause before each
     }
 
+    /// The API server's queue held the create past the client's timeout and then made the Job: the retry's 409 is
+    /// this attempt's own Job (its attempt annotation says so), so the runner is registered and the Secret written
+    /// at once, not left to the reaper and the reconciler.
+    @Test func goesOnWithItsOwnJobWhenTheCreatesAnswerWasLost() async throws {
+        github.queue(job: 41)
+        kubernetes.state.withLock { $0.createJobAnswersLost = 1 }
+        #expect(try await provisioner.provision(request(41)) == .created(runnerJob: "runner-41"))
+        #expect(
+            kubernetes.calls == [
+                "create job runner-41", "create job runner-41", "read job runner-41", "create secret runner-41",
+            ]
+        )
+        let uid = try #require(kubernetes.uid(of: "runner-41"))
+        let secret = try #require(kubernetes.state.withLock { $0.secrets["runner-41"] })
+        guard case .array(let owners)? = secret["metadata"]?["ownerReferences"] else {
+            Issue.record("the Secret has no owner")
+            return
+        }
+        #expect(owners.first?["uid"] == .string(uid))
+        #expect(github.runners.count == 1)
+        #expect(pauses.elapsed >= .milliseconds(100) && pauses.elapsed <= .milliseconds(300))  // one pause only
+    }
+
+    /// The same 409 after a lost answer, but the Job is another attempt's (another delivery or replica made it in
+    /// between): the lock holds, nothing is registered.
+    @Test func aLostAnswerDoesNotClaimAnotherAttemptsJob() async throws {
+        github.queue(job: 42)
+        kubernetes.state.withLock { $0.createJobFaults = [FakeKubernetesAPI.error(.transport, status: nil)] }
+        kubernetes.addJob("runner-42", labels: [:])  // made by someone else while the first create was lost
+        #expect(try await provisioner.provision(request(42)) == .alreadyProvisioned(runnerJob: "runner-42"))
+        #expect(kubernetes.calls == ["create job runner-42", "create job runner-42", "read job runner-42"])
+        #expect(github.runners.isEmpty && kubernetes.secretNames.isEmpty)
+    }
+
+    @Test func eachAttemptAnnotatesItsJobWithItsOwnToken() async throws {
+        github.queue(job: 43)
+        github.queue(job: 44)
+        _ = try await provisioner.provision(request(43))
+        _ = try await provisioner.provision(request(44))
+        let tokens = kubernetes.state.withLock { state in
+            ["runner-43", "runner-44"].compactMap {
+                state.jobs[$0]?.manifest["metadata"]?["annotations"]?[JITRunnerProvisioner.attemptAnnotation]
+            }
+        }
+        #expect(tokens.count == 2 && tokens[0] != tokens[1])
+        // The rendered annotations stay, the token comes after them.
+        let annotations = kubernetes.state.withLock { $0.jobs["runner-43"]?.manifest["metadata"]?["annotations"] }
+        #expect(annotations?["kube-actions-runner/run-id"] == "1")
+    }
+
     @Test func replacesOnlyARunnerThisDeploymentRecordedOnOneOfItsJobs() async throws {
         github.queue(job: 30)
         github.queue(job: 31)

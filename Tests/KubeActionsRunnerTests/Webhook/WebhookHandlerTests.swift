@@ -265,6 +265,35 @@ import Testing
         #expect(logs.text.contains(#""duration_ms":"8000""#))
     }
 
+    /// The deadline cancels provisioning, but its last call was answered meanwhile: the runner exists, and the
+    /// answer says so instead of 503.
+    @Test func answersWithProvisioningThatFinishesAsTheDeadlineCancelsIt() async throws {
+        let time = ManualClock()
+        let provisioner = RecordingProvisioner(.slowToTheEnd(.seconds(30)), clock: time)
+        let handler = WebhookHandler(
+            verifier: SignatureVerifier(secrets: [Secret(Fixtures.secret)]),
+            matcher: .selfHosted,
+            deliveries: DeliveryLog(),
+            provisioner: provisioner,
+            metrics: Metrics(),
+            logger: LogCapture().logger(),
+            clock: time
+        )
+        let body = try queuedPayload()
+        let request = HTTPRequest(
+            method: "POST",
+            target: "/webhook",
+            headers: HTTPHeaders(deliveryHeaders(event: "workflow_job", body: body).map { ($0.0, $0.1) }),
+            body: body
+        )
+        let answer = Task { await handler.handle(request) }
+        try await time.waitForSleepers(2)
+        time.advance(by: .seconds(8))
+        let response = await answer.value
+        #expect(response.status == 200)
+        #expect(!String(decoding: response.body, as: UTF8.self).contains("timed out"))
+    }
+
     @Test(arguments: [
         ("application/json", "{not json", 400),
         ("application/json", #"{"action":"queued"}"#, 400),
