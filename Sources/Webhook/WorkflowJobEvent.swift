@@ -39,6 +39,8 @@ package struct WorkflowJobEvent: Decodable, Sendable, Equatable {
     }
 
     package struct Repository: Decodable, Sendable, Equatable {
+        /// GitHub's id of the repository: what an organization's or an App's hook lists deliveries by.
+        package var id: Int64?
         package var name: String
         package var fullName: String
         package var owner: Owner
@@ -48,7 +50,7 @@ package struct WorkflowJobEvent: Decodable, Sendable, Equatable {
         }
 
         enum CodingKeys: String, CodingKey {
-            case name
+            case id, name
             case fullName = "full_name"
             case owner
         }

@@ -290,6 +290,9 @@ class FakeGitHub(FakeAPI):
         # Webhooks and their deliveries (`add_hook`, `deliver`); redeliveries go to `webhook_url`, signed with
         # `webhook_secret`, as GitHub sends them.
         self.hooks = {}  # key (see _hook_key) -> {"id", "kind", "owner", "repo", "denied", "deliveries": [...]}
+        # 403 or 404: the token may not read any repository's or organization's hooks (a fine-grained token without
+        # the Webhooks permission, a classic one without a hook scope); the App's own hook is read with its JWT.
+        self.hooks_denied = None
         self.next_delivery_id = 1
         self.webhook_url = None
         self.webhook_secret = None
@@ -563,6 +566,22 @@ class FakeGitHub(FakeAPI):
         """`GET …/hooks/{hook_id}/deliveries` (newest first, paged by `cursor`) and `POST
         …/deliveries/{delivery_id}/attempts` (202, then the original delivery is sent again, with its GUID); None for
         other paths."""
+        listing = re.fullmatch(r"/(?:repos/([^/]+)/([^/]+)|orgs/([^/]+))/hooks", path)
+        if listing and method == "GET":  # the hooks themselves: readable where their deliveries are
+            kind = "repository" if listing[1] else "organization"
+            with self.lock:
+                hook = self.hooks.get(self._hook_key(kind, listing[1] or listing[3], listing[2]))
+            denied = (hook and hook["denied"]) or self.hooks_denied
+            if denied == 403:
+                permission = {"repository": "repository_hooks", "organization": "organization_hooks"}[kind]
+                return 403, {"x-accepted-github-permissions": f"{permission}=read"}, _github_error(
+                    403, "Resource not accessible by personal access token")
+            if denied:
+                return 404, {}, _github_error(404, "Not Found")
+            items = [{"type": "Repository" if kind == "repository" else "Organization", "id": hook["id"],
+                      "name": "web", "active": True, "events": ["workflow_job"],
+                      "config": {"content_type": "json", "insecure_ssl": "0", "url": self.webhook_url or ""}}] if hook else []
+            return 200, {}, items
         m = (re.fullmatch(r"/repos/([^/]+)/([^/]+)/hooks/(\d+)/deliveries(?:/(\d+)/attempts)?", path)
              or re.fullmatch(r"/orgs/([^/]+)()/hooks/(\d+)/deliveries(?:/(\d+)/attempts)?", path)
              or re.fullmatch(r"/app()()/hook()/deliveries(?:/(\d+)/attempts)?", path))
@@ -573,11 +592,12 @@ class FakeGitHub(FakeAPI):
             hook = self.hooks.get(self._hook_key(kind, m[1] or None, m[2] or None))
         if hook is None or (kind != "app" and str(hook["id"]) != m[3]):
             return 404, {}, _github_error(404, "Not Found")
-        if hook["denied"] == 403:
+        denied = hook["denied"] or (self.hooks_denied if kind != "app" else None)
+        if denied == 403:
             permission = {"repository": "repository_hooks", "organization": "organization_hooks"}.get(kind, "")
             return 403, {"x-accepted-github-permissions": f"{permission}=read"}, _github_error(
                 403, "Resource not accessible by personal access token")
-        if hook["denied"]:
+        if denied:
             return 404, {}, _github_error(404, "Not Found")
         if m[4]:
             if method != "POST":
