@@ -3,7 +3,8 @@ import Kubernetes
 import Support
 
 /// A cycle's first half: everything it needs is listed before anything is changed. GitHub first, one repository at
-/// a time within the points budget (registrations, then queued jobs), then Kubernetes (Jobs, Secrets, pods, events).
+/// a time within the points budget (its queued jobs, and its registrations where they can matter), then Kubernetes
+/// (Jobs, Secrets, pods, events).
 extension Reconciler {
     /// Everything one cycle saw, listed before anything is changed.
     struct World {

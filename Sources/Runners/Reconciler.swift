@@ -190,6 +190,8 @@ package final class Reconciler: Service {
         state.withLock { state in
             state.firstSeen.removeAll()
             state.keyRepository.removeAll()
+            // Another leader may have made runner Jobs meanwhile: a new term lists every repository's registrations.
+            state.servedRepositories = nil
         }
         metrics.setJobsWaiting(reason: "quota", 0)
         metrics.setJobsWaiting(reason: "refused", 0)
