@@ -4,10 +4,15 @@ repositories, 20 lost jobs, 50 ms a call) is Benchmarks/reconciler_scale.py; thi
 use of it honest in CI, in seconds.
 """
 import json
+import os
 import pathlib
+import shutil
+import subprocess
 import sys
 import time
 import urllib.request
+
+import pytest
 
 from conftest import SECRET, Server
 
@@ -103,8 +108,20 @@ def test_a_lost_delivery_listed_as_failed_is_redelivered_and_gets_its_runner_job
         assert len(redelivered) == 1 and redelivered[0]["status_code"] == 200
         assert world.github.calls("POST", rf"/orgs/{OWNER}/hooks/\d+/deliveries/\d+/attempts")
         assert world.github.secondary_answers == 0
+        check_with_promtool(metrics)
     finally:
         world.stop()
+
+
+def check_with_promtool(metrics):
+    """The exposition with the series only these paths create (the signs of loss, the redeliveries)."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        if os.environ.get("CI"):
+            pytest.fail("promtool is missing in CI (Debian package prometheus)")
+        pytest.skip("promtool not installed (apt-get install prometheus)")
+    check = subprocess.run([promtool, "check", "metrics"], input=metrics.encode(), capture_output=True, timeout=30)
+    assert check.returncode == 0, check.stdout.decode() + check.stderr.decode()
 
 
 def test_without_access_to_deliveries_it_says_so_at_start_and_polling_finds_the_job(tmp_path):
