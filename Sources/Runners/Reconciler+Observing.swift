@@ -65,11 +65,19 @@ extension Reconciler {
         var cursor: RepositoryRegistry.Repository?
         var done: [RepositoryRegistry.Repository] = []
         let fresh = budget.spentThisMinute == 0
+        let began = clock.now
         let (priority, rest) = visitingOrder(world.known)
         visits: for (index, repository) in (priority + rest).enumerated() {
             let isPriority = index < priority.count
             // Priority visits take at most half of what observing may spend, so the round robin always moves on.
             if isPriority && priorityPoints > configuration.observingPoints / 2 { continue }
+            // Listing goes on while points free; after a whole interval the cycle acts on what it saw (a job found
+            // early does not wait for the round robin), and the next goes on from here.
+            if !world.repositories.isEmpty && clock.now - began >= configuration.interval {
+                logger.info("reconciler: listed for a whole interval; acting, the next cycle goes on from here")
+                summary.result = "partial"
+                break visits
+            }
             if let stop = stopReason() {
                 note(stop, summary: &summary)
                 break visits

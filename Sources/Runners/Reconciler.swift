@@ -152,8 +152,8 @@ package final class Reconciler: Service {
     }
 
     /// Cycles start every `interval`, start to start: a cycle that took a while (its lists, at the pace of its
-    /// points) is not followed by a whole interval more, so a round robin cut short by the budget goes on as soon as
-    /// the minute's points free (a quarter of them, after a cycle that spent them all).
+    /// points, for at most an interval) is not followed by a whole interval more, so a round robin cut short by the
+    /// budget goes on as soon as the minute's points free (a quarter of them, after a cycle that ran them out).
     package func run() async throws {
         var interval = configuration.interval
         var next = clock.now + interval
@@ -174,10 +174,13 @@ package final class Reconciler: Service {
             let idle = summary.queued == 0 && summary.result == "ok"
             interval = idle ? min(interval * 2, configuration.maxInterval) : configuration.interval
             next = started + interval
-            // A cycle that listed until the minute's points ran out (it goes on while they free, so it may outlast
-            // the interval) is followed once a quarter of them is free again: started at once, the next would find
-            // nothing to spend and leave the points that free meanwhile unused for a whole interval.
-            if budget.spentThisMinute + PointsBudget.read > configuration.observingPoints {
+            // A cycle that ran the minute's points out before its interval was over is followed once a quarter of
+            // them is free again: started at once, the next would find nothing to spend and leave the points that
+            // free meanwhile unused for a whole interval. One that listed for the whole interval (at the pace the
+            // points free) is followed at once, and goes on at that pace.
+            if clock.now - started < interval,
+                budget.spentThisMinute + PointsBudget.read > configuration.observingPoints
+            {
                 let quarter = budget.timeUntil(spentAtMost: configuration.observingPoints * 3 / 4)
                 next = max(next, clock.now + quarter)
             }

@@ -302,3 +302,24 @@ extension ReconcilerBudgetTests {
         #expect(exposition.contains(#"reconciler_lost_jobs_recovered_total{how="redelivery"} 0"#))
     }
 }
+
+extension ReconcilerBudgetTests {
+    /// Listing goes on while points free, but for one interval at most: then the cycle acts on what it saw (here,
+    /// a job in the repository it listed first) and the next goes on from where it stopped.
+    @Test func actsAfterListingForAWholeInterval() async throws {
+        let all = Self.repositories(12)
+        github.queue(job: 1, run: 1, repository: all[0].description)
+        let reconciler = reconciler(repositories: all)
+        github.gate.close()
+        let cycle = Task { await reconciler.cycle() }
+        try await waitUntil("the cycle's first call in flight") { github.gate.waiting == 1 }
+        time.advance(by: .seconds(60))  // that call took a whole interval
+        github.gate.open()
+        let summary = await cycle.value
+        #expect(summary.result == "partial" && summary.repositories == 1)
+        #expect(kubernetes.jobNames == ["runner-1"])
+        #expect(logs.text.contains("reconciler: listed for a whole interval"))
+        _ = await reconciler.cycle()
+        #expect(listed.prefix(3) == ["octo/r0000", "octo/r0001", "octo/r0002"])
+    }
+}
