@@ -319,6 +319,7 @@ extension ReconcilerBudgetTests {
         #expect(summary.result == "partial" && summary.repositories == 1)
         #expect(kubernetes.jobNames == ["runner-1"])
         #expect(logs.text.contains("reconciler: listed for a whole interval"))
+        #expect(exposition.contains("reconciler_cycle_seconds 60.0"))  // on the test's clock
         _ = await reconciler.cycle()
         #expect(listed.prefix(3) == ["octo/r0000", "octo/r0001", "octo/r0002"])
     }
