@@ -119,13 +119,15 @@ package struct Application: Sendable {
             noteRepository = { owner, repo in repositories.note(owner: owner, repo: repo) }
             signOfLoss = { owner, repo in repositories.prioritize(owner: owner, repo: repo, loss: true) }
         }
-        var noteHook: (@Sendable (String?, String?, String, String) -> Void)?
+        var noteHook: (@Sendable (String?, String?, String, String, Int64?) -> Void)?
         if let hooks = provisioning.hooks {
-            noteHook = { type, id, owner, repo in hooks.remember(targetType: type, hookID: id, owner: owner, repo: repo)
+            noteHook = { type, id, owner, repo, repositoryID in
+                hooks.remember(targetType: type, hookID: id, owner: owner, repo: repo, repositoryID: repositoryID)
             }
         }
         let deliveryRecovery = provisioning.deliveryRecovery
         let profilesReloader = provisioning.profilesReloader
+        let isRedelivery = deliveryRecovery.map { recovery in { @Sendable (id: String) in recovery.redelivered(id) } }
         var secrets = [configuration.webhookSecret]
         if let previous = configuration.previousWebhookSecret { secrets.append(previous) }
         let webhook = WebhookHandler(
@@ -139,7 +141,8 @@ package struct Application: Sendable {
             allowList: configuration.allowList,
             onVerifiedInstallation: provisioning.rememberInstallation,
             onSignOfLoss: signOfLoss,
-            onVerifiedHook: noteHook
+            onVerifiedHook: noteHook,
+            isRedelivery: isRedelivery
         )
         let serverReference = ServerReference()
         var server = serverConfiguration ?? HTTPServer.Configuration()

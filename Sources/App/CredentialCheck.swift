@@ -24,7 +24,8 @@ struct CredentialCheck: Service {
         let found = await github.checkCredentials(
             scope: configuration.runnerScope,
             repositories: configuration.repositories.map { .init(owner: $0.owner, name: $0.name) },
-            owners: configuration.allowList.literalOwners
+            owners: configuration.allowList.literalOwners,
+            deliveries: configuration.redeliverFailedDeliveries
         )
         findings.set(found)
         if found.isEmpty {

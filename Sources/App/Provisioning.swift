@@ -233,7 +233,9 @@ struct Provisioning: Sendable {
         // Nothing is delivered to a dry run through GitHub: nothing to redeliver.
         let hooks = configuration.redeliverFailedDeliveries && !configuration.dryRun ? HookRegistry() : nil
         let deliveryRecovery = hooks.map { hooks in
-            DeliveryRecovery(github: github, hooks: hooks, metrics: metrics, logger: logger)
+            DeliveryRecovery(github: github, hooks: hooks, metrics: metrics, logger: logger) { owner, repo in
+                repositories.prioritize(owner: owner, repo: repo, loss: true)
+            }
         }
         let reconciler = Reconciler(
             configuration: reconcile,

@@ -148,17 +148,20 @@ package final class GitHubClient: GitHubAPI {
     }()
 
     /// Validates the credentials once (start-up): what will not work, and why. Probes at most a few of
-    /// `repositories` (owner/name) and `owners` with read-only calls.
+    /// `repositories` (owner/name) and `owners` with read-only calls; with `deliveries`, whether a token may read
+    /// webhook deliveries too (the redelivery of failed deliveries).
     package func checkCredentials(
         scope: RunnerScope,
         repositories: [GitHubCredentialCheck.Repository] = [],
-        owners: [String] = []
+        owners: [String] = [],
+        deliveries: Bool = false
     ) async -> [GitHubCredentialFinding] {
         await configuration.credentials.check(
             GitHubCredentialCheck(
                 scope: scope,
                 repositories: repositories,
                 owners: owners,
+                deliveries: deliveries,
                 requester: requester,
                 clock: clock
             )

@@ -25,6 +25,9 @@ package struct GitHubCredentialCheck: Sendable {
     package var repositories: [Repository]
     /// Accounts that must be served (allowed owners without wildcards): an App must be installed on each.
     package var owners: [String]
+    /// Whether failed deliveries are to be redelivered (`REDELIVER_FAILED_DELIVERIES`): a token is then checked for
+    /// reading webhook deliveries too.
+    package var deliveries = false
     let requester: GitHubRequester
     let clock: @Sendable () -> Double
 
@@ -107,11 +110,13 @@ extension GitHubTokens {
             ]
         }
         var findings: [GitHubCredentialFinding] = []
+        var scopes: String?
         do {
             let response = try await context.requester.send("GET /user", path: "/user", authorization: authorization)
             switch response.status {
             case 200..<300:
-                if let scopes = response.header("x-oauth-scopes") {
+                scopes = response.header("x-oauth-scopes")
+                if let scopes {
                     findings += missingScopes(scopes, subject: subject, context)
                 }
             case 401:
@@ -130,7 +135,70 @@ extension GitHubTokens {
             return [GitHubCredentialFinding(.warning, subject: subject, "not checked: \(error)")]
         }
         findings += await probe(authorization, subject: subject, serving: served, context)
+        if context.deliveries {
+            findings += await checkDeliveries(authorization, scopes: scopes, subject: subject, serving: served, context)
+        }
         return findings
+    }
+
+    /// Whether the token may read the deliveries of the webhooks deliveries come through: a classic token's
+    /// scopes (`write:repo_hook` or `admin:repo_hook` for a repository's hooks, `admin:org_hook` for an
+    /// organization's), else the hooks of one repository (or organization) it serves, read. Without it, failed
+    /// deliveries are not redelivered and only the reconciler's polling recovers their jobs: a warning.
+    private static func checkDeliveries(
+        _ authorization: Secret,
+        scopes: String?,
+        subject: String,
+        serving served: (String) -> Bool,
+        _ context: GitHubCredentialCheck
+    ) async -> [GitHubCredentialFinding] {
+        let consequence =
+            "failed deliveries are not redelivered and lost jobs are found by polling only (slower with many repositories)"
+        if let scopes {
+            let granted = Set(scopes.split(separator: ",").map { $0.trimmingOWS() })
+            let hookScopes: Set<String> = ["admin:repo_hook", "write:repo_hook", "read:repo_hook", "admin:org_hook"]
+            guard granted.isDisjoint(with: hookScopes) else { return [] }
+            return [
+                GitHubCredentialFinding(
+                    .warning,
+                    subject: subject,
+                    "cannot read webhook deliveries (needs the write:repo_hook scope for repository hooks, admin:org_hook for organization hooks): \(consequence)"
+                )
+            ]
+        }
+        let target: (endpoint: String, path: String, name: String)?
+        switch context.scope {
+        case .repository:
+            target = context.repositories.first { served($0.owner) }.map { repository in
+                (
+                    "GET /repos/{owner}/{repo}/hooks",
+                    "/repos/\(percentEncode(repository.owner))/\(percentEncode(repository.name))/hooks?per_page=1",
+                    "\(repository.owner)/\(repository.name)"
+                )
+            }
+        case .organization:
+            target = (context.repositories.map(\.owner) + context.owners).first(where: served).map { organization in
+                ("GET /orgs/{org}/hooks", "/orgs/\(percentEncode(organization))/hooks?per_page=1", organization)
+            }
+        }
+        guard let target,
+            let response = try? await context.requester.send(
+                target.endpoint,
+                path: target.path,
+                authorization: authorization
+            ),
+            response.status == 403 || response.status == 404
+        else { return [] }
+        let error = GitHubRequester.error(for: response, endpoint: target.endpoint, now: context.clock()).error
+        let needed =
+            error.acceptedPermissions.map { "\($0) (GitHub says)" } ?? "the Webhooks permission, read and write"
+        return [
+            GitHubCredentialFinding(
+                .warning,
+                subject: subject,
+                "cannot read the webhooks of \(target.name) (\(response.status) \(error.message)); it needs \(needed): \(consequence)"
+            )
+        ]
     }
 
     /// A classic token's scopes against what the runner scope needs (`X-OAuth-Scopes: repo, admin:org`).

@@ -83,6 +83,7 @@ package final class Metrics: Sendable {
         )
         for result in ["ok", "partial", "failed", "skipped"] { _ = reconcilerCycleCounter(result) }
         _ = reconcilerRecoveredCounter()
+        for how in ["poll", "redelivery"] { _ = lostJobsRecoveredCounter(how) }
         _ = reserveHitsCounter()
         for result in Self.redeliveryResults { _ = redeliveriesCounter(result) }
         for reason in Self.reapReasons {
@@ -183,6 +184,33 @@ package final class Metrics: Sendable {
                 "Queued jobs the webhook path missed and the reconciler provisioned."
             )
         )
+    }
+
+    /// `reconciler_lost_jobs_recovered_total{how}`: queued jobs whose delivery was lost that got their runner Job
+    /// anyway, by the reconciler's polling (`poll`) or by a delivery it had GitHub redeliver (`redelivery`).
+    package func countLostJobRecovered(how: String) { lostJobsRecoveredCounter(how).increment() }
+
+    private func lostJobsRecoveredCounter(_ how: String) -> Counter {
+        registry.makeCounter(
+            descriptor: metric(
+                "reconciler_lost_jobs_recovered_total",
+                "Queued jobs whose delivery was lost that got a runner Job, by how: poll or redelivery."
+            ),
+            labels: [("how", how)]
+        )
+    }
+
+    /// `webhook_failed_deliveries_seen_total{owner}`: `workflow_job` deliveries a hook's delivery list shows as not
+    /// taken (and not taken since), each GUID once: a sign of loss for its repository. `owner` is "" when an App's
+    /// hook names a repository by an id no verified delivery carried (an organization's hook names its owner).
+    package func countFailedDeliverySeen(owner: String) {
+        registry.makeCounter(
+            descriptor: metric(
+                "webhook_failed_deliveries_seen_total",
+                "Failed workflow_job deliveries seen in a hook's delivery list, by owner (\"\": repository not known)."
+            ),
+            labels: [("owner", owner)]
+        ).increment()
     }
 
     /// Every `result` of `webhook_redeliveries_total`.

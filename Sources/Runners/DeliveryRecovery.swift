@@ -10,12 +10,18 @@ import Synchronization
 /// GUID succeeded. The redelivery comes back through the webhook path like any delivery.
 ///
 /// Each hook is read from its last look (less `overlap`), never further back than `firstLook` the first time nor
-/// than GitHub's redelivery window. Pages cost a point each and a redelivery five, from the reconciler's budget;
+/// than GitHub's redelivery window. Pages cost a point each and a redelivery five (eleven for a `queued` delivery,
+/// whose provisioning on the webhook path it brings about), from the reconciler's budget;
 /// what the budget does not allow waits for the next cycle. A 403 or 404 on a hook's list (or on a redelivery)
 /// means the credential may not use its deliveries: said once, that hook is not read again, and `findings` says so
 /// for /ready's detail. The hooks come from deliveries' headers, which the signature does not cover: a hook that is
 /// not there answers 404 and is left alone like one without the permission.
 /// Polling the jobs lists stays the fallback.
+///
+/// A failed `workflow_job` delivery in a list is also a sign of loss for its repository (the hook's, or the one a
+/// verified delivery named with the listed `repository_id`): counted once per GUID in
+/// `webhook_failed_deliveries_seen_total{owner}` and handed to `onSignOfLoss`, so the reconciler visits that
+/// repository next even when the redelivery cannot be asked for or does not arrive.
 package final class DeliveryRecovery: Sendable {
     package struct Configuration: Sendable {
         /// GitHub redelivers deliveries of the last 3 days (github.com; 7 on GHES): nothing older is asked for.
@@ -38,6 +44,9 @@ package final class DeliveryRecovery: Sendable {
         /// GUIDs redelivered, in the order they were; `redeliveredOrder` bounds the set.
         var redelivered: Set<String> = []
         var redeliveredOrder: [String] = []
+        /// GUIDs counted as a sign of loss, bounded the same way.
+        var signaled: Set<String> = []
+        var signaledOrder: [String] = []
         /// Hooks whose deliveries the credential may not read, and why.
         var disabled: [WebhookHook: String] = [:]
     }
@@ -48,16 +57,21 @@ package final class DeliveryRecovery: Sendable {
     private let clock: MonotonicClock
     private let metrics: Metrics
     private let logger: Logger
+    private let onSignOfLoss: (@Sendable (_ owner: String, _ repo: String) -> Void)?
     private let state = Mutex(State())
 
+    /// - Parameter onSignOfLoss: for the reconciler (`RepositoryRegistry.prioritize(owner:repo:loss:)`), told the
+    ///   repository of each failed delivery listed.
     package init(
         configuration: Configuration = Configuration(),
         github: any GitHubAPI,
         hooks: HookRegistry,
         clock: MonotonicClock = MonotonicClock(ContinuousClock()),
         metrics: Metrics,
-        logger: Logger
+        logger: Logger,
+        onSignOfLoss: (@Sendable (_ owner: String, _ repo: String) -> Void)? = nil
     ) {
+        self.onSignOfLoss = onSignOfLoss
         self.configuration = configuration
         self.github = github
         self.hooks = hooks
@@ -133,11 +147,13 @@ package final class DeliveryRecovery: Sendable {
                 break
             }
         }
+        let failed = Self.failed(in: listed)
+        for delivery in failed { noteLoss(delivery, of: hook) }
         let done = state.withLock { $0.redelivered }
         var count = 0
-        for delivery in Self.failed(in: listed) where !done.contains(delivery.guid) {
+        for delivery in failed where !done.contains(delivery.guid) {
             if Task.isCancelled { break }
-            guard budget?.spend(PointsBudget.write) ?? true else { return .stop(count) }
+            guard budget?.spend(Self.cost(of: delivery)) ?? true else { return .stop(count) }
             do {
                 try await github.redeliver(hook, deliveryID: delivery.id)
                 remember(delivery.guid)
@@ -168,6 +184,13 @@ package final class DeliveryRecovery: Sendable {
         // budget or cancellation) starts over from the same point.
         if complete && !Task.isCancelled { state.withLock { $0.lastLook[hook] = now } }
         return .done(count)
+    }
+
+    /// Points a redelivery costs: its POST, and for a `queued` delivery the provisioning it brings about on the
+    /// webhook path (a GET of the job and the POST of its runner's registration), so that what the reconciler
+    /// sets off stays within its points too.
+    static func cost(of delivery: HookDelivery) -> Int {
+        PointsBudget.write + (delivery.action == "queued" ? PointsBudget.read + PointsBudget.write : 0)
     }
 
     /// The newest failed `workflow_job` delivery of each GUID with no successful one among `listed` (newest
@@ -210,6 +233,42 @@ package final class DeliveryRecovery: Sendable {
             "redelivery of failed deliveries is off for a hook: GitHub does not let the credential use its deliveries",
             metadata: ["hook": "\(hook)", "error": "\(error)"]
         )
+    }
+
+    /// A failed delivery listed: a sign of loss for its repository, once per GUID. A redelivery that failed again
+    /// is a sign again only if its GUID was forgotten meanwhile.
+    private func noteLoss(_ delivery: HookDelivery, of hook: WebhookHook) {
+        let isNew = state.withLock { state in
+            guard state.signaled.insert(delivery.guid).inserted else { return false }
+            state.signaledOrder.append(delivery.guid)
+            if state.signaledOrder.count > configuration.rememberedGUIDs {
+                state.signaled.remove(state.signaledOrder.removeFirst())
+            }
+            return true
+        }
+        guard isNew else { return }
+        let repository: RepositoryRegistry.Repository?
+        if case .repository(let owner, let repo, _) = hook {
+            repository = RepositoryRegistry.Repository(owner: owner, name: repo)
+        } else {
+            repository = delivery.repositoryID.flatMap { hooks.repository(id: $0) }
+        }
+        var owner = repository?.owner ?? ""
+        if case .organization(let organization, _) = hook { owner = organization }
+        metrics.countFailedDeliverySeen(owner: owner)
+        logger.notice(
+            "a hook lists a failed delivery: a sign of loss; its repository is reconciled next",
+            metadata: [
+                "delivery": "\(delivery.guid)", "hook": "\(hook)", "status_code": "\(delivery.statusCode)",
+                "repo": "\(repository.map(\.description) ?? "not known")",
+            ]
+        )
+        if let repository { onSignOfLoss?(repository.owner, repository.name) }
+    }
+
+    /// Whether this process asked GitHub to redeliver the delivery with this GUID (the last `rememberedGUIDs`).
+    package func redelivered(_ guid: String) -> Bool {
+        state.withLock { $0.redelivered.contains(guid) }
     }
 
     private func remember(_ guid: String) {

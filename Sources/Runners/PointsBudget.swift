@@ -56,6 +56,19 @@ package final class PointsBudget: Sendable {
         }
     }
 
+    /// How long until the points spent in the last minute are at most `target`: zero when they already are.
+    package func timeUntil(spentAtMost target: Int) -> Duration {
+        spent.withLock { spent in
+            forgetOld(&spent)
+            var total = spent.reduce(0) { $0 + $1.points }
+            for entry in spent where total > target {
+                total -= entry.points
+                if total <= target { return max(.zero, entry.at + .seconds(60) - clock.now) }
+            }
+            return .zero
+        }
+    }
+
     private func forgetOld(_ spent: inout [(at: MonotonicClock.Instant, points: Int)]) {
         let start = clock.now - .seconds(60)
         if let keep = spent.firstIndex(where: { $0.at > start }) {

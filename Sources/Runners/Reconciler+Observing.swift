@@ -1,8 +1,10 @@
 import GitHub
 import Kubernetes
+import Support
 
 /// A cycle's first half: everything it needs is listed before anything is changed. GitHub first, one repository at
-/// a time within the points budget (registrations, then queued jobs), then Kubernetes (Jobs, Secrets, pods, events).
+/// a time within the points budget (its queued jobs, and its registrations where they can matter), then Kubernetes
+/// (Jobs, Secrets, pods, events).
 extension Reconciler {
     /// Everything one cycle saw, listed before anything is changed.
     struct World {
@@ -66,17 +68,25 @@ extension Reconciler {
         var cursor: RepositoryRegistry.Repository?
         var done: [RepositoryRegistry.Repository] = []
         let fresh = budget.spentThisMinute == 0
+        let began = clock.now
         let (priority, rest) = visitingOrder(world.known)
         visits: for (index, repository) in (priority + rest).enumerated() {
             let isPriority = index < priority.count
             // Priority visits take at most half of what observing may spend, so the round robin always moves on.
             if isPriority && priorityPoints > configuration.observingPoints / 2 { continue }
+            // Listing goes on while points free; after a whole interval the cycle acts on what it saw (a job found
+            // early does not wait for the round robin), and the next goes on from here.
+            if !world.repositories.isEmpty && clock.now - began >= configuration.interval {
+                logger.info("reconciler: listed for a whole interval; acting, the next cycle goes on from here")
+                summary.result = "partial"
+                break visits
+            }
             if let stop = stopReason() {
                 note(stop, summary: &summary)
                 break visits
             }
             let before = budget.spentThisMinute
-            switch await visit(repository, into: &world, owners: &owners) {
+            switch await visit(repository, priority: isPriority, into: &world, owners: &owners) {
             case .visited:
                 summary.repositories += 1
                 world.repositories.append(repository)
@@ -161,22 +171,26 @@ extension Reconciler {
 
     /// One repository: its registrations (in organization scope, its organization's, listed once per cycle), then
     /// its queued jobs. A repository left midway (the budget, a rate limit, shutdown) counts as not visited.
+    ///
+    /// A repository's registrations are listed only where they can matter (`needsRegistrations`), else after its
+    /// jobs when those show a matching queued job or one of its runners at work: most of a thousand repositories
+    /// have neither, and their runs alone cost two points a visit instead of three.
     func visit(
         _ repository: RepositoryRegistry.Repository,
+        priority: Bool = false,
         into world: inout World,
         owners: inout [String: [RegisteredRunner]?]
     ) async -> Visit {
-        if scope == .repository || owners[repository.owner] == nil {
+        switch scope {
+        case .organization where owners[repository.owner] == nil:
             if let stop = stopReason() { return .stopped(stop) }
-            budget.charge(PointsBudget.read)
-            let runners = try? await github.runners(owner: repository.owner, repo: repository.name, scope: scope)
-            if let runners {
-                budget.charge(Self.furtherPages(runners.count))
-                if runners.count >= GitHubListing.limit { world.truncated.insert(repository) }
-            }
-            switch scope {
-            case .repository: world.registrations[repository] = runners
-            case .organization: owners[repository.owner] = .some(runners)
+            owners[repository.owner] = .some(await listRegistrations(of: repository, into: &world))
+        case .organization:
+            break
+        case .repository:
+            if priority || needsRegistrations(repository) {
+                if let stop = stopReason() { return .stopped(stop) }
+                world.registrations[repository] = await listRegistrations(of: repository, into: &world)
             }
         }
         do {
@@ -184,6 +198,13 @@ extension Reconciler {
             world.queued[repository] = queued
             world.running[repository] = running
             if !complete { world.demandCut.insert(repository) }
+            let ours = running.contains { $0.runnerName.flatMap { RunnerName(parsing: $0, as: .registration) } != nil }
+            if scope == .repository, world.registrations[repository] == nil,
+                ours || queued.contains(where: { matcher.matches($0.labels) })
+            {
+                if let stop = stopReason() { throw StopVisit(stop: stop) }
+                world.registrations[repository] = await listRegistrations(of: repository, into: &world)
+            }
             return .visited
         } catch let error as GitHubAPIError {
             logger.warning(
@@ -202,6 +223,45 @@ extension Reconciler {
 
     /// Thrown between a repository's calls when the next one must not be made.
     struct StopVisit: Error { var stop: Stop }
+
+    /// A repository's registrations (in organization scope, its organization's); nil when the list failed.
+    private func listRegistrations(
+        of repository: RepositoryRegistry.Repository,
+        into world: inout World
+    ) async -> [RegisteredRunner]? {
+        budget.charge(PointsBudget.read)
+        let runners = try? await github.runners(owner: repository.owner, repo: repository.name, scope: scope)
+        if let runners {
+            budget.charge(Self.furtherPages(runners.count))
+            if runners.count >= GitHubListing.limit { world.truncated.insert(repository) }
+            state.withLock { $0.registrationsListed[repository] = clock.now }
+        }
+        return runners
+    }
+
+    /// Whether a visit lists the repository's registrations before its jobs: before the first list of runner Jobs
+    /// (nothing is known yet), when a runner Job of this deployment serves it, or when they were last listed
+    /// `registrationsRefresh` ago (counted from when the repository was first visited), so a registration no Job
+    /// records is still found there.
+    func needsRegistrations(_ repository: RepositoryRegistry.Repository) -> Bool {
+        let now = clock.now
+        let refresh = configuration.registrationsRefresh
+        return state.withLock { state -> Bool in
+            guard let served = state.servedRepositories else { return true }
+            if served.contains(Self.servedKey(owner: repository.owner, repo: repository.name)) { return true }
+            guard let listed = state.registrationsListed[repository] else {
+                state.registrationsListed[repository] = now
+                return false
+            }
+            let since: Duration = now - listed
+            return since >= refresh
+        }
+    }
+
+    /// A repository as the labels of its runner Jobs name it.
+    static func servedKey(owner: String, repo: String) -> String {
+        RunnerJob.labelValue(owner) + "/" + RunnerJob.labelValue(repo)
+    }
 
     /// Pages after the first of a list of `count` items (100 a page): each a GET, known only once read.
     static func furtherPages(_ count: Int) -> Int { max(0, (count - 1) / 100) }
@@ -270,6 +330,15 @@ extension Reconciler {
                 )
             }
         }
+        let served = Set(
+            world.jobs.compactMap { job -> String? in
+                guard let owner = job.labels[RunnerJob.ownerNameLabel],
+                    let repo = job.labels[RunnerJob.repositoryNameLabel]
+                else { return nil }
+                return owner + "/" + repo
+            }
+        )
+        state.withLock { $0.servedRepositories = served }
         let secrets = try await kubernetes.listSecrets(namespace: namespace, labelSelector: selector)
         let uids = Dictionary(world.jobs.map { ($0.name, $0.uid) }, uniquingKeysWith: { first, _ in first })
         for secret in secrets {

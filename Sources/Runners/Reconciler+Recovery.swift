@@ -101,8 +101,12 @@ extension Reconciler {
             )
             return nil
         }
-        // The webhook path goes first; a job whose runner Job exists but cannot serve it is replaced at once.
-        if need.request == nil && age(of: need.job) < Double(configuration.grace.components.seconds) { return nil }
+        // The webhook path goes first; a job whose runner Job exists but cannot serve it is replaced at once. A job
+        // within its grace has its repository visited again next cycle, not a whole round later.
+        if need.request == nil && age(of: need.job) < Double(configuration.grace.components.seconds) {
+            repositories.prioritize(owner: repository.owner, repo: repository.name)
+            return nil
+        }
         var request = RunnerRequest(
             owner: repository.owner,
             repository: repository.name,
@@ -148,8 +152,14 @@ extension Reconciler {
         do {
             switch try await provisioner.provision(request, while: isLeader) {
             case .created(let name):
+                // Its registrations matter from now on (`needsRegistrations`), before the next list of runner Jobs.
+                state.withLock {
+                    _ = $0.servedRepositories?.insert(Self.servedKey(owner: request.owner, repo: request.repository))
+                }
                 summary.recovered += 1
                 metrics.countRecovered()
+                // A job with no runner Job at all lost its delivery; a replacement serves a job whose runner went.
+                if request.replacing == nil && request.attempt == 1 { metrics.countLostJobRecovered(how: "poll") }
                 logger.notice(
                     "reconciler: provisioned a queued job the webhook path missed",
                     metadata: metadata.merging(["runner_job": "\(name)"]) { $1 }

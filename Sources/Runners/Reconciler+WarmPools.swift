@@ -121,6 +121,12 @@ extension Reconciler {
                             break
                         }
                         logger.info("reconciler: warm runner made", metadata: metadata)
+                        // Its registration matters from now on (`needsRegistrations`), before the next list of Jobs.
+                        state.withLock {
+                            _ = $0.servedRepositories?.insert(
+                                Self.servedKey(owner: repository.owner, repo: repository.name)
+                            )
+                        }
                     } catch {
                         logger.warning(
                             "reconciler: making a warm runner failed",

@@ -41,6 +41,9 @@ package final class Reconciler: Service {
         /// Of `pointsPerMinute`, what listing may spend: the rest is kept for acting on what was seen.
         package var observingPoints: Int { pointsPerMinute * 3 / 4 }
         package var maxProvisionsPerCycle = 20
+        /// A repository no runner Job of this deployment serves has its registrations listed this often (a visit
+        /// that finds a matching queued job, or one of its runners at work, lists them at once).
+        package var registrationsRefresh: Duration = .seconds(900)
         /// Queued longer than this counts in `reconciler_jobs_queued_too_long`.
         package var tooLong: Duration = .seconds(300)
         /// A pod still failing to pull its image (or to create its container) this long after it was first seen is
@@ -109,6 +112,10 @@ package final class Reconciler: Service {
         var lastVisited: [RepositoryRegistry.Repository: MonotonicClock.Instant] = [:]
         /// The last repository the round robin visited: the next cycle starts after it.
         var cursor: RepositoryRegistry.Repository?
+        /// Repositories of the runner Jobs the last cycle listed (`servedKey`); nil before the first list.
+        var servedRepositories: Set<String>?
+        /// When each repository's registrations were last listed (or it was first visited without them).
+        var registrationsListed: [RepositoryRegistry.Repository: MonotonicClock.Instant] = [:]
     }
 
     let state = Mutex(State())
@@ -152,15 +159,21 @@ package final class Reconciler: Service {
         self.logger = logger
     }
 
+    /// Cycles start every `interval`, start to start: a cycle that took a while (its lists, at the pace of its
+    /// points, for at most an interval) is not followed by a whole interval more, so a round robin cut short by the
+    /// budget goes on as soon as the minute's points free (a quarter of them, after a cycle that ran them out).
     package func run() async throws {
         var interval = configuration.interval
+        var next = clock.now + interval
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            let pause = interval
+            let pause = max(next - clock.now, .zero)
             try? await cancelWhenGracefulShutdown { try await self.clock.sleep(for: pause) }
             guard !Task.isCancelled && !Task.isShuttingDownGracefully else { break }
+            let started = clock.now
             guard isLeader() else {
                 metrics.countReconcilerCycle("skipped")
                 interval = configuration.interval
+                next = started + interval
                 stepDown()
                 continue
             }
@@ -168,6 +181,17 @@ package final class Reconciler: Service {
             let summary = await cancelWhenGracefulShutdown { await self.cycle() }
             let idle = summary.queued == 0 && summary.result == "ok"
             interval = idle ? min(interval * 2, configuration.maxInterval) : configuration.interval
+            next = started + interval
+            // A cycle that ran the minute's points out before its interval was over is followed once a quarter of
+            // them is free again: started at once, the next would find nothing to spend and leave the points that
+            // free meanwhile unused for a whole interval. One that listed for the whole interval (at the pace the
+            // points free) is followed at once, and goes on at that pace.
+            if clock.now - started < interval,
+                budget.spentThisMinute + PointsBudget.read > configuration.observingPoints
+            {
+                let quarter = budget.timeUntil(spentAtMost: configuration.observingPoints * 3 / 4)
+                next = max(next, clock.now + quarter)
+            }
         }
     }
 
@@ -177,6 +201,8 @@ package final class Reconciler: Service {
         state.withLock { state in
             state.firstSeen.removeAll()
             state.keyRepository.removeAll()
+            // Another leader may have made runner Jobs meanwhile: a new term lists every repository's registrations.
+            state.servedRepositories = nil
         }
         metrics.setJobsWaiting(reason: "quota", 0)
         metrics.setJobsWaiting(reason: "refused", 0)
@@ -196,11 +222,16 @@ package final class Reconciler: Service {
         var stopping = false
     }
 
-    /// One pass over every known repository.
+    /// One pass: the known hooks' recent deliveries first (a page of 100 costs a point; what failed is redelivered,
+    /// and a repository with a failed delivery is visited first), then the repositories within the budget, then
+    /// the rules.
     @discardableResult
     package func cycle() async -> Summary {
         let started = clock.now
         var summary = Summary()
+        if let deliveryRecovery, isLeader() {
+            await deliveryRecovery.pass(budget: budget)
+        }
         let world: World
         do {
             world = try await observe(summary: &summary)
@@ -227,8 +258,9 @@ package final class Reconciler: Service {
             summary.result = "partial"
         }
 
-        // A state not looked at again is over; one of a repository this cycle did not visit waits for its visit.
-        let waiting = Set(world.known).subtracting(world.repositories)
+        // A state not looked at again is over; one of a repository whose registrations this cycle did not list
+        // waits for that list.
+        let waiting = Set(world.known.filter { world.registrations[$0] == nil })
         state.withLock { state in
             state.firstSeen = state.firstSeen.filter { key, _ in
                 touched.contains(key) || state.keyRepository[key].map { waiting.contains($0) } ?? false
@@ -259,6 +291,7 @@ package final class Reconciler: Service {
             for repository in world.known { visits[repository] = state.lastVisited[repository] ?? started }
             for repository in world.repositories { visits[repository] = now }
             state.lastVisited = visits
+            state.registrationsListed = state.registrationsListed.filter { visits[$0.key] != nil }
             return visits.values.map { now - $0 }.max() ?? .zero
         }
         metrics.reconcilerPoints.set(Int64(budget.spentThisMinute))
@@ -304,8 +337,7 @@ package final class Reconciler: Service {
     }
 
     /// The rules, in order: the reapers first (what cannot run, what was interrupted, what no Job records, what
-    /// exited), then recovery of queued jobs and, with the same plan, the idle reaper; last, the redelivery of
-    /// failed deliveries with the points left.
+    /// exited), then recovery of queued jobs and, with the same plan, the idle reaper.
     func act(on world: World, summary: inout Summary, touched: inout Set<String>) async throws(LostLeadership) {
         var cycle = Cycle()
         defer { touched = cycle.touched }
@@ -327,10 +359,5 @@ package final class Reconciler: Service {
         try await reapIdleRunners(in: world, plans: plans, &cycle)
         try checkStopping()
         try await replenishWarmPools(in: world, &cycle, summary: &summary)
-        if let deliveryRecovery {
-            try checkStopping()
-            guard isLeader() else { throw LostLeadership() }
-            await deliveryRecovery.pass(budget: budget)
-        }
     }
 }

@@ -34,7 +34,14 @@ package struct WebhookHandler: Sendable {
     /// `X-GitHub-Hook-Installation-Target-Type`), with the repository it names. The signature covers the body, not
     /// these headers: what reads them must expect a hook that does not exist.
     private let onVerifiedHook:
-        (@Sendable (_ targetType: String?, _ hookID: String?, _ owner: String, _ repo: String) -> Void)?
+        (
+            @Sendable (
+                _ targetType: String?, _ hookID: String?, _ owner: String, _ repo: String, _ repositoryID: Int64?
+            ) -> Void
+        )?
+    /// Whether the reconciler asked GitHub to redeliver the delivery with this GUID
+    /// (`DeliveryRecovery.redelivered`): a runner Job made for it counts as a lost job recovered by redelivery.
+    private let isRedelivery: (@Sendable (_ deliveryID: String) -> Bool)?
 
     /// - Parameters:
     ///   - allowList: `ALLOWED_OWNERS`/`ALLOWED_REPOSITORIES`; everyone by default.
@@ -44,7 +51,8 @@ package struct WebhookHandler: Sendable {
     ///   - onSignOfLoss: for the reconciler (`RepositoryRegistry.prioritize(owner:repo:loss:)`), which visits the
     ///     repository of a job in progress or completed that was never seen `queued` first.
     ///   - onVerifiedHook: for the redelivery of failed deliveries (`HookRegistry.remember`), which lists the
-    ///     deliveries of the hooks deliveries came through.
+    ///     deliveries of the hooks deliveries came through, and maps the repository ids they list to names.
+    ///   - isRedelivery: whether a delivery id is one the reconciler had GitHub redeliver.
     package init(
         verifier: SignatureVerifier,
         matcher: some JobMatching,
@@ -60,10 +68,14 @@ package struct WebhookHandler: Sendable {
         queuedJobs: QueuedJobMemory? = nil,
         onSignOfLoss: (@Sendable (_ owner: String, _ repo: String) -> Void)? = nil,
         onVerifiedHook: (
-            @Sendable (_ targetType: String?, _ hookID: String?, _ owner: String, _ repo: String) -> Void
-        )? = nil
+            @Sendable (
+                _ targetType: String?, _ hookID: String?, _ owner: String, _ repo: String, _ repositoryID: Int64?
+            ) -> Void
+        )? = nil,
+        isRedelivery: (@Sendable (_ deliveryID: String) -> Bool)? = nil
     ) {
         self.onVerifiedHook = onVerifiedHook
+        self.isRedelivery = isRedelivery
         self.clock = MonotonicClock(clock)
         self.queuedJobs = queuedJobs ?? QueuedJobMemory(since: self.clock.epochSeconds)
         self.onSignOfLoss = onSignOfLoss
@@ -107,6 +119,9 @@ package struct WebhookHandler: Sendable {
         metrics.webhookLatency.record(elapsed)
         if result.outcome == .accepted, let repository {
             metrics.countRunnerJobCreated(owner: repository.owner.login, repo: repository.name)
+            if let deliveryID, isRedelivery?(deliveryID) == true {
+                metrics.countLostJobRecovered(how: "redelivery")
+            }
         }
         log(result, deliveryID: deliveryID, eventName: eventName, elapsed: elapsed)
 
@@ -165,7 +180,8 @@ package struct WebhookHandler: Sendable {
             request.headers["X-GitHub-Hook-Installation-Target-Type"],
             request.headers["X-GitHub-Hook-ID"],
             event.repository.owner.login,
-            event.repository.name
+            event.repository.name,
+            event.repository.id
         )
         noteSignsOfLoss(event)
         // Only a repository with a job this service runs is recorded: one whose jobs never matched is not watched.

@@ -41,6 +41,8 @@ package struct WorkflowJobEvent: Decodable, Sendable, Equatable {
     }
 
     package struct Repository: Decodable, Sendable, Equatable {
+        /// GitHub's id of the repository: what an organization's or an App's hook lists deliveries by.
+        package var id: Int64?
         package var name: String
         package var fullName: String
         package var owner: Owner
@@ -50,7 +52,7 @@ package struct WorkflowJobEvent: Decodable, Sendable, Equatable {
         }
 
         enum CodingKeys: String, CodingKey {
-            case name
+            case id, name
             case fullName = "full_name"
             case owner
         }
@@ -69,7 +71,7 @@ package struct WorkflowJobEvent: Decodable, Sendable, Equatable {
 
     /// Decodes a delivery body; the error says which field was wrong, never echoes the payload.
     ///
-    /// A delivery as GitHub writes it takes the fast path (`JSONFields`: the twenty fields used, out of a body of
+    /// A delivery as GitHub writes it takes the fast path (`JSONFields`: the fields used, out of a body of
     /// mostly URLs); anything else, an error included, is decoded in full, so the answer is always the full
     /// decoder's.
     package static func decode(_ body: [UInt8]) throws(WebhookPayloadError) -> WorkflowJobEvent {
@@ -100,7 +102,7 @@ package struct WorkflowJobEvent: Decodable, Sendable, Equatable {
         ["workflow_job", "workflow_name"], ["workflow_job", "html_url"], ["workflow_job", "created_at"],
         ["repository", "name"], ["repository", "full_name"], ["repository", "owner", "login"],
         ["installation"], ["installation", "id"],
-        ["workflow_job"], ["repository"], ["repository", "owner"],
+        ["workflow_job"], ["repository"], ["repository", "owner"], ["repository", "id"],
     ])
 
     /// The event when every field is in its plainest form (strings without escapes, integers in digits, objects
@@ -124,6 +126,11 @@ package struct WorkflowJobEvent: Decodable, Sendable, Equatable {
             guard let attempt = fields.int64(3), let value = Int(exactly: attempt) else { return nil }
             runAttempt = value
         }
+        var repositoryID: Int64?
+        if !fields.isAbsentOrNull(19) {
+            guard let value = fields.int64(19) else { return nil }
+            repositoryID = value
+        }
         var installation: Installation?
         if !fields.isAbsentOrNull(14) {
             guard fields.isObject(14), let installationID = fields.int64(15) else { return nil }
@@ -143,7 +150,12 @@ package struct WorkflowJobEvent: Decodable, Sendable, Equatable {
                 htmlURL: htmlURL,
                 createdAt: createdAt
             ),
-            repository: Repository(name: repositoryName, fullName: fullName, owner: Repository.Owner(login: login)),
+            repository: Repository(
+                id: repositoryID,
+                name: repositoryName,
+                fullName: fullName,
+                owner: Repository.Owner(login: login)
+            ),
             installation: installation
         )
     }

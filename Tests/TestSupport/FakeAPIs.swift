@@ -945,7 +945,8 @@ extension FakeGitHubAPI {
         through hook: WebhookHook,
         statusCode: Int = 200,
         event: String = "workflow_job",
-        secondsAgo: Double = 0
+        secondsAgo: Double = 0,
+        repositoryID: Int64? = nil
     ) -> HookDelivery {
         state.withLock { state in
             let now = state.epochAtStart + Double((state.clock?.elapsed ?? .zero).components.seconds)
@@ -957,7 +958,8 @@ extension FakeGitHubAPI {
                 redelivery: redelivery,
                 status: (200..<300).contains(statusCode) ? "OK" : "Invalid HTTP Response: \(statusCode)",
                 statusCode: statusCode,
-                event: event
+                event: event,
+                repositoryID: repositoryID
             )
             state.nextDeliveryID += 1
             state.hookDeliveries[hook, default: []].append(delivery)

@@ -3,6 +3,7 @@ is refused with 409, as GitHub does, until that runner is deleted."""
 import json
 import pathlib
 import sys
+import time
 import urllib.error
 import urllib.request
 
@@ -176,3 +177,124 @@ def test_github_fake_registers_organization_runners_in_their_groups():
         assert _get(github, f"/orgs/octo-org/actions/runners/{runner_id}", github.token)[0] == 404
     finally:
         github.stop()
+
+
+def test_github_fake_enforces_the_secondary_limit_on_points_a_minute():
+    """GitHub's secondary limit per credential: a GET costs 1 point, a POST 5; the request over the ceiling is refused
+    (403, or 429) with `retry-after` and GitHub's message, and so is every request until `retry-after` has passed.
+    A 304 still costs its point (it is a request)."""
+    github = FakeGitHub()
+    try:
+        github.secondary_limit = 12
+        github.add_job("octo", "repo", 7)
+        status, _, headers = _get(github, "/repos/octo/repo/actions/runs?status=queued", github.token)
+        etag = headers["ETag"]
+        request = urllib.request.Request(github.url + "/repos/octo/repo/actions/runs?status=queued",
+                                         headers={"Authorization": f"Bearer {github.token}", "User-Agent": "t",
+                                                  "If-None-Match": etag})
+        try:
+            urllib.request.urlopen(request)
+            raise AssertionError("not conditional")
+        except urllib.error.HTTPError as error:
+            assert error.code == 304
+        jit = {"name": "runner-7-abcde", "runner_group_id": 1, "labels": ["self-hosted"]}
+        assert _call(github, "POST", "/repos/octo/repo/actions/runners/generate-jitconfig", jit)[0] == 201
+        for _ in range(5):  # 2 + 5 + 5 = 12: at the ceiling, not over it
+            assert _get(github, "/repos/octo/repo/actions/runners", github.token)[0] == 200
+        status, error, headers = _get(github, "/repos/octo/repo/actions/runners", github.token)
+        assert status == 403 and "secondary rate limit" in error["message"] and error["status"] == "403"
+        assert 55 <= int(headers["retry-after"]) <= 60
+        assert github.secondary_answers == 1 and github.max_points_per_minute() == 12
+        github.secondary_status = 429
+        assert _get(github, "/repos/octo/repo/actions/runners", github.token)[0] == 429  # still within retry-after
+        # Another credential has its own window.
+        github.enable_app()
+        installation = github.add_installation("octo")
+        github.installation_tokens["ghs_other"] = (installation, time.time() + 600)
+        assert _get(github, "/repos/octo/repo/actions/runners", "ghs_other")[0] == 200
+    finally:
+        github.stop()
+
+
+def test_github_fake_lists_and_redelivers_hook_deliveries_as_github_does():
+    """A hook's deliveries: newest first, GitHub's item shape, pages by `cursor` with `Link: rel="next"`; a lost
+    delivery is recorded as failed; `POST …/attempts` answers 202 and sends the original delivery again (same GUID,
+    signed with the webhook secret) to the receiver, and the list then shows the redelivery. A credential without the
+    permission gets 403 or 404; a repository GitHub does not hold, 404."""
+    import hashlib
+    import hmac
+    import http.server
+    import threading
+
+    received = []
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    github = FakeGitHub()
+    try:
+        github.webhook_url = f"http://127.0.0.1:{receiver.server_address[1]}/webhook"
+        github.webhook_secret = "hook-secret"
+        repo_id = github.add_repository("octo-org", "api")
+        hook = github.add_hook("organization", "octo-org")
+        payload = {"action": "queued", "workflow_job": {"id": 1}, "repository": {"id": repo_id, "name": "api"}}
+        taken = github.deliver(hook, "workflow_job", payload)
+        lost = github.deliver(hook, "workflow_job", dict(payload, workflow_job={"id": 2}), lost=True)
+        assert taken["status"] == "OK" and taken["status_code"] == 200 and len(received) == 1
+        assert received[0][0]["x-github-hook-id"] == str(hook["id"])
+        assert received[0][0]["x-github-hook-installation-target-type"] == "organization"
+
+        base = f"/orgs/octo-org/hooks/{hook['id']}/deliveries"
+        status, page, headers = _get(github, base + "?per_page=1", github.token)
+        assert status == 200 and [d["guid"] for d in page] == [lost["guid"]]
+        assert set(page[0]) == {"id", "guid", "delivered_at", "redelivery", "duration", "status", "status_code",
+                                "event", "action", "installation_id", "repository_id", "throttled_at"}
+        assert page[0]["status_code"] == 503 and page[0]["repository_id"] == repo_id and not page[0]["redelivery"]
+        link = headers["Link"]
+        assert link.endswith('>; rel="next"') and "cursor=v1_" in link
+        status, older, headers = _get(github, link[1:link.index(">")][len(github.url):], github.token)
+        assert [d["guid"] for d in older] == [taken["guid"]] and "Link" not in headers
+
+        status, body, _ = _get(github, f"{base}/{lost['id']}/attempts", github.token, method="POST")
+        assert status == 202 and body == {}
+        deadline = time.time() + 5
+        while len(received) < 2 and time.time() < deadline:
+            time.sleep(0.01)
+        headers, sent = received[1]
+        assert headers["x-github-delivery"] == lost["guid"] and json.loads(sent)["workflow_job"]["id"] == 2
+        assert headers["x-hub-signature-256"] == "sha256=" + hmac.new(b"hook-secret", sent, hashlib.sha256).hexdigest()
+        deadline = time.time() + 5
+        while len(hook["deliveries"]) < 3 and time.time() < deadline:
+            time.sleep(0.01)
+        newest = _get(github, base, github.token)[1][0]
+        assert newest["guid"] == lost["guid"] and newest["redelivery"] and newest["status"] == "OK"
+
+        assert _get(github, f"{base}/999/attempts", github.token, method="POST")[0] == 404
+        assert _get(github, "/orgs/octo-org/hooks/1/deliveries", github.token)[0] == 404  # another hook id
+        hook["denied"] = 403
+        status, error, headers = _get(github, base, github.token)
+        assert status == 403 and headers["x-accepted-github-permissions"] == "organization_hooks=read"
+        hook["denied"] = 404
+        assert _get(github, base, github.token)[0] == 404
+        assert _get(github, "/repos/octo-org/other/actions/runners", github.token)[0] == 404
+        assert _get(github, "/repos/octo-org/api/actions/runners", github.token)[0] == 200
+
+        # The App's hook, with the App's JWT.
+        key = github.enable_app()
+        app_hook = github.add_hook("app")
+        github.deliver(app_hook, "workflow_job", dict(payload, installation={"id": 5}), lost=True)
+        status, page, _ = _get(github, "/app/hook/deliveries", _jwt(key, github.app_id))
+        assert status == 200 and page[0]["installation_id"] == 5
+    finally:
+        github.stop()
+        receiver.shutdown()

@@ -277,6 +277,25 @@ class FakeGitHub(FakeAPI):
         self.installation_tokens = {}  # token -> (installation id, expires at, epoch seconds)
         self.token_lifetime = 3600
         self.jwt_rejections = []  # why each refused JWT was refused
+        # Repositories by (owner, name) -> id (`add_repository`); while empty, every repository exists.
+        self.repositories = {}
+        # GitHub's secondary limit (`secondary_limit` points a minute per credential: a GET 1, a POST, PATCH, PUT or
+        # DELETE 5); None: not enforced. Over it: `secondary_status` (403 or 429) with `retry-after`, as GitHub does.
+        self.secondary_limit = None
+        self.secondary_status = 403
+        self.secondary_retry_after = 60
+        self.points = {}  # credential -> [(epoch seconds, points)] of the requests GitHub took
+        self.secondary_blocked_until = {}  # credential -> epoch seconds
+        self.secondary_answers = 0
+        # Webhooks and their deliveries (`add_hook`, `deliver`); redeliveries go to `webhook_url`, signed with
+        # `webhook_secret`, as GitHub sends them.
+        self.hooks = {}  # key (see _hook_key) -> {"id", "kind", "owner", "repo", "denied", "deliveries": [...]}
+        # 403 or 404: the token may not read any repository's or organization's hooks (a fine-grained token without
+        # the Webhooks permission, a classic one without a hook scope); the App's own hook is read with its JWT.
+        self.hooks_denied = None
+        self.next_delivery_id = 1
+        self.webhook_url = None
+        self.webhook_secret = None
         super().__init__(tls)
 
     @property
@@ -376,6 +395,12 @@ class FakeGitHub(FakeAPI):
                 self.jwt_rejections.append(problem)
             return 401, {}, _github_error(401, problem)
         params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
+        limited = self._secondary_limit(("app", None), method)
+        if limited:
+            return limited
+        hooks = self._serve_hooks(method, path, query)
+        if hooks is not None:
+            return hooks
         if method == "GET" and path == "/app":
             return 200, {}, {"id": self.app_id, "slug": "kube-actions-runner-test", "name": "kube-actions-runner test",
                              "permissions": {"administration": "write", "organization_self_hosted_runners": "write",
@@ -425,6 +450,185 @@ class FakeGitHub(FakeAPI):
             return None, (404, {}, _github_error(404, "Not Found"))  # outside the installation: not found
         return ("installation", issued[0]), None
 
+    # MARK: - Secondary rate limit
+
+    def _secondary_limit(self, caller, method):
+        """GitHub's secondary limit on points a minute per credential: None when the request may go on (its points
+        are then counted), else the answer GitHub gives: 403 or 429, `retry-after`, and its message. A credential
+        over it is refused until `retry-after` has passed."""
+        points = 1 if method in ("GET", "HEAD", "OPTIONS") else 5
+        now = time.time()
+        with self.lock:
+            spent = self.points.setdefault(caller, [])
+            if self.secondary_limit is not None:
+                recent = sum(p for t, p in spent if t > now - 60)
+                if now < self.secondary_blocked_until.get(caller, 0) or recent + points > self.secondary_limit:
+                    self.secondary_answers += 1
+                    until = self.secondary_blocked_until.setdefault(caller, now + self.secondary_retry_after)
+                    if until <= now:
+                        until = self.secondary_blocked_until[caller] = now + self.secondary_retry_after
+                    message = ("You have exceeded a secondary rate limit. Please wait a few minutes before you try "
+                               "again. If you reach out to GitHub Support for help, please include the request ID "
+                               f"{uuid.uuid4().hex[:8].upper()}:{uuid.uuid4().hex[:8].upper()}.")
+                    docs = ("https://docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api"
+                            "#about-secondary-rate-limits")
+                    return (self.secondary_status, {"retry-after": str(max(1, round(until - now)))},
+                            _github_error(self.secondary_status, message, docs))
+            spent.append((now, points))
+        return None
+
+    def max_points_per_minute(self, since=0.0):
+        """The most points one credential spent in any 60 s window (from `since`, epoch seconds): what the secondary
+        limit compares with its ceiling."""
+        best = 0
+        with self.lock:
+            for spent in self.points.values():
+                times = [(t, p) for t, p in spent if t >= since]
+                start, total = 0, 0
+                for t, p in times:
+                    total += p
+                    while times[start][0] <= t - 60:
+                        total -= times[start][1]
+                        start += 1
+                    best = max(best, total)
+        return best
+
+    # MARK: - Repositories, webhooks and their deliveries
+
+    def add_repository(self, owner, name):
+        """A repository GitHub holds (once any is added, a request about another is answered 404); returns its id."""
+        with self.lock:
+            return self.repositories.setdefault((owner, name), 500_000 + len(self.repositories))
+
+    @staticmethod
+    def _hook_key(kind, owner=None, repo=None):
+        return {"repository": ("repository", owner, repo), "organization": ("organization", owner, None),
+                "app": ("app", None, None)}[kind]
+
+    def add_hook(self, kind, owner=None, repo=None, hook_id=None):
+        """A webhook: `repository` (owner, repo), `organization` (owner) or the App's (`app`). Returns its record:
+        set `denied` to 403 or 404 to answer its deliveries' endpoints as GitHub does to a credential without the
+        permission."""
+        with self.lock:
+            hook = {"id": hook_id or 400_000 + len(self.hooks), "kind": kind, "owner": owner, "repo": repo,
+                    "denied": None, "deliveries": []}
+            self.hooks[self._hook_key(kind, owner, repo)] = hook
+            return hook
+
+    def deliver(self, hook, event, payload, lost=False, guid=None):
+        """A delivery through `hook`: sent to `webhook_url` (signed with `webhook_secret`) and recorded with the
+        answer, or, `lost`, recorded as GitHub records a delivery the receiver did not take (503 from a proxy in
+        front of it), without sending. Returns the recorded delivery."""
+        guid = guid or str(uuid.uuid4())
+        body = json.dumps(payload).encode()
+        if lost:
+            return self._record(hook, guid, event, payload, body, 503, "Invalid HTTP Response: 503", 10.0, False)
+        return self._send(hook, guid, event, payload, body, redelivery=False)
+
+    def _send(self, hook, guid, event, payload, body, redelivery):
+        import hmac
+        import urllib.error
+        import urllib.request
+
+        target_type = {"repository": "repository", "organization": "organization", "app": "integration"}[hook["kind"]]
+        headers = {"Content-Type": "application/json", "User-Agent": "GitHub-Hookshot/fakeapis",
+                   "X-GitHub-Event": event, "X-GitHub-Delivery": guid, "X-GitHub-Hook-ID": str(hook["id"]),
+                   "X-GitHub-Hook-Installation-Target-Type": target_type,
+                   "X-GitHub-Hook-Installation-Target-ID": str(hook["id"] + 1)}
+        if self.webhook_secret:
+            headers["X-Hub-Signature-256"] = "sha256=" + hmac.new(self.webhook_secret.encode(), body,
+                                                                  hashlib.sha256).hexdigest()
+        started = time.time()
+        try:
+            with urllib.request.urlopen(urllib.request.Request(self.webhook_url, data=body, headers=headers),
+                                        timeout=10) as answer:
+                code, status = answer.status, "OK"
+        except urllib.error.HTTPError as error:
+            code, status = error.code, f"Invalid HTTP Response: {error.code}"
+        except OSError:
+            code, status = 0, "failed to connect to host"
+        return self._record(hook, guid, event, payload, body, code, status, time.time() - started, redelivery)
+
+    def _record(self, hook, guid, event, payload, body, code, status, duration, redelivery):
+        with self.lock:
+            delivery = {"id": self.next_delivery_id, "guid": guid,
+                        "delivered_at": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                        "redelivery": redelivery, "duration": round(duration, 2), "status": status, "status_code": code,
+                        "event": event, "action": payload.get("action"),
+                        "installation_id": (payload.get("installation") or {}).get("id"),
+                        "repository_id": (payload.get("repository") or {}).get("id"), "throttled_at": None,
+                        "_body": body}
+            self.next_delivery_id += 1
+            hook["deliveries"].append(delivery)
+            return delivery
+
+    def _serve_hooks(self, method, path, query):
+        """`GET …/hooks/{hook_id}/deliveries` (newest first, paged by `cursor`) and `POST
+        …/deliveries/{delivery_id}/attempts` (202, then the original delivery is sent again, with its GUID); None for
+        other paths."""
+        listing = re.fullmatch(r"/(?:repos/([^/]+)/([^/]+)|orgs/([^/]+))/hooks", path)
+        if listing and method == "GET":  # the hooks themselves: readable where their deliveries are
+            kind = "repository" if listing[1] else "organization"
+            with self.lock:
+                hook = self.hooks.get(self._hook_key(kind, listing[1] or listing[3], listing[2]))
+            denied = (hook and hook["denied"]) or self.hooks_denied
+            if denied == 403:
+                permission = {"repository": "repository_hooks", "organization": "organization_hooks"}[kind]
+                return 403, {"x-accepted-github-permissions": f"{permission}=read"}, _github_error(
+                    403, "Resource not accessible by personal access token")
+            if denied:
+                return 404, {}, _github_error(404, "Not Found")
+            items = [{"type": "Repository" if kind == "repository" else "Organization", "id": hook["id"],
+                      "name": "web", "active": True, "events": ["workflow_job"],
+                      "config": {"content_type": "json", "insecure_ssl": "0", "url": self.webhook_url or ""}}] if hook else []
+            return 200, {}, items
+        m = (re.fullmatch(r"/repos/([^/]+)/([^/]+)/hooks/(\d+)/deliveries(?:/(\d+)/attempts)?", path)
+             or re.fullmatch(r"/orgs/([^/]+)()/hooks/(\d+)/deliveries(?:/(\d+)/attempts)?", path)
+             or re.fullmatch(r"/app()()/hook()/deliveries(?:/(\d+)/attempts)?", path))
+        if not m:
+            return None
+        kind = "repository" if path.startswith("/repos/") else "organization" if path.startswith("/orgs/") else "app"
+        with self.lock:
+            hook = self.hooks.get(self._hook_key(kind, m[1] or None, m[2] or None))
+        if hook is None or (kind != "app" and str(hook["id"]) != m[3]):
+            return 404, {}, _github_error(404, "Not Found")
+        denied = hook["denied"] or (self.hooks_denied if kind != "app" else None)
+        if denied == 403:
+            permission = {"repository": "repository_hooks", "organization": "organization_hooks"}.get(kind, "")
+            return 403, {"x-accepted-github-permissions": f"{permission}=read"}, _github_error(
+                403, "Resource not accessible by personal access token")
+        if denied:
+            return 404, {}, _github_error(404, "Not Found")
+        if m[4]:
+            if method != "POST":
+                return 404, {}, _github_error(404, "Not Found")
+            with self.lock:
+                original = next((d for d in hook["deliveries"] if d["id"] == int(m[4])), None)
+            if original is None:
+                return 404, {}, _github_error(404, "Not Found")
+            if self.webhook_url:
+                args = (hook, original["guid"], original["event"], json.loads(original["_body"]), original["_body"], True)
+                threading.Timer(0.05, self._send, args=args).start()
+            return 202, {}, {}
+        if method != "GET":
+            return 404, {}, _github_error(404, "Not Found")
+        params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
+        per_page = min(100, int(params.get("per_page", 30)))
+        with self.lock:
+            newest_first = [{k: v for k, v in d.items() if k != "_body"} for d in reversed(hook["deliveries"])]
+        cursor = params.get("cursor", "")
+        if cursor:
+            if not re.fullmatch(r"v1_\d+", cursor):
+                return 400, {}, _github_error(400, "Invalid cursor")
+            newest_first = [d for d in newest_first if d["id"] < int(cursor[3:])]
+        page = newest_first[:per_page]
+        extra = {}
+        if len(newest_first) > per_page:
+            params["cursor"] = f"v1_{page[-1]['id']}"
+            target = f"{self.url}{path}?" + "&".join(f"{k}={v}" for k, v in params.items())
+            extra["Link"] = f'<{target}>; rel="next"'
+        return 200, extra, page
+
     def add_job(self, owner, repo, job_id, status="queued", labels=("self-hosted", "linux"), run_id=None, age=0):
         created = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=age)
         with self.lock:
@@ -459,6 +663,16 @@ class FakeGitHub(FakeAPI):
         caller, refusal = self._caller(headers, path)
         if refusal:
             return refusal
+        limited = self._secondary_limit(caller, method)
+        if limited:
+            return limited
+        if self.repositories:
+            m = re.match(r"/repos/([^/]+)/([^/]+)", path)
+            if m and (m[1], m[2]) not in self.repositories:
+                return 404, {}, _github_error(404, "Not Found")
+        hooks = self._serve_hooks(method, path, query)
+        if hooks is not None:
+            return hooks
         if caller[0] == "installation":  # the installation's own window, in its own headers
             with self.lock:
                 installation = self.installations[caller[1]]
@@ -496,13 +710,6 @@ class FakeGitHub(FakeAPI):
         m = re.fullmatch(r"/repos/([^/]+)/([^/]+)/actions/runners/generate-jitconfig", path)
         if m and method == "POST":
             return self._generate(m[1], m[2], body)
-        m = re.fullmatch(r"/repos/([^/]+)/([^/]+)/actions/runners", path)
-        if m and method == "GET":
-            with self.lock:
-                runners = [self._runner(i, r) for i, r in sorted(self.runners.items()) if (r["owner"], r["repo"]) == (m[1], m[2])]
-            params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
-            return (200, self._next_link(path, query, len(runners)),
-                    {"total_count": len(runners), "runners": self._page(runners, params)})
         m = re.fullmatch(r"/repos/([^/]+)/([^/]+)/actions/runners/(\d+)", path)
         if m and method == "GET":
             with self.lock:
@@ -529,13 +736,6 @@ class FakeGitHub(FakeAPI):
         m = re.fullmatch(r"/orgs/([^/]+)/actions/runners/generate-jitconfig", path)
         if m and method == "POST":
             return self._generate(m[1], None, body)
-        m = re.fullmatch(r"/orgs/([^/]+)/actions/runners", path)
-        if m and method == "GET":
-            with self.lock:
-                runners = [self._runner(i, r) for i, r in sorted(self.runners.items())
-                           if r["owner"] == m[1] and r["repo"] is None]
-            return (200, self._next_link(path, query, len(runners)),
-                    {"total_count": len(runners), "runners": self._page(runners, params)})
         m = re.fullmatch(r"/orgs/([^/]+)/actions/runners/(\d+)", path)
         if m and method in ("GET", "DELETE"):
             with self.lock:
@@ -574,7 +774,8 @@ class FakeGitHub(FakeAPI):
                 "ephemeral": True, "labels": [{"id": n, "name": l, "type": "custom"} for n, l in enumerate(r["labels"])]}
 
     def _listing(self, method, path, query):
-        """The body of GET .../actions/runs?status= or .../runs/{id}/jobs, or None for other requests."""
+        """The body of GET .../actions/runs?status=, .../runs/{id}/jobs or .../actions/runners (a repository's or an
+        organization's), or None for other requests."""
         if method != "GET":
             return None
         params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
@@ -601,6 +802,12 @@ class FakeGitHub(FakeAPI):
             with self.lock:
                 jobs = [j for (o, r, _), j in sorted(self.jobs.items()) if (o, r) == (m[1], m[2]) and j["run_id"] == int(m[3])]
             return {"total_count": len(jobs), "jobs": self._page(jobs, params)}
+        m = re.fullmatch(r"/(?:repos/([^/]+)/([^/]+)|orgs/([^/]+))/actions/runners", path)
+        if m:
+            with self.lock:
+                runners = [self._runner(i, r) for i, r in sorted(self.runners.items())
+                           if (r["owner"], r["repo"]) == ((m[1], m[2]) if m[1] else (m[3], None))]
+            return {"total_count": len(runners), "runners": self._page(runners, params)}
         return None
 
     def _next_link(self, path, query, total):

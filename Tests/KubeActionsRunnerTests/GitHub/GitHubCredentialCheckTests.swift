@@ -150,6 +150,60 @@ import Testing
         #expect(transport.requests.count == 4)
     }
 
+    /// With the redelivery of failed deliveries on, whether the token may read webhook deliveries is said at start:
+    /// a classic token by its scopes (no call), a fine-grained one by a read of its first repository's hooks.
+    @Test(arguments: [
+        ("repo", true), ("repo, write:repo_hook", false), ("repo, admin:org_hook", false),
+        ("repo, read:repo_hook", false),
+    ])
+    func saysAtStartWhenAClassicTokenCannotReadDeliveries(scopes: String, warned: Bool) async {
+        let transport = Self.transport([
+            "/user": .json(200, #"{"login":"octocat"}"#, headers: [("X-OAuth-Scopes", scopes)]),
+            "/repos/octo-org/api/actions/runners": Self.ok,
+        ])
+        let findings = await Self.client(GitHubTokens(Secret("ghp_classic")), transport)
+            .checkCredentials(scope: .repository, repositories: [Self.repositories[0]], deliveries: true)
+        #expect(findings.map(\.severity) == (warned ? [.warning] : []))
+        if warned {
+            #expect(findings[0].message.hasPrefix("cannot read webhook deliveries (needs the write:repo_hook scope"))
+            #expect(findings[0].message.contains("lost jobs are found by polling only"))
+        }
+        #expect(!transport.requests.contains { $0.url.contains("/hooks") })
+    }
+
+    @Test func saysAtStartWhenAFineGrainedTokenCannotReadDeliveries() async {
+        let refused = HTTPClientResponse.json(
+            403,
+            #"{"message":"Resource not accessible by personal access token","documentation_url":"https://docs.github.com/rest/repos/webhooks","status":"403"}"#,
+            headers: [("X-Accepted-GitHub-Permissions", "repository_hooks=read")]
+        )
+        let transport = Self.transport([
+            "/user": .json(200, #"{"login":"octocat"}"#),
+            "/repos/octo-org/api/actions/runners": Self.ok, "/repos/hubot/web/actions/runners": Self.ok,
+            "/repos/octo-org/api/hooks": refused,
+        ])
+        let client = Self.client(GitHubTokens(Secret("github_pat_fine")), transport)
+        let findings = await client.checkCredentials(
+            scope: .repository,
+            repositories: Self.repositories,
+            deliveries: true
+        )
+        #expect(
+            findings == [
+                GitHubCredentialFinding(
+                    .warning,
+                    subject: "GITHUB_TOKEN",
+                    "cannot read the webhooks of octo-org/api (403 Resource not accessible by personal access token); it needs repository_hooks=read (GitHub says): failed deliveries are not redelivered and lost jobs are found by polling only (slower with many repositories)"
+                )
+            ]
+        )
+        #expect(transport.requests.last?.url == "https://api.github.com/repos/octo-org/api/hooks?per_page=1")
+        #expect(transport.requests.allSatisfy { $0.method == "GET" })
+        // Without the redelivery, the hooks are not read.
+        let quiet = await client.checkCredentials(scope: .repository, repositories: Self.repositories)
+        #expect(quiet.isEmpty)
+    }
+
     @Test func refusesAnInstallationTokenAsTheToken() async {
         let transport = Self.transport([:])
         let findings = await Self.client(GitHubTokens(Secret("ghs_16C7e42F292c6912E7710c838347Ae178B4a")), transport)

@@ -79,13 +79,14 @@ import Testing
         #expect(github.redeliveries.isEmpty)
     }
 
-    /// Pages cost a point each and a redelivery five: without the points, the rest waits for the next cycle.
+    /// Pages cost a point each and a redelivery of a `queued` delivery eleven (its POST, and the GET and POST of
+    /// the provisioning it brings about): without the points, the rest waits for the next cycle.
     @Test func staysWithinThePointsBudget() async throws {
         for index in 0..<3 { github.deliver("lost-\(index)", through: Self.hook, statusCode: 503, secondsAgo: 10) }
-        let budget = PointsBudget(perMinute: 11, clock: time)
+        let budget = PointsBudget(perMinute: 23, clock: time)
         let recovery = recovery()
         #expect(await recovery.pass(budget: budget) == 2)
-        #expect(budget.spentThisMinute == 11)
+        #expect(budget.spentThisMinute == 23)
         // Longer than the overlap: the look cut short by the budget starts over from where it began.
         time.advance(by: .seconds(600))
         #expect(await recovery.pass(budget: budget) == 1)
@@ -128,7 +129,7 @@ import Testing
         #expect(recovery.findings.first?.contains("403 to redelivering one") == true)
     }
 
-    /// The reconciler runs it as the last step of a cycle, within its budget.
+    /// The reconciler runs it first in each cycle, within its budget.
     @Test func theReconcilerRunsItEachCycle() async throws {
         let failed = github.deliver("lost", through: Self.hook, statusCode: 503, secondsAgo: 10)
         let reconciler = Reconciler.make(
@@ -141,6 +142,49 @@ import Testing
         )
         await reconciler.cycle()
         #expect(github.redeliveries == ["redeliver \(Self.hook) \(failed.id)"])
+    }
+
+    /// A failed delivery listed is a sign of loss for its repository, once per GUID: an organization's or an App's
+    /// hook names it by id, mapped back through the ids verified deliveries carried; an id no delivery named flags
+    /// nothing (counted under the organization, or under "" for the App's hook).
+    @Test func aFailedDeliveryIsASignOfLossForItsRepository() async throws {
+        let organization = WebhookHook.organization("octo", id: 7)
+        hooks.remember(.app)
+        github.deliver("app-lost", through: .app, statusCode: 502, secondsAgo: 3, repositoryID: 43)
+        hooks.remember(targetType: "organization", hookID: "7", owner: "octo", repo: "api", repositoryID: 1_296_269)
+        github.deliver("lost", through: organization, statusCode: 503, secondsAgo: 10, repositoryID: 1_296_269)
+        github.deliver("unknown", through: organization, statusCode: 0, secondsAgo: 5, repositoryID: 42)
+        github.deliver("fine", through: organization, statusCode: 200, secondsAgo: 4, repositoryID: 1_296_269)
+        let signs = Notes()
+        let recovery = DeliveryRecovery(
+            github: github,
+            hooks: hooks,
+            clock: MonotonicClock(time, wallTimeAtStart: 1_700_000_000),
+            metrics: metrics,
+            logger: logs.logger(),
+            onSignOfLoss: { owner, repo in signs.append("\(owner)/\(repo)") }
+        )
+        #expect(await recovery.pass(budget: nil) == 3)
+        #expect(signs.all == ["octo/api"])
+        #expect(exposition.contains(#"webhook_failed_deliveries_seen_total{owner="octo"} 2"#))
+        #expect(exposition.contains(#"webhook_failed_deliveries_seen_total{owner=""} 1"#))
+        #expect(logs.text.contains("a hook lists a failed delivery: a sign of loss"))
+
+        time.advance(by: .seconds(60))  // listed again (the overlap): not a second sign
+        _ = await recovery.pass(budget: nil)
+        #expect(signs.all == ["octo/api"])
+        #expect(exposition.contains(#"webhook_failed_deliveries_seen_total{owner="octo"} 2"#))
+    }
+
+    @Test func theRegistryMapsRepositoryIdsUpToItsLimit() {
+        let hooks = HookRegistry(repositoryLimit: 2)
+        hooks.remember(targetType: "business", hookID: "4", owner: "octo", repo: "a", repositoryID: 1)
+        hooks.remember(repositoryID: 2, owner: "octo", repo: "b")
+        hooks.remember(repositoryID: 1, owner: "octo", repo: "renamed")
+        hooks.remember(repositoryID: 3, owner: "octo", repo: "c")
+        #expect(hooks.repository(id: 1) == nil)  // the oldest id goes first
+        #expect(hooks.repository(id: 2)?.description == "octo/b" && hooks.repository(id: 3)?.description == "octo/c")
+        #expect(hooks.all.isEmpty)  // a business's hook is not listed
     }
 
     @Test func theRegistryKeepsTheMostRecentHooksUpToItsLimit() {

@@ -92,7 +92,8 @@ import Testing
     }
 
     @Test func stopsWhereTheMinutesPointsAreSpentAndGoesOnFromThereNextCycle() async throws {
-        // 20 points a minute: listing may spend 15, 3 a repository (registrations, queued and in-progress runs).
+        // 20 points a minute: listing may spend 15, 3 a repository in the first cycle (registrations, queued and
+        // in-progress runs: no runner Job is known yet), 2 after (no runner Job serves these repositories).
         let all = Self.repositories(12)
         let reconciler = reconciler(repositories: all, pointsPerMinute: 20)
         let first = await reconciler.cycle()
@@ -107,12 +108,13 @@ import Testing
 
         time.advance(by: .seconds(30))  // a minute after the first: its points are free again
         let third = await reconciler.cycle()
-        #expect(third.repositories == 5)
-        #expect(listed.suffix(5) == all[5..<10].map(\.description))
+        #expect(third.repositories == 7)
+        // The last one listed was left midway (its in-progress runs did not fit): not visited.
+        #expect(listed.suffix(8) == (all[5..<12] + all[0..<1]).map(\.description))
         time.advance(by: .seconds(60))
         _ = await reconciler.cycle()
         // Round robin: the tail, then the head again; never the same repositories every cycle.
-        #expect(listed.suffix(5) == (all[10..<12] + all[0..<3]).map(\.description))
+        #expect(listed.suffix(8) == all[0..<8].map(\.description))
         #expect(github.mostPointsInAMinute <= 20)
     }
 
@@ -140,8 +142,8 @@ import Testing
         #expect(registry.priority().isEmpty)  // visited: no longer flagged
         time.advance(by: .seconds(60))
         _ = await reconciler.cycle()
-        // The round robin goes on after its own last visit and skips no one.
-        #expect(listed.suffix(5) == ["octo/r0003", "octo/r0004", "octo/r0005", "octo/r0006", "octo/r0007"])
+        // The round robin goes on after its own last visit and skips no one (7 visits at 2 points, the 8th cut).
+        #expect(listed.suffix(8) == all[3..<11].map(\.description))
     }
 
     @Test func keepsPointsForActingOnWhatItSaw() async throws {
@@ -243,5 +245,82 @@ extension ReconcilerBudgetTests {
         #expect(budget.spentThisMinute == 12)
         time.advance(by: .seconds(30))  // the first five are a minute old
         #expect(budget.spentThisMinute == 7 && budget.spend(3) && !budget.spend(1))
+        // 5 and 2 spent 30 s ago, 3 now: at most 5 in 30 s, at most 3 also in 30 s, none in 60 s.
+        #expect(budget.timeUntil(spentAtMost: 10) == .zero)
+        #expect(budget.timeUntil(spentAtMost: 5) == .seconds(30))
+        #expect(budget.timeUntil(spentAtMost: 3) == .seconds(30))
+        #expect(budget.timeUntil(spentAtMost: 0) == .seconds(60))
+    }
+}
+
+extension ReconcilerBudgetTests {
+    func count(_ call: String) -> Int { github.calls.filter { $0 == call }.count }
+
+    /// Once the runner Jobs were listed, a repository none of them serves costs two points a visit (its runs): its
+    /// registrations are listed when its jobs show a matching queued one, when a runner Job serves it, or every
+    /// `registrationsRefresh` (15 minutes).
+    @Test func listsRegistrationsOnlyWhereTheyCanMatter() async throws {
+        let all = Self.repositories(3)
+        let reconciler = reconciler(repositories: all)
+        await reconciler.cycle()
+        #expect(count("runners") == 3)  // nothing known of runner Jobs yet: every repository's
+        time.advance(by: .seconds(60))
+        await reconciler.cycle()
+        #expect(count("runners") == 3)
+        #expect(
+            github.calls.suffix(6) == Array(repeating: ["runs queued", "runs in_progress"], count: 3).flatMap { $0 }
+        )
+
+        github.queue(job: 1, run: 1, age: 120, repository: all[1].description)
+        time.advance(by: .seconds(60))
+        await reconciler.cycle()
+        #expect(count("runners") == 4)  // after r0001's jobs showed one queued
+        #expect(kubernetes.jobNames == ["runner-1"])
+        time.advance(by: .seconds(60))
+        await reconciler.cycle()
+        #expect(count("runners") == 5)  // r0001 has a runner Job
+
+        time.advance(by: .seconds(900))
+        await reconciler.cycle()
+        #expect(count("runners") == 8)  // every repository's, a quarter of an hour on
+    }
+
+    /// A queued job found within its grace (the webhook path may still serve it) has its repository visited again
+    /// next cycle, not a whole round robin later.
+    @Test func visitsARepositoryAgainNextCycleWhileItsJobIsWithinTheGrace() async throws {
+        let all = Self.repositories(30)
+        github.queue(job: 1, run: 1, age: 30, repository: all[0].description)
+        let reconciler = reconciler(repositories: all, pointsPerMinute: 40)
+        await reconciler.cycle()
+        #expect(kubernetes.jobNames.isEmpty)
+        let first = listed.count
+        time.advance(by: .seconds(60))
+        await reconciler.cycle()
+        #expect(listed[first] == "octo/r0000")
+        #expect(kubernetes.jobNames == ["runner-1"])
+        #expect(exposition.contains(#"reconciler_lost_jobs_recovered_total{how="poll"} 1"#))
+        #expect(exposition.contains(#"reconciler_lost_jobs_recovered_total{how="redelivery"} 0"#))
+    }
+}
+
+extension ReconcilerBudgetTests {
+    /// Listing goes on while points free, but for one interval at most: then the cycle acts on what it saw (here,
+    /// a job in the repository it listed first) and the next goes on from where it stopped.
+    @Test func actsAfterListingForAWholeInterval() async throws {
+        let all = Self.repositories(12)
+        github.queue(job: 1, run: 1, repository: all[0].description)
+        let reconciler = reconciler(repositories: all)
+        github.gate.close()
+        let cycle = Task { await reconciler.cycle() }
+        try await waitUntil("the cycle's first call in flight") { github.gate.waiting == 1 }
+        time.advance(by: .seconds(60))  // that call took a whole interval
+        github.gate.open()
+        let summary = await cycle.value
+        #expect(summary.result == "partial" && summary.repositories == 1)
+        #expect(kubernetes.jobNames == ["runner-1"])
+        #expect(logs.text.contains("reconciler: listed for a whole interval"))
+        #expect(exposition.contains("reconciler_cycle_seconds 60.0"))  // on the test's clock
+        _ = await reconciler.cycle()
+        #expect(listed.prefix(3) == ["octo/r0000", "octo/r0001", "octo/r0002"])
     }
 }

@@ -22,21 +22,26 @@ import Testing
             metrics: Metrics(),
             logger: LogCapture().logger(),
             allowList: allowList,
-            onVerifiedHook: { type, id, owner, repo in
-                noted.append("\(type ?? "-") \(id ?? "-") \(owner)/\(repo)")
+            onVerifiedHook: { type, id, owner, repo, repositoryID in
+                noted.append("\(type ?? "-") \(id ?? "-") \(owner)/\(repo) \(repositoryID.map(String.init) ?? "-")")
             }
         )
     }
 
-    func delivery(event: String = "workflow_job", secret: String = Fixtures.secret) throws -> HTTPRequest {
+    func delivery(
+        event: String = "workflow_job",
+        secret: String = Fixtures.secret,
+        id: String = "d-\(Int.random(in: 0..<1_000_000_000))",
+        job: Int = 1
+    ) throws -> HTTPRequest {
         let json: [String: Any] = [
             "action": "queued",
-            "workflow_job": ["id": 1, "run_id": 1, "name": "build", "labels": ["self-hosted"], "status": "queued"],
-            "repository": ["name": "api", "full_name": "octo/api", "owner": ["login": "octo"]],
+            "workflow_job": ["id": job, "run_id": 1, "name": "build", "labels": ["self-hosted"], "status": "queued"],
+            "repository": ["id": 1_296_269, "name": "api", "full_name": "octo/api", "owner": ["login": "octo"]],
         ]
         let body = Array(try JSONSerialization.data(withJSONObject: json))
         let headers =
-            deliveryHeaders(event: event, body: body, secret: secret) + [
+            deliveryHeaders(event: event, body: body, secret: secret, delivery: id) + [
                 ("X-GitHub-Hook-ID", "292430182"), ("X-GitHub-Hook-Installation-Target-Type", "repository"),
                 ("X-GitHub-Hook-Installation-Target-ID", "79929171"),
             ]
@@ -54,7 +59,7 @@ import Testing
         _ = await handler.handle(try delivery(event: "ping"))
         #expect(noted.all.isEmpty)
         _ = await handler.handle(try delivery())
-        #expect(noted.all == ["repository 292430182 octo/api"])
+        #expect(noted.all == ["repository 292430182 octo/api 1296269"])
     }
 
     @Test func aDeliveryFromOutsideTheAllowListNamesNoHook() async throws {
@@ -62,5 +67,25 @@ import Testing
             try delivery()
         )
         #expect(noted.all.isEmpty)
+    }
+
+    /// A runner Job made for a delivery the reconciler had GitHub redeliver is a lost job recovered by redelivery.
+    @Test func countsALostJobRecoveredByRedelivery() async throws {
+        let metrics = Metrics()
+        let handler = WebhookHandler(
+            verifier: SignatureVerifier(secrets: [Secret(Fixtures.secret)]),
+            matcher: .selfHosted,
+            deliveries: DeliveryLog(),
+            provisioner: RecordingProvisioner(),
+            metrics: metrics,
+            logger: LogCapture().logger(),
+            isRedelivery: { $0 == "asked-again" }
+        )
+        _ = await handler.handle(try delivery(id: "first-time", job: 1))
+        let exposition = { String(decoding: metrics.exposition(), as: UTF8.self) }
+        #expect(exposition().contains(#"reconciler_lost_jobs_recovered_total{how="redelivery"} 0"#))
+        _ = await handler.handle(try delivery(id: "asked-again", job: 2))
+        #expect(exposition().contains(#"reconciler_lost_jobs_recovered_total{how="redelivery"} 1"#))
+        #expect(exposition().contains(#"webhook_outcomes_total{outcome="accepted"} 2"#))
     }
 }
