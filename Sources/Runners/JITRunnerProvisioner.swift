@@ -198,21 +198,26 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
             throw Self.provisioningError(error)
         }
 
+        /// Removes what this attempt made: its runner object and, once registered, its registration.
+        func undo(registered runner: Int64? = nil) async {
+            await cleanUp(
+                jobName: job.name,
+                resource: job.resource,
+                uid: uid,
+                runner: runner,
+                request: request,
+                profile: profile.name,
+                metadata: metadata
+            )
+        }
+
         switch status {
         case .success(let githubJob) where !githubJob.isWaitingForRunner:
             logger.info(
                 "job is no longer queued; runner job removed",
                 metadata: metadata.merging(["github.status": "\(githubJob.status)"]) { $1 }
             )
-            await cleanUp(
-                jobName: job.name,
-                resource: job.resource,
-                uid: uid,
-                runner: nil,
-                request: request,
-                profile: profile.name,
-                metadata: metadata
-            )
+            await undo()
             return .notQueued(status: githubJob.status)
         case .success(let githubJob):
             if labels.isEmpty { labels = githubJob.labels }  // a replacement runner: the labels come from GitHub
@@ -221,15 +226,7 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
                 "reading the job from GitHub failed",
                 metadata: metadata.merging(["error": "\(error)"]) { $1 }
             )
-            await cleanUp(
-                jobName: job.name,
-                resource: job.resource,
-                uid: uid,
-                runner: nil,
-                request: request,
-                profile: profile.name,
-                metadata: metadata
-            )
+            await undo()
             throw Self.provisioningError(error)
         }
 
@@ -237,15 +234,7 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
         // job asking for [self-hosted, linux] still matches a runner with one more label).
         labels = profile.registrationLabels(for: labels)
         guard mayAct() else {
-            await cleanUp(
-                jobName: job.name,
-                resource: job.resource,
-                uid: uid,
-                runner: nil,
-                request: request,
-                profile: profile.name,
-                metadata: metadata
-            )
+            await undo()
             throw fenced
         }
         let jit: JITConfig
@@ -253,30 +242,14 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
             jit = try await registerRunner(for: request, labels: labels, jobName: job.name)
         } catch {
             logger.warning("generating the JIT config failed", metadata: metadata.merging(["error": "\(error)"]) { $1 })
-            await cleanUp(
-                jobName: job.name,
-                resource: job.resource,
-                uid: uid,
-                runner: nil,
-                request: request,
-                profile: profile.name,
-                metadata: metadata
-            )
+            await undo()
             throw Self.provisioningError(error)
         }
         metadata["runner.id"] = "\(jit.runnerID)"
         metadata["runner.name"] = "\(jit.runnerName)"
 
         guard mayAct() else {
-            await cleanUp(
-                jobName: job.name,
-                resource: job.resource,
-                uid: uid,
-                runner: jit.runnerID,
-                request: request,
-                profile: profile.name,
-                metadata: metadata
-            )
+            await undo(registered: jit.runnerID)
             throw fenced
         }
         // Round 3: the Secret the runner reads its JIT config from.
@@ -297,15 +270,7 @@ package final class JITRunnerProvisioner: RunnerProvisioner {
             }
         } catch {
             logger.warning("creating the JIT secret failed", metadata: metadata.merging(["error": "\(error)"]) { $1 })
-            await cleanUp(
-                jobName: job.name,
-                resource: job.resource,
-                uid: uid,
-                runner: jit.runnerID,
-                request: request,
-                profile: profile.name,
-                metadata: metadata
-            )
+            await undo(registered: jit.runnerID)
             throw Self.provisioningError(error)
         }
         logger.info("runner registered and job created", metadata: metadata)
