@@ -17,6 +17,33 @@ import Testing
     let logs = LogCapture()
     let time = ManualClock()
 
+    /// A queued job of octo/repo asking for `labels`.
+    func request(_ job: Int64, labels: [String] = ["self-hosted"]) -> RunnerRequest {
+        RunnerRequest(
+            owner: "octo",
+            repository: "repo",
+            jobID: job,
+            runID: 1,
+            jobName: "build",
+            labels: labels,
+            deliveryID: "d-\(job)"
+        )
+    }
+
+    /// A provisioner choosing among `profiles`.
+    func provisioner(settings: RunnerJob.Settings, profiles: RunnerProfileStore) -> JITRunnerProvisioner {
+        JITRunnerProvisioner(
+            github: github,
+            kubernetes: kubernetes,
+            settings: settings,
+            runnerGroupID: 1,
+            monitor: ClusterMonitor(kubernetes: kubernetes, namespace: "ns", metrics: metrics, logger: logs.logger()),
+            clock: ImmediateClock(),
+            logger: logs.logger(),
+            profiles: profiles
+        )
+    }
+
     func settings() throws -> RunnerJob.Settings {
         var settings = Samples.settings(.standard)
         settings.backend = try Samples.kubeVirtBackend()
@@ -98,15 +125,7 @@ import Testing
             settings: try settings()
         )
         github.queue(job: 7)
-        let request = RunnerRequest(
-            owner: "octo",
-            repository: "repo",
-            jobID: 7,
-            runID: 1,
-            jobName: "build",
-            labels: ["self-hosted"],
-            deliveryID: "d"
-        )
+        let request = request(7)
         #expect(try await provisioner.provision(request) == .created(runnerJob: "runner-7"))
         #expect(kubernetes.jobNames.isEmpty)
         let object = try #require(
@@ -139,15 +158,7 @@ import Testing
         kubernetes.state.withLock {
             $0.createSecretFaults = [FakeKubernetesAPI.error(.forbidden, status: 403, resource: "secrets")]
         }
-        let request = RunnerRequest(
-            owner: "octo",
-            repository: "repo",
-            jobID: 8,
-            runID: 1,
-            jobName: "build",
-            labels: ["self-hosted"],
-            deliveryID: "d"
-        )
+        let request = request(8)
         await #expect(throws: ProvisioningError.self) { try await provisioner.provision(request) }
         #expect(kubernetes.state.withLock { $0.objects[Samples.virtualMachineInstances]?.isEmpty ?? true })
         #expect(kubernetes.calls.contains("delete virtualmachineinstances runner-8"))
@@ -240,27 +251,7 @@ extension CustomBackendTests {
                 RunnerProfile(name: "vm", matcher: .selfHosted, settings: settings, maxRunners: 1)
             ])
         )
-        let provisioner = JITRunnerProvisioner(
-            github: github,
-            kubernetes: kubernetes,
-            settings: settings,
-            runnerGroupID: 1,
-            monitor: ClusterMonitor(kubernetes: kubernetes, namespace: "ns", metrics: metrics, logger: logs.logger()),
-            clock: ImmediateClock(),
-            logger: logs.logger(),
-            profiles: profiles
-        )
-        func request(_ job: Int64) -> RunnerRequest {
-            RunnerRequest(
-                owner: "octo",
-                repository: "repo",
-                jobID: job,
-                runID: 1,
-                jobName: "build",
-                labels: ["self-hosted"],
-                deliveryID: "d-\(job)"
-            )
-        }
+        let provisioner = self.provisioner(settings: settings, profiles: profiles)
         github.queue(job: 1)
         github.queue(job: 2)
         #expect(try await provisioner.provision(request(1)) == .created(runnerJob: "runner-1"))
@@ -354,31 +345,14 @@ extension CustomBackendTests {
             settings: settings
         )
         let expected = "self-hosted,linux,kro,\(Samples.ownerLabel)"
-        var request = Samples.request
-        request.labels = ["self-hosted", "kro"]
-        #expect(profile.render(for: request).job["spec"]?["labels"] == .string(expected))
+        var sample = Samples.request
+        sample.labels = ["self-hosted", "kro"]
+        #expect(profile.render(for: sample).job["spec"]?["labels"] == .string(expected))
 
         // Through the provisioner, for a replacement whose job's labels come from GitHub.
-        let provisioner = JITRunnerProvisioner(
-            github: github,
-            kubernetes: kubernetes,
-            settings: settings,
-            runnerGroupID: 1,
-            monitor: ClusterMonitor(kubernetes: kubernetes, namespace: "ns", metrics: metrics, logger: logs.logger()),
-            clock: ImmediateClock(),
-            logger: logs.logger(),
-            profiles: RunnerProfileStore(RunnerProfiles([profile]))
-        )
+        let provisioner = self.provisioner(settings: settings, profiles: RunnerProfileStore(RunnerProfiles([profile])))
         github.queue(job: 41, labels: ["self-hosted", "kro"])
-        var replacement = RunnerRequest(
-            owner: "octo",
-            repository: "repo",
-            jobID: 41,
-            runID: 1,
-            jobName: "",
-            labels: [],
-            deliveryID: "d"
-        )
+        var replacement = self.request(41, labels: [])
         replacement.replacing = 40
         let outcome = try await provisioner.provision(replacement)
         guard case .created(let name) = outcome else {
