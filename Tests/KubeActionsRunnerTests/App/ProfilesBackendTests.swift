@@ -89,7 +89,8 @@ import Testing
             environment: ["PROFILES_FILE": Self.path, "NAMESPACE": "github-runners-jobs"],
             files: InMemoryFiles([Self.path: try Self.example()])
         )
-        let golden = "golden/render.profile-vm.yaml"
+        // Not `render.*.yaml`: those are validated against the Kubernetes schema, which has no KubeVirt kinds.
+        let golden = "golden/backend.render.vm.yaml"
         if ProcessInfo.processInfo.environment["UPDATE_GOLDEN"] == "1" {
             try Data(rendered.utf8).write(to: Fixtures.directory.appendingPathComponent(golden))
         }
