@@ -700,13 +700,11 @@ private struct NodeReader {
         return text
     }
 
-    /// A Kubernetes object name (DNS subdomain: lowercase alphanumerics, `-` and `.`, at most 253).
+    /// A Kubernetes object name (DNS subdomain: lowercase alphanumerics, `-` and `.`, at most 253), checked as the
+    /// environment's object names are (`isDNSSubdomain`).
     mutating func dnsName(_ node: Node, at path: String) -> String? {
         guard let text = string(node, at: path) else { return nil }
-        let valid =
-            !text.isEmpty && text.utf8.count <= 253
-            && text.utf8.allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 45 || $0 == 46 }
-            && text.first != "-" && text.last != "-"
+        let valid = isDNSSubdomain(text)
         if !valid { problem(path, node, "'\(text)' is not a Kubernetes name (lowercase a-z, 0-9, '-', '.')") }
         return valid ? text : nil
     }
